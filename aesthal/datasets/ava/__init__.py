@@ -1,0 +1,1 @@
+"""The `ava` TFDS builder."""

@@ -1,0 +1,1 @@
+"""The `cat2000` TFDS builder."""

@@ -1,0 +1,1 @@
+"""The `mit1003` TFDS builder."""

@@ -1,0 +1,1 @@
+"""The `osie` TFDS builder."""

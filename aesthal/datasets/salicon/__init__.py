@@ -1,0 +1,1 @@
+"""The `salicon` TFDS builder."""
