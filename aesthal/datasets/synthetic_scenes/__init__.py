@@ -1,0 +1,1 @@
+"""synthetic_scenes: the generated default data set (no download)."""
