@@ -159,7 +159,8 @@ class SceneConfig:
             )
         if not 1 <= self.min_raters <= self.max_raters:
             raise ValueError(
-                f"need 1 <= min_raters <= max_raters, got {self.min_raters}, {self.max_raters}"
+                "need 1 <= min_raters <= max_raters, got "
+                f"{self.min_raters}, {self.max_raters}"
             )
         if self.num_observers < 1 or self.max_objects < 1:
             raise ValueError("num_observers and max_objects must be >= 1")
@@ -291,8 +292,8 @@ def _gaussian_2d(h: int, w: int, mean: tuple[float, float], sigma: tuple[float, 
     )
 
 
-def _draw_object(canvas, mask, kind, centre, r, colour, rng, height, width) -> tuple:
-    """Paints one object on `canvas` (float32 RGB) and `mask` (uint8); returns its hue."""
+def _draw_object(canvas, mask, kind, centre, r, colour, rng) -> None:
+    """Paints one object on `canvas` (float32 RGB) and its shape on `mask`."""
     cy, cx = centre
     # cv2 takes (x, y) integer points; draw with 4 bits of sub-pixel precision.
     shift = 4
@@ -390,7 +391,7 @@ def generate_scene(config: SceneConfig, seed: int | np.random.SeedSequence) -> S
             hue = rng.uniform(0, 1)
             colour = _hsv_to_rgb255(hue, rng.uniform(0.2, 1.0), rng.uniform(0.2, 1.0))
         mask = np.zeros((h, w), np.uint8)
-        _draw_object(canvas, mask, kind, centre, r, colour, rng, h, w)
+        _draw_object(canvas, mask, kind, centre, r, colour, rng)
         types.append(kind)
         radii.append(r)
         hues.append(hue)
