@@ -1,18 +1,231 @@
-"""The `osie` TFDS builder (work in progress: registers the name only)."""
+"""OSIE: 700 photographs with the fixations of 15 free-viewing observers.
 
+Xu, Jiang, Wang, Kankanhalli, Zhao, "Predicting human gaze beyond pixels",
+Journal of Vision 14(1):28, 2014 (MIT License).
+
+Coordinates: `fixations.mat` stores MATLAB-style 1-based `fix_x` (column) and
+`fix_y` (row). The builder converts them once, with
+`aesthal.fixations.from_matlab_xy`, to float32 `[N, 2]` `(row, column)` in
+0-based pixel coordinates of the stored image: MATLAB `(x=1, y=1)` is `(0, 0)`.
+The points of all observers are concatenated in observer order; points whose
+nearest pixel lies outside the image (none in the real data) are dropped.
+
+`fixation_map` follows the upstream `computeFixationMaps.m`: pool all
+observers' points into a binary map (round, clip), blur with a Gaussian of
+sigma 24 px at 800x600 (scaled by sqrt(H * W / (800 * 600)) for another
+size), min-max normalise, and store as uint16 PNG (round(v * 65535)).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import scipy.io
+import tensorflow as tf
 import tensorflow_datasets as tfds
+
+from aesthal import fixations as fixlib
+from aesthal.datasets import common
+
+_TRAIN_RANGE = (1001, 1600)
+_TEST_RANGE = (1601, 1700)
+_SIGMA_AT_800X600 = 24.0
+
+_CITATION = """\
+@article{xu2014predicting,
+  title={Predicting human gaze beyond pixels},
+  author={Xu, Juan and Jiang, Ming and Wang, Shuo and Kankanhalli, Mohan S.
+          and Zhao, Qi},
+  journal={Journal of Vision}, volume={14}, number={1}, pages={28}, year={2014}
+}
+"""
+
+
+def fixation_sigma(height: int, width: int) -> float:
+    """The blur sigma in px: 24 at 800x600, scaled with the image's size."""
+    return _SIGMA_AT_800X600 * float(np.sqrt(height * width / (800.0 * 600.0)))
+
+
+def _split_of(name: str) -> str | None:
+    stem = os.path.splitext(name)[0]
+    if not stem.isdigit():
+        return None
+    number = int(stem)
+    if _TRAIN_RANGE[0] <= number <= _TRAIN_RANGE[1]:
+        return "train"
+    if _TEST_RANGE[0] <= number <= _TEST_RANGE[1]:
+        return "test"
+    return None
+
+
+def _cell(value) -> list:
+    """A MATLAB cell / struct array read with squeeze_me=True, as a list."""
+    if isinstance(value, np.ndarray):
+        return list(value.reshape(-1))
+    return [value]
+
+
+def load_fixations_mat(path: str) -> dict[str, object]:
+    """Reads `fixations.mat` into `{image name: entry}`.
+
+    The file holds `fixations`, a 700x1 cell of structs with `img` (file name)
+    and `subjects` (a cell of structs with `fix_x`, `fix_y`, `fix_duration`).
+
+    Raises:
+        ValueError: the file cannot be read or has no `fixations` cell (a
+            problem with the whole data set, so it fails before any example).
+    """
+    with tf.io.gfile.GFile(path, "rb") as f:
+        try:
+            mat = scipy.io.loadmat(f, squeeze_me=True, struct_as_record=False)
+        except Exception as error:  # scipy raises several types
+            raise ValueError(f"{path}: not a readable MAT-file ({error})") from error
+    if "fixations" not in mat:
+        keys = sorted(k for k in mat if not k.startswith("__"))
+        raise ValueError(f"{path}: no `fixations` variable (found {keys})")
+    entries: dict[str, object] = {}
+    for index, entry in enumerate(_cell(mat["fixations"])):
+        name = getattr(entry, "img", None)
+        name = str(name) if name is not None else f"<entry {index} without img>"
+        entries[name] = entry
+    return entries
+
+
+def entry_points(entry: object, where: str) -> np.ndarray:
+    """All observers' fixations of one entry: float32 `[N, 2]` (row, col), 0-based.
+
+    Raises:
+        common.BadExampleError: `bad_mat_entry` when a field is missing.
+    """
+    subjects = getattr(entry, "subjects", None)
+    if subjects is None:
+        raise common.BadExampleError("bad_mat_entry", f"{where}: no `subjects`")
+    points = []
+    for j, subject in enumerate(_cell(subjects)):
+        if not (hasattr(subject, "fix_x") and hasattr(subject, "fix_y")):
+            raise common.BadExampleError(
+                "bad_mat_entry", f"{where}: subject {j} lacks fix_x/fix_y"
+            )
+        try:
+            points.append(fixlib.from_matlab_xy(subject.fix_x, subject.fix_y))
+        except (ValueError, TypeError) as error:
+            raise common.BadExampleError(
+                "bad_mat_entry", f"{where}: subject {j}: {error}"
+            ) from error
+    if not points:
+        return np.zeros((0, 2), np.float32)
+    return np.concatenate(points, axis=0)
 
 
 class Builder(tfds.core.GeneratorBasedBuilder):
-    """`osie`: being written (issue 3); generation raises until then."""
+    """OSIE (Xu et al. 2014): images, fixation points and computed fixation maps.
+
+    Splits: `train` = 1001.jpg-1600.jpg (600), `test` = 1601.jpg-1700.jpg (100).
+    Features: `image` uint8 `[H, W, 3]`; `image/filename`; `has_saliency`
+    (True) and `has_aesthetics` (False); `fixation_map` uint16 `[H, W, 1]`
+    (min-max normalised to 0..65535); `fixations` float32 `[N, 2]` 0-based
+    `(row, column)` (see the module docstring for the conversion).
+    """
 
     VERSION = tfds.core.Version("1.0.0")
+    RELEASE_NOTES = {"1.0.0": "Initial release."}
+    MANUAL_DOWNLOAD_INSTRUCTIONS = """\
+Copy the OSIE release (github.com/NUS-VIP/predicting-human-gaze-beyond-pixels)
+into the manual_dir, keeping its layout:
+
+    <manual_dir>/data/stimuli/1001.jpg ... 1700.jpg   (700 images, 800x600)
+    <manual_dir>/data/eye/fixations.mat               (MATLAB 5 MAT-file)
+
+e.g. tfds.load("osie", download_and_prepare_kwargs={"download_config":
+tfds.download.DownloadConfig(manual_dir="../shared/data/osie")}).
+"""
 
     def _info(self) -> tfds.core.DatasetInfo:
-        return self.dataset_info_from_configs(features=tfds.features.FeaturesDict({}))
+        return tfds.core.DatasetInfo(
+            builder=self,
+            description=__doc__,
+            features=tfds.features.FeaturesDict(
+                {
+                    "image": tfds.features.Image(
+                        shape=(None, None, 3), dtype=np.uint8, encoding_format="jpeg"
+                    ),
+                    "image/filename": tfds.features.Text(),
+                    "has_saliency": tfds.features.Scalar(dtype=np.bool_),
+                    "has_aesthetics": tfds.features.Scalar(dtype=np.bool_),
+                    "fixation_map": tfds.features.Image(
+                        shape=(None, None, 1), dtype=np.uint16, encoding_format="png"
+                    ),
+                    "fixations": tfds.features.Tensor(
+                        shape=(None, 2), dtype=np.float32
+                    ),
+                }
+            ),
+            homepage="https://github.com/NUS-VIP/predicting-human-gaze-beyond-pixels",
+            citation=_CITATION,
+        )
 
-    def _split_generators(self, dl_manager):
-        raise NotImplementedError("osie builder not written yet (issue 3)")
+    def _split_generators(self, dl_manager: tfds.download.DownloadManager):
+        manual_dir = str(dl_manager.manual_dir)
+        common.check_manual_files(
+            manual_dir,
+            files=["data/eye/fixations.mat", "data/stimuli"],
+            globs=["data/stimuli/*.jpg"],
+            dataset=self.name,
+            instructions=self.MANUAL_DOWNLOAD_INSTRUCTIONS,
+        )
+        entries = load_fixations_mat(common.join(manual_dir, "data/eye/fixations.mat"))
+        stimuli = common.join(manual_dir, "data/stimuli")
+        names = set(common.list_files(stimuli, [".jpg"])) | set(entries)
+        by_split: dict[str, list[str]] = {"train": [], "test": []}
+        for name in sorted(names):
+            split = _split_of(name)
+            if split is not None:
+                by_split[split].append(name)
+        self.skip_counters = {
+            split: common.SkipCounter(self.name, split) for split in by_split
+        }
+        return {
+            split: self._generate_examples(
+                stimuli, split_names, entries, self.skip_counters[split]
+            )
+            for split, split_names in by_split.items()
+        }
 
-    def _generate_examples(self):
-        raise NotImplementedError("osie builder not written yet (issue 3)")
+    def _generate_examples(
+        self,
+        stimuli_dir: str,
+        names: list[str],
+        entries: dict[str, object],
+        counter: common.SkipCounter,
+    ):
+        for name in names:
+            try:
+                example = self._example(stimuli_dir, name, entries, counter)
+            except common.BadExampleError as error:
+                counter.skip(error, name)
+                continue
+            counter.kept += 1
+            yield name, example
+        counter.log_summary()
+
+    def _example(self, stimuli_dir, name, entries, counter) -> dict:
+        path = common.join(stimuli_dir, name)
+        if name not in entries:
+            raise common.BadExampleError("no_fixations", f"{name} has no entry")
+        points = entry_points(entries[name], f"fixations.mat entry {name}")
+        rgb, encoded = common.read_rgb_image(path)
+        height, width = rgb.shape[:2]
+        points = common.keep_points_in_image(points, rgb.shape, counter)
+        binary = fixlib.points_to_binary_map(points, (height, width))
+        common.check_nonzero(binary, f"{name} (fixation points)")
+        fixation_map = fixlib.blur_fixation_map(binary, fixation_sigma(height, width))
+        common.check_nonzero(fixation_map, f"{name} (blurred map)")
+        return {
+            "image": encoded,
+            "image/filename": name,
+            "has_saliency": True,
+            "has_aesthetics": False,
+            "fixation_map": common.to_uint16_map(fixation_map),
+            "fixations": points,
+        }

@@ -1,0 +1,333 @@
+"""Shared code for the real-data builders: file checks, robust decoding, skips.
+
+Every builder reads its `manual_dir` through `tf.io.gfile`, checks the layout
+up front with `check_manual_files` (one error listing every missing path), and
+turns each bad example into a counted skip (`SkipCounter`) instead of a crash
+late in a long preparation. Nothing here ever returns a NaN.
+
+Conventions (docs/design.md):
+    image          uint8 `[H, W, 3]` RGB.
+    fixation_map   uint8 `[H, W, 1]` (published maps) or uint16 `[H, W, 1]`
+                   (maps we compute), same size as the image.
+    fixations      float32 `[N, 2]`, `(row, column)`, 0-based pixel coordinates
+                   of the stored image.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import logging
+from collections.abc import Iterable, Sequence
+
+import cv2
+import numpy as np
+import tensorflow as tf
+
+logger = logging.getLogger(__name__)
+
+# A map whose aspect ratio differs from its image's by at most this fraction is
+# resized to the image (bilinear); a larger difference is a skip.
+MAX_ASPECT_MISMATCH = 0.02
+
+
+class BadExampleError(ValueError):
+    """One example cannot be used; the builder counts it as a skip.
+
+    Attributes:
+        reason: short machine-readable key, e.g. `"corrupt_image"`.
+    """
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason
+
+
+class SkipCounter:
+    """Counts skipped examples and dropped fixation points, by reason.
+
+    Args:
+        dataset: builder name, used in log lines.
+        split: split name, used in log lines.
+    """
+
+    def __init__(self, dataset: str, split: str):
+        self.dataset = dataset
+        self.split = split
+        self.skipped: collections.Counter[str] = collections.Counter()
+        self.dropped_points = 0
+        self.kept = 0
+        self.examples: dict[str, list[str]] = collections.defaultdict(list)
+
+    def skip(self, error: BadExampleError, key: str) -> None:
+        """Records one skipped example (logged at WARNING, one line)."""
+        self.skipped[error.reason] += 1
+        if len(self.examples[error.reason]) < 5:
+            self.examples[error.reason].append(key)
+        logger.warning("%s/%s: skipping %s (%s)", self.dataset, self.split, key, error)
+
+    def summary(self) -> str:
+        """One line: examples kept, skipped per reason, points dropped."""
+        total = sum(self.skipped.values())
+        reasons = ", ".join(
+            f"{reason}={count} (e.g. {', '.join(self.examples[reason])})"
+            for reason, count in sorted(self.skipped.items())
+        )
+        return (
+            f"{self.dataset}/{self.split}: kept {self.kept} examples, "
+            f"skipped {total}"
+            + (f" [{reasons}]" if reasons else "")
+            + f"; dropped {self.dropped_points} fixation points outside the image"
+        )
+
+    def log_summary(self) -> None:
+        """Logs `summary()`: WARNING if anything was skipped, else INFO."""
+        level = logging.WARNING if self.skipped else logging.INFO
+        logger.log(level, "%s", self.summary())
+
+
+def join(*parts: str) -> str:
+    """`os.path.join` for gfile paths (str in, str out)."""
+    return str(tf.io.gfile.join(*[str(p) for p in parts]))
+
+
+def check_manual_files(
+    manual_dir: str,
+    files: Sequence[str] = (),
+    globs: Sequence[str] = (),
+    *,
+    dataset: str,
+    instructions: str,
+) -> None:
+    """Checks the manual_dir layout; raises once, naming every missing path.
+
+    Args:
+        manual_dir: the folder the user filled.
+        files: paths relative to `manual_dir` that must exist (files or dirs).
+        globs: patterns relative to `manual_dir` that must match >= 1 file.
+        dataset: builder name, for the message.
+        instructions: the builder's `MANUAL_DOWNLOAD_INSTRUCTIONS`, appended.
+
+    Raises:
+        FileNotFoundError: if anything is missing; the message lists all of it.
+    """
+    missing = []
+    if not tf.io.gfile.isdir(manual_dir):
+        missing.append(f"{manual_dir} (the manual_dir itself)")
+    else:
+        for rel in files:
+            if not tf.io.gfile.exists(join(manual_dir, rel)):
+                missing.append(join(manual_dir, rel))
+        for pattern in globs:
+            if not tf.io.gfile.glob(join(manual_dir, pattern)):
+                missing.append(f"{join(manual_dir, pattern)} (no file matches)")
+    if missing:
+        listing = "\n  ".join(missing)
+        raise FileNotFoundError(
+            f"{dataset}: {len(missing)} expected path(s) missing from the "
+            f"manual_dir:\n  {listing}\n\n{instructions}"
+        )
+
+
+def list_files(directory: str, suffixes: Iterable[str]) -> list[str]:
+    """Sorted base names in `directory` ending in one of `suffixes` (any case)."""
+    if not tf.io.gfile.isdir(directory):
+        return []
+    suffixes = tuple(s.lower() for s in suffixes)
+    return sorted(
+        name
+        for name in tf.io.gfile.listdir(directory)
+        if name.lower().endswith(suffixes) and not name.endswith("/")
+    )
+
+
+def _jpeg_components(data: bytes) -> int | None:
+    """Number of colour components in a baseline/progressive JPEG, or None."""
+    if not data.startswith(b"\xff\xd8"):
+        return None
+    i = 2
+    while i + 9 < len(data):
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7 or marker == 0xFF:
+            i += 1 if marker == 0xFF else 2
+            continue
+        length = int.from_bytes(data[i + 2 : i + 4], "big")
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            return data[i + 9]
+        i += 2 + length
+    return None
+
+
+def _to_uint8(array: np.ndarray, path: str) -> np.ndarray:
+    if array.dtype == np.uint8:
+        return array
+    if array.dtype == np.uint16:
+        # 16-bit -> 8-bit: rounds v / 257, so 65535 -> 255 and 0 -> 0.
+        return np.round(array.astype(np.float32) / 257.0).astype(np.uint8)
+    raise BadExampleError("unsupported_dtype", f"{path}: pixel dtype {array.dtype}")
+
+
+def read_bytes(path: str) -> bytes:
+    """Reads a file through gfile; a missing file is a `missing_file` skip."""
+    if not tf.io.gfile.exists(path):
+        raise BadExampleError("missing_file", f"{path} does not exist")
+    with tf.io.gfile.GFile(path, "rb") as f:
+        return f.read()
+
+
+def read_rgb_image(path: str) -> tuple[np.ndarray, bytes | np.ndarray]:
+    """Decodes an image to uint8 RGB, converting where it is safe.
+
+    Grayscale -> RGB (channel copied), RGBA / gray+alpha -> RGB (alpha dropped,
+    no compositing), 16-bit -> 8-bit (rounded v / 257). A file cv2 cannot
+    decode (corrupt, truncated, not an image) is a skip.
+
+    Args:
+        path: image file (JPEG, PNG, ...).
+
+    Returns:
+        `(rgb, encoded)`: `rgb` uint8 `[H, W, 3]`; `encoded` is the original
+        file bytes when they are already an 8-bit 3-component JPEG (stored
+        as-is, no re-encoding), otherwise `rgb` itself (TFDS encodes it).
+
+    Raises:
+        BadExampleError: `missing_file`, `corrupt_image`, `unsupported_dtype`.
+    """
+    data = read_bytes(path)
+    array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if array is None or array.size == 0:
+        raise BadExampleError(
+            "corrupt_image", f"{path}: cannot decode ({len(data)} bytes)"
+        )
+    array = _to_uint8(array, path)
+    if array.ndim == 2:
+        rgb = cv2.cvtColor(array, cv2.COLOR_GRAY2RGB)
+    elif array.shape[2] == 1:
+        rgb = cv2.cvtColor(array[..., 0], cv2.COLOR_GRAY2RGB)
+    elif array.shape[2] == 2:  # gray + alpha
+        rgb = cv2.cvtColor(array[..., 0], cv2.COLOR_GRAY2RGB)
+    elif array.shape[2] == 3:
+        rgb = cv2.cvtColor(array, cv2.COLOR_BGR2RGB)
+    elif array.shape[2] == 4:
+        rgb = cv2.cvtColor(array, cv2.COLOR_BGRA2RGB)
+    else:
+        raise BadExampleError(
+            "corrupt_image", f"{path}: {array.shape[2]} channels is not an image"
+        )
+    if _jpeg_components(data) == 3 and array.dtype == np.uint8 and array.ndim == 3:
+        return rgb, data
+    return rgb, rgb
+
+
+def read_gray_map(path: str) -> np.ndarray:
+    """Decodes a published saliency map to uint8 `[H, W]`.
+
+    A 3- or 4-channel map is turned to gray (cv2 luma); a 16-bit map to
+    8-bit (rounded v / 257).
+
+    Raises:
+        BadExampleError: `missing_file`, `corrupt_map`, `unsupported_dtype`.
+    """
+    data = read_bytes(path)
+    array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if array is None or array.size == 0:
+        raise BadExampleError("corrupt_map", f"{path}: cannot decode")
+    array = _to_uint8(array, path)
+    if array.ndim == 3:
+        if array.shape[2] == 1:
+            array = array[..., 0]
+        elif array.shape[2] in (2,):
+            array = array[..., 0]
+        elif array.shape[2] == 3:
+            array = cv2.cvtColor(array, cv2.COLOR_BGR2GRAY)
+        else:
+            array = cv2.cvtColor(array, cv2.COLOR_BGRA2GRAY)
+    return np.ascontiguousarray(array)
+
+
+def fit_map_to_image(
+    saliency_map: np.ndarray, image_shape: Sequence[int], path: str
+) -> np.ndarray:
+    """Returns `saliency_map` at the image's size, or raises a skip.
+
+    Policy: same size -> unchanged; aspect ratio within `MAX_ASPECT_MISMATCH`
+    -> bilinear resize to the image (the published maps are just stored at
+    another resolution); otherwise `map_size_mismatch` (a map for another
+    image shape cannot be trusted).
+
+    Args:
+        saliency_map: `[h, w]` map, any dtype cv2 resizes.
+        image_shape: `(H, W, ...)` of the image.
+        path: map file, for messages.
+
+    Raises:
+        BadExampleError: `map_size_mismatch`.
+    """
+    height, width = int(image_shape[0]), int(image_shape[1])
+    h, w = saliency_map.shape[:2]
+    if (h, w) == (height, width):
+        return saliency_map
+    if abs((w / h) / (width / height) - 1.0) > MAX_ASPECT_MISMATCH:
+        raise BadExampleError(
+            "map_size_mismatch",
+            f"{path}: map is {w}x{h} but its image is {width}x{height}",
+        )
+    return cv2.resize(saliency_map, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+def check_nonzero(saliency_map: np.ndarray, path: str) -> None:
+    """An all-zero map would give a 0/0 = NaN target: a `zero_map` skip."""
+    if not np.any(saliency_map):
+        raise BadExampleError("zero_map", f"{path}: the map is all zeros")
+
+
+def keep_points_in_image(
+    points: np.ndarray, shape: Sequence[int], counter: SkipCounter | None = None
+) -> np.ndarray:
+    """Drops NaN points and points whose nearest pixel is outside the image.
+
+    Args:
+        points: float32 `[N, 2]` `(row, column)`, 0-based.
+        shape: `(H, W, ...)` of the image.
+        counter: if given, its `dropped_points` grows by the number dropped.
+
+    Returns:
+        float32 `[M, 2]`, M <= N, every row in `[-0.5, H - 0.5) x [-0.5, W - 0.5)`.
+    """
+    points = np.asarray(points, np.float32).reshape(-1, 2)
+    height, width = float(shape[0]), float(shape[1])
+    ok = (
+        np.all(np.isfinite(points), axis=1)
+        & (points[:, 0] >= -0.5)
+        & (points[:, 0] < height - 0.5)
+        & (points[:, 1] >= -0.5)
+        & (points[:, 1] < width - 0.5)
+    )
+    if counter is not None:
+        counter.dropped_points += int(np.sum(~ok))
+    return points[ok]
+
+
+def to_uint16_map(saliency_map: np.ndarray) -> np.ndarray:
+    """float `[H, W]` in [0, 1] -> uint16 `[H, W, 1]` (round(v * 65535))."""
+    scaled = np.round(np.clip(saliency_map, 0.0, 1.0) * 65535.0)
+    return scaled.astype(np.uint16)[..., None]
+
+
+def hashed_test_set(names: Iterable[str], num_test: int) -> set[str]:
+    """A fixed test subset: the `num_test` names with the smallest SHA-256.
+
+    Independent of file order and of the platform; adding or removing other
+    files moves at most the boundary element.
+
+    Args:
+        names: unique identifiers (e.g. relative file names).
+        num_test: how many go to test.
+
+    Returns:
+        The chosen names.
+    """
+    ranked = sorted(names, key=lambda n: hashlib.sha256(n.encode("utf-8")).digest())
+    return set(ranked[: max(0, num_test)])

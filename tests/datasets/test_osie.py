@@ -1,0 +1,124 @@
+"""Tests for the `osie` builder: dummy data in the real format, and the real files."""
+
+import logging
+import time
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from aesthal.datasets.osie import osie_dataset_builder
+
+DUMMY = osie_dataset_builder.__file__.rsplit("/", 1)[0] + "/dummy_data"
+
+
+class OsieBuilderTest(tfds.testing.DatasetBuilderTestCase):
+    """Dummy data: 1001, 1002 train; 1601 test; five bad examples skipped."""
+
+    DATASET_CLASS = osie_dataset_builder.Builder
+    SPLITS = {"train": 2, "test": 1}
+    SKIP_CHECKSUMS = True
+
+
+def _prepare(tmp_path, manual_dir=DUMMY):
+    builder = osie_dataset_builder.Builder(data_dir=str(tmp_path))
+    builder.download_and_prepare(
+        download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir))
+    )
+    return builder
+
+
+@pytest.fixture(scope="module")
+def dummy_builder(tmp_path_factory):
+    return _prepare(tmp_path_factory.mktemp("osie"))
+
+
+def test_skips_are_counted_by_reason(dummy_builder):
+    train = dummy_builder.skip_counters["train"]
+    test = dummy_builder.skip_counters["test"]
+    assert dict(train.skipped) == {
+        "corrupt_image": 1,
+        "missing_file": 1,
+        "bad_mat_entry": 1,
+    }
+    assert dict(test.skipped) == {"zero_map": 1, "no_fixations": 1}
+    assert (train.kept, test.kept) == (2, 1)
+
+
+def test_matlab_one_based_xy_becomes_zero_based_row_col(dummy_builder):
+    (example,) = tfds.as_numpy(dummy_builder.as_dataset(split="test"))
+    assert example["image/filename"] == b"1601.jpg"
+    # MATLAB (x=1, y=1) -> (0, 0); (x=64, y=48) -> (47, 63); (32.5, 20) -> (19, 31.5)
+    np.testing.assert_allclose(
+        example["fixations"], [[0, 0], [47, 63], [19, 31.5]], atol=1e-6
+    )
+    fmap = example["fixation_map"][..., 0]
+    assert example["image"].shape == (48, 64, 3)
+    assert fmap.shape == (48, 64) and fmap.dtype == np.uint16
+    # Min-max normalised; the corner fixation (0, 0) is a local maximum.
+    assert fmap.max() == 65535 and fmap.min() == 0
+    assert fmap[0, 0] > fmap[0, 10] and fmap[0, 0] > fmap[10, 0]
+
+
+def test_grayscale_jpeg_becomes_rgb_with_equal_channels(dummy_builder):
+    examples = {
+        ex["image/filename"]: ex
+        for ex in tfds.as_numpy(dummy_builder.as_dataset(split="train"))
+    }
+    assert set(examples) == {b"1001.jpg", b"1002.jpg"}
+    gray = examples[b"1002.jpg"]["image"]
+    assert gray.shape == (48, 64, 3)
+    np.testing.assert_array_equal(gray[..., 0], gray[..., 2])
+    assert examples[b"1001.jpg"]["has_saliency"]
+    assert not examples[b"1001.jpg"]["has_aesthetics"]
+
+
+def test_tfds_load_by_name_offline(tmp_path):
+    import aesthal.datasets  # noqa: F401  (registers "osie")
+
+    ds = tfds.load(
+        "osie",
+        split="test",
+        data_dir=str(tmp_path),
+        download_and_prepare_kwargs={
+            "download_config": tfds.download.DownloadConfig(manual_dir=DUMMY)
+        },
+    )
+    (example,) = list(ds.as_numpy_iterator())
+    assert example["fixations"].shape == (3, 2)
+
+
+def test_missing_files_are_all_listed(tmp_path):
+    (tmp_path / "manual" / "data").mkdir(parents=True)
+    with pytest.raises(FileNotFoundError) as info:
+        _prepare(tmp_path / "out", tmp_path / "manual")
+    message = str(info.value)
+    assert "data/eye/fixations.mat" in message
+    assert "data/stimuli" in message and "data/stimuli/*.jpg" in message
+    assert "3 expected path(s) missing" in message
+
+
+@pytest.mark.real_data
+@pytest.mark.slow
+def test_real_osie_has_700_images_and_98321_fixations(osie_dir, tmp_path, caplog):
+    start = time.perf_counter()
+    with caplog.at_level(logging.INFO):
+        builder = _prepare(tmp_path, osie_dir)
+    seconds = time.perf_counter() - start
+    assert builder.info.splits["train"].num_examples == 600
+    assert builder.info.splits["test"].num_examples == 100
+    total = 0
+    first = None
+    for split in ("train", "test"):
+        for ex in tfds.as_numpy(builder.as_dataset(split=split, shuffle_files=False)):
+            total += ex["fixations"].shape[0]
+            assert ex["image"].shape == (600, 800, 3)
+            assert ex["fixation_map"].shape == (600, 800, 1)
+            if ex["image/filename"] == b"1001.jpg":
+                first = ex
+    assert total == 98321
+    # fixations.mat, entry 1001.jpg, observer 1: fix_x[0] = 395.5, fix_y[0] = 265.7.
+    assert first is not None
+    np.testing.assert_allclose(first["fixations"][0], [265.7 - 1, 395.5 - 1], atol=1e-4)
+    assert all(c.skipped == {} for c in builder.skip_counters.values())
+    print(f"OSIE real build: {seconds:.1f} s")
