@@ -1,0 +1,329 @@
+"""Per-image evaluation: every metric, mean and 95% CI, baselines side by side.
+
+The evaluate command is a thin wrapper: run the model over a split, collect
+its saliency maps and the examples' labels, call `evaluate_saliency_maps` (and
+`evaluate_aesthetics`), write the dict as `metrics.json` and
+`format_markdown_table` as the table.
+
+Maps are evaluated at the ground truth's original resolution, as the
+benchmarks do: a prediction of any size is upsampled to the fixation map's
+size inside each metric; the ground truth is never resized.
+"""
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Final
+
+import numpy as np
+from scipy import stats
+
+from aesthal.metrics import aesthetics, saliency
+from aesthal.metrics import baselines as baseline_models
+
+CENTRE_BIAS: Final[str] = "centre_bias"
+UNIFORM: Final[str] = "uniform"
+TRUE_DENSITY: Final[str] = "true_density"
+DEFAULT_MODEL_NAME: Final[str] = "model"
+
+# Metric name -> True when higher is better. Order of the table columns.
+SALIENCY_METRICS: Final[dict[str, bool]] = {
+    "auc_judd": True,
+    "auc_borji": True,
+    "auc_shuffled": True,
+    "nss": True,
+    "cc": True,
+    "kld": False,
+    "sim": True,
+    "ig": True,
+}
+AESTHETICS_METRICS: Final[dict[str, bool]] = {
+    "accuracy": True,
+    "srcc": True,
+    "plcc": True,
+    "mean_score_mse": False,
+    "emd_r1": False,
+    "emd_r2": False,
+}
+
+MapSource = np.ndarray | Callable[[Mapping[str, Any]], np.ndarray]
+
+
+def standard_baselines(
+    centre_bias: np.ndarray | None = None, with_true_density: bool = False
+) -> dict[str, MapSource]:
+    """The baselines to pass to `evaluate_saliency_maps`.
+
+    Args:
+        centre_bias: a density from `baselines.fit_centre_bias` (any size,
+            resized per image), or None to leave it out.
+        with_true_density: add the examples' `true_density` (the ceiling on
+            generated data).
+
+    Returns:
+        `{"uniform": ..., ["centre_bias": ...], ["true_density": ...]}`.
+    """
+    sources: dict[str, MapSource] = {UNIFORM: np.ones((1, 1))}
+    if centre_bias is not None:
+        sources[CENTRE_BIAS] = np.asarray(centre_bias, dtype=np.float64)
+    if with_true_density:
+        sources[TRUE_DENSITY] = lambda example: example[TRUE_DENSITY]
+    return sources
+
+
+def confidence_interval(values: Sequence[float], level: float = 0.95) -> dict:
+    """Mean and t-distribution confidence interval over images.
+
+    Args:
+        values: one value per image.
+        level: coverage of the interval.
+
+    Returns:
+        `{"mean", "ci_low", "ci_high", "n"}`; the bounds are None for fewer
+        than 2 values, the mean is None for none.
+    """
+    array = np.asarray(values, dtype=np.float64)
+    n = int(array.size)
+    if n == 0:
+        return {"mean": None, "ci_low": None, "ci_high": None, "n": 0}
+    mean = float(array.mean())
+    if n < 2:
+        return {"mean": mean, "ci_low": None, "ci_high": None, "n": n}
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1) * array.std(ddof=1) / np.sqrt(n))
+    return {"mean": mean, "ci_low": mean - half, "ci_high": mean + half, "n": n}
+
+
+def _squeeze_map(value: np.ndarray) -> np.ndarray:
+    array = np.asarray(value, dtype=np.float64)
+    return array[..., 0] if array.ndim == 3 and array.shape[-1] == 1 else array
+
+
+def _other_fixations(
+    points: Sequence[np.ndarray],
+    shapes: Sequence[tuple[int, int]],
+    index: int,
+    num_other: int,
+    rng: np.random.Generator,
+) -> np.ndarray | None:
+    """Union of fixations of `num_other` other images, in image `index`'s pixels."""
+    others = [j for j in range(len(points)) if j != index and len(points[j])]
+    if not others:
+        return None
+    chosen = rng.choice(others, size=min(num_other, len(others)), replace=False)
+    height, width = shapes[index]
+    scaled = [
+        (points[j] + 0.5) * np.array([height / shapes[j][0], width / shapes[j][1]])
+        - 0.5
+        for j in chosen
+    ]
+    other = saliency.fixation_points_to_map(np.concatenate(scaled), (height, width))
+    return other if other.any() else None
+
+
+def evaluate_saliency_maps(
+    pred_maps: Sequence[np.ndarray],
+    examples: Sequence[Mapping[str, Any]],
+    baselines: Mapping[str, MapSource] | None = None,
+    ig_baseline: str = CENTRE_BIAS,
+    model_name: str = DEFAULT_MODEL_NAME,
+    num_other_images: int = 10,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Computes every saliency metric per image for a model and its baselines.
+
+    Args:
+        pred_maps: one non-negative prediction per example, `[h, w]` or
+            `[h, w, 1]`, any size (upsampled to the ground truth's).
+        examples: one mapping per image with `"fixations"` (float `[N, 2]`
+            `(row, col)` points, 0-based) and `"fixation_map"` (`[H, W]` or
+            `[H, W, 1]`, the continuous ground truth at original resolution);
+            `"true_density"` `[H, W]` when a baseline reads it.
+        baselines: name -> a map (any size, e.g. the centre bias) or a
+            function of the example returning one. See `standard_baselines`.
+        ig_baseline: the name of the baseline information gain is measured
+            against; if it is not in `baselines` the uniform map is used
+            and the result says so.
+        model_name: the name of the model's row.
+        num_other_images: how many other images' fixations are the negatives
+            of the shuffled AUC (Borji uses 10).
+        seed: seeds AUC jitter and sampling (the same draws for every model).
+
+    Returns:
+        A JSON-serialisable dict:
+        `{"num_images", "num_evaluated", "skipped": [{"index", "reason"}],
+          "ig_baseline", "metrics": {model: {metric: confidence_interval}},
+          "per_image": {model: {metric: [float or None]}},
+          "explainable_information_gain_share": {model: float} (only with both
+          `true_density` and the IG baseline present)}`.
+        Images without fixations or with an all-zero map are skipped and
+        listed; sAUC is None for an image when no other image has fixations.
+
+    Raises:
+        ValueError: the number of maps and examples differ, or a map is bad.
+    """
+    if len(pred_maps) != len(examples):
+        raise ValueError(
+            f"got {len(pred_maps)} predicted maps for {len(examples)} examples"
+        )
+    sources: dict[str, MapSource] = {model_name: None}  # filled per image below
+    sources.update(baselines or {})
+    ig_name = ig_baseline if ig_baseline in sources else UNIFORM
+    ig_map_source = sources.get(ig_name, np.ones((1, 1)))
+
+    points = [
+        np.asarray(ex["fixations"], dtype=np.float64).reshape(-1, 2) for ex in examples
+    ]
+    truths = [_squeeze_map(ex["fixation_map"]) for ex in examples]
+    shapes = [t.shape[:2] for t in truths]
+    rng = np.random.default_rng(seed)
+
+    per_image = {name: {m: [] for m in SALIENCY_METRICS} for name in sources}
+    skipped = []
+    for index, example in enumerate(examples):
+        binary = saliency.fixation_points_to_map(points[index], shapes[index])
+        if not binary.any() or not truths[index].any():
+            skipped.append(
+                {"index": index, "reason": "no fixations or an all-zero fixation_map"}
+            )
+            continue
+        other = _other_fixations(points, shapes, index, num_other_images, rng)
+        ig_reference = _resolve(ig_map_source, example)
+        image_seed = seed + index
+        for name, source in sources.items():
+            prediction = (
+                pred_maps[index] if source is None else _resolve(source, example)
+            )
+            values = _image_metrics(
+                prediction, binary, truths[index], other, ig_reference, image_seed
+            )
+            for metric, value in values.items():
+                per_image[name][metric].append(value)
+
+    summary = {
+        name: {
+            metric: confidence_interval([v for v in values if v is not None])
+            for metric, values in metrics.items()
+        }
+        for name, metrics in per_image.items()
+    }
+    result: dict[str, Any] = {
+        "num_images": len(examples),
+        "num_evaluated": len(examples) - len(skipped),
+        "skipped": skipped,
+        "ig_baseline": ig_name,
+        "metrics": summary,
+        "per_image": per_image,
+    }
+    if TRUE_DENSITY in summary and result["num_evaluated"]:
+        ig_truth = summary[TRUE_DENSITY]["ig"]["mean"]
+        ig_centre = summary[ig_name]["ig"]["mean"] if ig_name in summary else 0.0
+        if ig_truth > ig_centre:
+            result["explainable_information_gain_share"] = {
+                name: baseline_models.explainable_information_gain_share(
+                    metrics["ig"]["mean"], ig_centre, ig_truth
+                )
+                for name, metrics in summary.items()
+            }
+    return result
+
+
+def _resolve(source: MapSource, example: Mapping[str, Any]) -> np.ndarray:
+    return source(example) if callable(source) else source
+
+
+def _image_metrics(
+    prediction: np.ndarray,
+    binary: np.ndarray,
+    truth: np.ndarray,
+    other: np.ndarray | None,
+    ig_reference: np.ndarray,
+    seed: int,
+) -> dict[str, float | None]:
+    return {
+        "auc_judd": saliency.auc_judd(prediction, binary, seed=seed),
+        "auc_borji": saliency.auc_borji(prediction, binary, seed=seed),
+        "auc_shuffled": (
+            None
+            if other is None
+            else saliency.auc_shuffled(prediction, binary, other, seed=seed)
+        ),
+        "nss": saliency.nss(prediction, binary),
+        "cc": saliency.cc(prediction, truth),
+        "kld": saliency.kld(prediction, truth),
+        "sim": saliency.sim(prediction, truth),
+        "ig": saliency.information_gain(prediction, binary, ig_reference),
+    }
+
+
+def evaluate_aesthetics(
+    y_true: np.ndarray, y_pred: np.ndarray, model_name: str = DEFAULT_MODEL_NAME
+) -> dict[str, Any]:
+    """Aesthetics metrics of one model: per-image ones with 95% CI, plus SRCC/PLCC.
+
+    Args:
+        y_true: `[N, 10]` vote counts or distributions over scores 1..10.
+        y_pred: `[N, 10]` predicted distributions.
+        model_name: the name of the model's row.
+
+    Returns:
+        `{"num_images", "metrics": {model_name: {metric: summary}}}`, where
+        accuracy, mean-score MSE and EMD carry `confidence_interval` summaries
+        over images and SRCC/PLCC are `{"mean": value, "n": N}` with no CI.
+    """
+    true_mean = aesthetics.mean_score(y_true)
+    pred_mean = aesthetics.mean_score(y_pred)
+    threshold = aesthetics.HIGH_QUALITY_THRESHOLD
+    correct = ((true_mean >= threshold) == (pred_mean >= threshold)).astype(float)
+    n = int(true_mean.size)
+    metrics = {
+        "accuracy": confidence_interval(correct),
+        "srcc": _point(aesthetics.srcc(y_true, y_pred) if n > 1 else None, n),
+        "plcc": _point(aesthetics.plcc(y_true, y_pred) if n > 1 else None, n),
+        "mean_score_mse": confidence_interval((true_mean - pred_mean) ** 2),
+        "emd_r1": confidence_interval(aesthetics.emd(y_true, y_pred, r=1)),
+        "emd_r2": confidence_interval(aesthetics.emd(y_true, y_pred, r=2)),
+    }
+    return {"num_images": n, "metrics": {model_name: metrics}}
+
+
+def _point(value: float | None, n: int) -> dict:
+    return {"mean": value, "ci_low": None, "ci_high": None, "n": n}
+
+
+def format_markdown_table(result: Mapping[str, Any], digits: int = 3) -> str:
+    """Renders `result["metrics"]` as a Markdown table, models as rows.
+
+    Cells read `mean ± half-width of the 95% CI` (or the mean alone, or `—`
+    when there is no value); arrows in the header say which way is better. An
+    `IG share` column is added when the result has one.
+
+    Args:
+        result: the output of `evaluate_saliency_maps` or `evaluate_aesthetics`.
+        digits: decimals shown.
+
+    Returns:
+        The table, ending in a newline.
+    """
+    metrics = result["metrics"]
+    names = list(next(iter(metrics.values())).keys())
+    directions = {**SALIENCY_METRICS, **AESTHETICS_METRICS}
+    header = ["model"] + [
+        f"{m} {'↑' if directions.get(m, True) else '↓'}" for m in names
+    ]
+    shares = result.get("explainable_information_gain_share")
+    if shares:
+        header.append("IG share ↑")
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for model, summaries in metrics.items():
+        cells = [model] + [_cell(summaries[m], digits) for m in names]
+        if shares:
+            cells.append(f"{shares[model]:.{digits}f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _cell(summary: Mapping[str, Any], digits: int) -> str:
+    if summary["mean"] is None:
+        return "—"
+    if summary["ci_low"] is None:
+        return f"{summary['mean']:.{digits}f}"
+    half = (summary["ci_high"] - summary["ci_low"]) / 2
+    return f"{summary['mean']:.{digits}f} ± {half:.{digits}f}"
