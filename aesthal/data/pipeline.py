@@ -1,0 +1,386 @@
+"""`make_dataset`: sources (TFDS names or datasets) to batched training tensors.
+
+Order of operations, per source:
+
+1. load (TFDS name with `shuffle_files=False`, so the example order, and hence
+   every index-based choice below, is fixed) and `enumerate()`;
+2. label edits, in this order: drop tasks not in `SourceSpec.tasks`; keep only
+   `label_budget[task]` labelled examples of a task (chosen by seed; exact);
+   permute a task's labels across its labelled examples (by seed); then, if
+   `drop_unlabelled`, drop examples left with no label;
+3. `standardize_example` (fills missing features with zeros and a False
+   flag, validates the targets) and `resize_example` (stretch to the model
+   size);
+4. optional `cache`, then (when `training`) `shuffle` and `repeat`.
+
+Then the sources are mixed with `tf.data.Dataset.sample_from_datasets`
+(weights = `SourceSpec.weight`, normalised), each element is flipped
+left-right with probability 1/2 (when `training`) by a stateless draw seeded
+with `(seed, position in the stream)`, and the stream is batched and
+prefetched. Given `seed`, the output is deterministic (parallel maps keep
+their order).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator, Mapping, Sequence
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from aesthal.data import preprocess
+
+_TASK_FLAG = {"saliency": "has_saliency", "aesthetics": "has_aesthetics"}
+_TASK_CODE = {"saliency": 1, "aesthetics": 2}
+
+
+@dataclasses.dataclass(frozen=True)
+class SourceSpec:
+    """One data source and the label edits to apply to it.
+
+    Attributes:
+        dataset: a registered TFDS name (e.g. "synthetic_scenes/tiny", "osie"),
+            or a `tf.data.Dataset` of TFDS-style example dicts (see
+            `aesthal.data.standardize_example`) in a fixed order.
+        split: TFDS split, when `dataset` is a name.
+        data_dir: TFDS data directory, when `dataset` is a name.
+        weight: relative sampling weight in a mixture (> 0).
+        tasks: tasks whose labels are kept; the others are masked out.
+        label_budget: task -> N: keep exactly N labelled examples of that task
+            (chosen uniformly by `seed`); the others lose that task's label.
+        disjoint_budgets: choose the budgets' examples disjointly (tasks in
+            the order "saliency", "aesthetics"), e.g. saliency on 200 images
+            and aesthetics on 2000 *other* images.
+        permute_labels: tasks whose labels are permuted across the examples
+            labelled for that task (a control: labels no longer match images).
+            Only "aesthetics" is supported.
+        drop_unlabelled: drop examples with no label left after the edits.
+        seed: seed of the budget choice and the permutation.
+        name: used in error messages; defaults to the TFDS name.
+    """
+
+    dataset: str | tf.data.Dataset
+    split: str = "train"
+    data_dir: str | None = None
+    weight: float = 1.0
+    tasks: tuple[str, ...] = preprocess.TASKS
+    label_budget: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    disjoint_budgets: bool = False
+    permute_labels: tuple[str, ...] = ()
+    drop_unlabelled: bool = True
+    seed: int = 0
+    name: str | None = None
+
+    def __post_init__(self):
+        for task in (*self.tasks, *self.label_budget, *self.permute_labels):
+            if task not in preprocess.TASKS:
+                raise ValueError(
+                    f"unknown task {task!r}; expected one of {preprocess.TASKS}"
+                )
+        for task in self.permute_labels:
+            if task != "aesthetics":
+                raise ValueError(
+                    f"permute_labels supports only 'aesthetics', got {task!r}"
+                )
+        for task, n in self.label_budget.items():
+            if n < 0:
+                raise ValueError(f"label_budget[{task!r}] must be >= 0, got {n}")
+        if not self.weight > 0:
+            raise ValueError(f"weight must be > 0, got {self.weight}")
+
+    @property
+    def display_name(self) -> str:
+        if self.name:
+            return self.name
+        if isinstance(self.dataset, str):
+            return f"{self.dataset}[{self.split}]"
+        return "dataset"
+
+
+def load_source(spec: SourceSpec, skip_decoding: bool = False) -> tf.data.Dataset:
+    """The raw example dicts of a source, in a fixed order.
+
+    Args:
+        spec: the source.
+        skip_decoding: leave image features encoded (for label-only passes).
+
+    Returns:
+        A `tf.data.Dataset` of example dicts.
+    """
+    if not isinstance(spec.dataset, str):
+        return spec.dataset
+    decoders = None
+    if skip_decoding:
+        builder = tfds.builder(spec.dataset, data_dir=spec.data_dir)
+        decoders = {
+            key: tfds.decode.SkipDecoding()
+            for key, feature in builder.info.features.items()
+            if isinstance(feature, tfds.features.Image)
+        }
+    return tfds.load(
+        spec.dataset,
+        split=spec.split,
+        data_dir=spec.data_dir,
+        shuffle_files=False,
+        decoders=decoders,
+    )
+
+
+def _label_table(spec: SourceSpec) -> dict[str, np.ndarray]:
+    """One pass over a source's flags (and votes): numpy arrays indexed by example."""
+
+    def flags(ex):
+        has_map = "fixation_map" in ex
+        has_votes = "aesthetics_votes" in ex
+        votes = (
+            tf.reshape(tf.cast(ex["aesthetics_votes"], tf.float32), [10])
+            if has_votes
+            else tf.zeros([10], tf.float32)
+        )
+        return {
+            "has_saliency": tf.cast(ex.get("has_saliency", has_map), tf.bool),
+            "has_aesthetics": tf.cast(ex.get("has_aesthetics", has_votes), tf.bool),
+            "votes": votes,
+        }
+
+    ds = load_source(spec, skip_decoding=True).map(flags)
+    rows = list(ds.batch(4096).as_numpy_iterator())
+    if not rows:
+        raise ValueError(f"{spec.display_name}: source is empty")
+    return {k: np.concatenate([r[k] for r in rows]) for k in rows[0]}
+
+
+def _label_edits(spec: SourceSpec):
+    """Per-index keep masks and permuted votes; None entries mean "no edit"."""
+    if not spec.label_budget and not spec.permute_labels:
+        return None
+    table = _label_table(spec)
+    n = len(table["votes"])
+    keep = {}
+    taken = np.zeros(n, bool)
+    for task in preprocess.TASKS:
+        labelled = table[_TASK_FLAG[task]].copy()
+        if task not in spec.tasks:
+            labelled[:] = False
+        if task not in spec.label_budget:
+            continue
+        budget = spec.label_budget[task]
+        candidates = np.flatnonzero(
+            labelled & ~taken if spec.disjoint_budgets else labelled
+        )
+        if budget > len(candidates):
+            raise ValueError(
+                f"{spec.display_name}: label_budget[{task!r}] = {budget} but only "
+                f"{len(candidates)} examples are labelled for {task}"
+                + (" outside the other tasks' budgets" if spec.disjoint_budgets else "")
+            )
+        rng = np.random.default_rng([spec.seed, _TASK_CODE[task], 0])
+        chosen = np.sort(rng.choice(candidates, size=budget, replace=False))
+        mask = np.zeros(n, bool)
+        mask[chosen] = True
+        taken |= mask
+        keep[task] = mask
+    perm_votes = None
+    if "aesthetics" in spec.permute_labels:
+        labelled = table["has_aesthetics"] & keep.get("aesthetics", np.ones(n, bool))
+        idx = np.flatnonzero(labelled)
+        rng = np.random.default_rng([spec.seed, _TASK_CODE["aesthetics"], 1])
+        perm_votes = table["votes"].copy()
+        perm_votes[idx] = table["votes"][idx[rng.permutation(len(idx))]]
+    return keep, perm_votes
+
+
+def _prepared_source(
+    spec: SourceSpec,
+    image_size: tuple[int, int],
+    num_parallel_calls: int,
+) -> tf.data.Dataset:
+    """Steps 1-3 of the module docstring for one source: resized, unbatched."""
+    edits = _label_edits(spec)
+    keep_tables = {}
+    perm_votes = None
+    if edits is not None:
+        keep, perm = edits
+        keep_tables = {t: tf.constant(m) for t, m in keep.items()}
+        perm_votes = None if perm is None else tf.constant(perm)
+    name = spec.display_name
+    tasks = spec.tasks
+
+    def edit(index, example):
+        example = dict(example)
+        if perm_votes is not None:
+            example["aesthetics_votes"] = tf.gather(perm_votes, index)
+        features = preprocess.standardize_example(example, name)
+        for task, flag in _TASK_FLAG.items():
+            has = features[flag]
+            if task not in tasks:
+                has = tf.constant(False)
+            if task in keep_tables:
+                has = tf.logical_and(has, tf.gather(keep_tables[task], index))
+            features[flag] = has
+        return features
+
+    ds = load_source(spec).enumerate().map(edit, num_parallel_calls=num_parallel_calls)
+    if spec.drop_unlabelled:
+        ds = ds.filter(lambda f: tf.logical_or(f["has_saliency"], f["has_aesthetics"]))
+    return ds.map(
+        lambda f: preprocess.resize_example(f, image_size),
+        num_parallel_calls=num_parallel_calls,
+    )
+
+
+def make_dataset(
+    sources: SourceSpec | str | Sequence[SourceSpec],
+    *,
+    image_size: tuple[int, int],
+    batch_size: int,
+    training: bool = True,
+    seed: int = 0,
+    shuffle_buffer: int = 1024,
+    drop_remainder: bool | None = None,
+    cache: bool | str = False,
+    num_parallel_calls: int = tf.data.AUTOTUNE,
+    prefetch: bool = True,
+) -> tf.data.Dataset:
+    """Batched `(images, targets, sample_weights)` from one source or a mixture.
+
+    Args:
+        sources: a `SourceSpec`, a TFDS name (split "train"), or several specs,
+            mixed by their `weight`s.
+        image_size: `(H, W)` of the model input; images and maps are stretched.
+        batch_size: examples per batch.
+        training: shuffle, repeat forever and flip at random; when False the
+            stream is one pass in source order (mixtures interleave by weight)
+            without flips.
+        seed: seed of shuffling, mixing and flips.
+        shuffle_buffer: shuffle buffer size per source.
+        drop_remainder: drop the last partial batch so that every batch has a
+            static batch size; defaults to `training`.
+        cache: cache each resized source in memory (True) or in files with
+            this path prefix (str; one suffix per source).
+        num_parallel_calls: parallelism of the maps.
+        prefetch: prefetch batches (AUTOTUNE).
+
+    Returns:
+        A `tf.data.Dataset` of `(images, targets, sample_weights)`:
+        images float32 `[B, H, W, 3]` in 0..255; targets
+        `{"saliency": float32 [B, H, W, 1], "aesthetics": float32 [B, 10]}`;
+        sample_weights `{"saliency": float32 [B], "aesthetics": float32 [B]}`
+        (1 = labelled, 0 = not; unlabelled targets are zeros).
+    """
+    if isinstance(sources, str | SourceSpec):
+        sources = [sources]
+    specs = [SourceSpec(s) if isinstance(s, str) else s for s in sources]
+    if not specs:
+        raise ValueError("make_dataset needs at least one source")
+    if drop_remainder is None:
+        drop_remainder = training
+    datasets = []
+    for i, spec in enumerate(specs):
+        ds = _prepared_source(spec, image_size, num_parallel_calls)
+        if cache:
+            ds = ds.cache(f"{cache}_{i}" if isinstance(cache, str) else "")
+        if training:
+            ds = ds.shuffle(
+                shuffle_buffer, seed=seed * 1000 + i, reshuffle_each_iteration=True
+            )
+            ds = ds.repeat()
+        datasets.append(ds)
+    if len(datasets) == 1:
+        ds = datasets[0]
+    else:
+        weights = np.array([s.weight for s in specs], np.float64)
+        ds = tf.data.Dataset.sample_from_datasets(
+            datasets, weights=list(weights / weights.sum()), seed=seed
+        )
+    if training:
+
+        def random_flip(position, features):
+            draw = tf.random.stateless_uniform(
+                [], seed=tf.stack([tf.cast(seed, tf.int64), position])
+            )
+            return preprocess.flip_example(features, draw < 0.5)
+
+        ds = ds.enumerate().map(random_flip, num_parallel_calls=num_parallel_calls)
+    ds = ds.map(lambda f: {k: v for k, v in f.items() if k != "fixations"})
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    ds = ds.map(preprocess.to_model_inputs)
+    if prefetch:
+        ds = ds.prefetch(tf.data.AUTOTUNE)
+    options = tf.data.Options()
+    options.deterministic = True
+    return ds.with_options(options)
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalExample:
+    """One evaluation example at its original resolution.
+
+    Attributes:
+        filename: the example's file name (or generated id).
+        image: uint8 `[h, w, 3]`.
+        fixations: float32 `[N, 2]`, `(row, column)`, 0-based (empty if none).
+        fixation_map: float32 `[h, w]` as stored (any non-negative scale), or
+            None when the source has no map.
+        true_density: float32 `[h, w]` summing to 1 (generated data), or None.
+        aesthetics_votes: float32 `[10]`, or None when the source has no votes.
+        has_saliency: labelled for saliency.
+        has_aesthetics: labelled for aesthetics.
+    """
+
+    filename: str
+    image: np.ndarray
+    fixations: np.ndarray
+    fixation_map: np.ndarray | None
+    true_density: np.ndarray | None
+    aesthetics_votes: np.ndarray | None
+    has_saliency: bool
+    has_aesthetics: bool
+
+
+def iterate_eval_examples(
+    source: SourceSpec | str, split: str = "test", data_dir: str | None = None
+) -> Iterator[EvalExample]:
+    """Yields a source's examples at original resolution, for the metrics.
+
+    No resizing, flipping or label edits: metrics are computed against the
+    stored fixations and maps; predictions are resized back to `image`'s size.
+
+    Args:
+        source: a TFDS name (with `split`, `data_dir`) or a `SourceSpec` (its
+            own split and data_dir are used).
+        split: TFDS split, when `source` is a name.
+        data_dir: TFDS data directory, when `source` is a name.
+
+    Yields:
+        `EvalExample`s in the source's fixed order.
+    """
+    spec = (
+        source
+        if isinstance(source, SourceSpec)
+        else SourceSpec(source, split=split, data_dir=data_dir)
+    )
+    name = spec.display_name
+
+    def standardize(ex):
+        out = preprocess.standardize_example(ex, name)
+        if "true_density" in ex:
+            out["true_density"] = tf.cast(ex["true_density"], tf.float32)
+        return out
+
+    raw = load_source(spec)
+    has_map = "fixation_map" in raw.element_spec
+    has_votes = "aesthetics_votes" in raw.element_spec
+    for ex in raw.map(standardize).as_numpy_iterator():
+        yield EvalExample(
+            filename=ex["filename"].decode(),
+            image=ex["image"],
+            fixations=ex["fixations"],
+            fixation_map=ex["fixation_map"][..., 0] if has_map else None,
+            true_density=ex.get("true_density"),
+            aesthetics_votes=ex["aesthetics_votes"] if has_votes else None,
+            has_saliency=bool(ex["has_saliency"]),
+            has_aesthetics=bool(ex["has_aesthetics"]),
+        )
