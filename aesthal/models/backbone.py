@@ -1,0 +1,213 @@
+"""Shared trunks with named feature taps, shallow to deep.
+
+A backbone is a functional `keras.Model` that takes float32 RGB images
+`[B, H, W, 3]` with values in 0..255, applies its own input scaling (the
+preprocessing its weights were trained with) and returns a dict of feature maps
+`{"stage1": [B, h1, w1, c1], ..., "stageN": ...}` ordered shallow to deep.
+"""
+
+from __future__ import annotations
+
+import os
+
+import keras
+
+from aesthal.config import TAP_NAMES
+
+# The layer each tap reads in the keras.applications trunks.
+_APPLICATION_TAP_LAYERS: dict[str, tuple[str, ...]] = {
+    "mobilenet_v2": (
+        "block_1_expand_relu",
+        "block_3_expand_relu",
+        "block_6_expand_relu",
+        "block_13_expand_relu",
+        "out_relu",
+    ),
+    "vgg16": (
+        "block1_conv2",
+        "block2_conv2",
+        "block3_conv3",
+        "block4_conv3",
+        "block5_conv3",
+    ),
+    "resnet50": (
+        "conv1_relu",
+        "conv2_block3_out",
+        "conv3_block4_out",
+        "conv4_block6_out",
+        "conv5_block3_out",
+    ),
+}
+_PREPROCESS_MODE = {
+    "tiny": "tf",
+    "mobilenet_v2": "tf",
+    "vgg16": "caffe",
+    "resnet50": "caffe",
+}
+_TINY_CHANNELS = (16, 32, 48, 64)
+
+
+@keras.saving.register_keras_serializable(package="aesthal")
+class TrunkPreprocessing(keras.layers.Layer):
+    """Scales 0..255 RGB images the way a trunk's weights expect.
+
+    Modes (as in `keras.applications.imagenet_utils.preprocess_input`):
+    `"tf"`: `x / 127.5 - 1` (range -1..1); `"caffe"`: RGB -> BGR, then subtract
+    the ImageNet channel means `[103.939, 116.779, 123.68]` (no scaling).
+
+    Args:
+        mode: `"tf"` or `"caffe"`.
+    """
+
+    def __init__(self, mode: str = "tf", **kwargs):
+        super().__init__(**kwargs)
+        if mode not in ("tf", "caffe"):
+            raise ValueError(f"TrunkPreprocessing: unknown mode {mode!r}.")
+        self.mode = mode
+
+    def call(self, images):
+        images = keras.ops.cast(images, "float32")
+        if self.mode == "tf":
+            return images / 127.5 - 1.0
+        bgr = keras.ops.flip(images, axis=-1)
+        return bgr - keras.ops.convert_to_tensor([103.939, 116.779, 123.68])
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"mode": self.mode})
+        return config
+
+
+def imagenet_weights_file(backbone: str, input_size: tuple[int, int]) -> str:
+    """The file name Keras would download for `backbone`'s no-top ImageNet weights.
+
+    Args:
+        backbone: one of `"mobilenet_v2"`, `"vgg16"`, `"resnet50"`.
+        input_size: `(height, width)`; mobilenet_v2 has one file per square size
+            in {96, 128, 160, 192, 224} and uses the 224 file otherwise.
+
+    Returns:
+        The bare file name, e.g. `"vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"`.
+    """
+    if backbone == "mobilenet_v2":
+        height, width = input_size
+        rows = height if height == width and height in (96, 128, 160, 192, 224) else 224
+        return f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_{rows}_no_top.h5"
+    if backbone in ("vgg16", "resnet50"):
+        return f"{backbone}_weights_tf_dim_ordering_tf_kernels_notop.h5"
+    raise ValueError(f"backbone {backbone!r} has no ImageNet weights.")
+
+
+def keras_cache_dir() -> str:
+    """The folder where Keras keeps downloaded application weights.
+
+    `$KERAS_HOME/models` if `KERAS_HOME` is set, else `~/.keras/models`
+    (`/tmp/.keras/models` when the home folder is not writable), as Keras does.
+    """
+    home = os.environ.get("KERAS_HOME")
+    if not home:
+        base = os.path.expanduser("~")
+        if not os.access(base, os.W_OK):
+            base = "/tmp"
+        home = os.path.join(base, ".keras")
+    return os.path.join(home, "models")
+
+
+def resolve_backbone_weights(
+    backbone: str, weights: str | None, input_size: tuple[int, int]
+) -> str | None:
+    """Turns `ModelConfig.backbone_weights` into a local file path (or None).
+
+    Never downloads: `"imagenet"` must already be in the Keras cache.
+
+    Raises:
+        FileNotFoundError: the ImageNet file is not in the cache, or a given path
+            does not exist; the message names the file and the folder.
+        ValueError: `"imagenet"` requested for the `"tiny"` trunk.
+    """
+    if weights is None:
+        return None
+    if weights == "imagenet":
+        if backbone == "tiny":
+            raise ValueError(
+                "backbone 'tiny' has no ImageNet weights; use backbone_weights=None "
+                "or a path to a tiny-trunk weights file."
+            )
+        name = imagenet_weights_file(backbone, input_size)
+        folder = keras_cache_dir()
+        path = os.path.join(folder, name)
+        if not os.path.exists(path):
+            raise FileNotFoundError(
+                f"ImageNet weights for backbone {backbone!r} are not in the Keras "
+                f"cache and will not be downloaded. Put the file {name!r} in the "
+                f"folder {folder!r} (full path: {path}), or set KERAS_HOME to the "
+                "folder holding models/<file>, or use backbone_weights=None."
+            )
+        return path
+    if not os.path.exists(weights):
+        raise FileNotFoundError(
+            f"backbone_weights file {weights!r} for backbone {backbone!r} not found."
+        )
+    return weights
+
+
+def _tiny_trunk(x, taps):
+    """Four stride-2 stages of conv3x3-BN-ReLU (about 47k weights)."""
+    for index, channels in enumerate(_TINY_CHANNELS, start=1):
+        x = keras.layers.Conv2D(
+            channels,
+            3,
+            strides=2,
+            padding="same",
+            use_bias=False,
+            name=f"tiny_stage{index}_conv",
+        )(x)
+        x = keras.layers.BatchNormalization(name=f"tiny_stage{index}_bn")(x)
+        x = keras.layers.ReLU(name=f"tiny_stage{index}_relu")(x)
+        taps[f"stage{index}"] = x
+    return taps
+
+
+def build_backbone(
+    backbone: str, input_size: tuple[int, int], weights_path: str | None = None
+) -> keras.Model:
+    """Builds a trunk as a functional model returning its taps.
+
+    Args:
+        backbone: one of `aesthal.config.BACKBONES`.
+        input_size: `(height, width)`.
+        weights_path: a local weights file for the trunk (see
+            `resolve_backbone_weights`), or None for random initialisation.
+
+    Returns:
+        A `keras.Model` named `"<backbone>_backbone"` mapping float32
+        `[B, H, W, 3]` images in 0..255 to `{tap: [B, h, w, c]}`, tap names as in
+        `aesthal.config.TAP_NAMES[backbone]`.
+    """
+    height, width = input_size
+    inputs = keras.Input((height, width, 3), name="images")
+    x = TrunkPreprocessing(_PREPROCESS_MODE[backbone], name="trunk_preprocessing")(
+        inputs
+    )
+    if backbone == "tiny":
+        taps = _tiny_trunk(x, {})
+        model = keras.Model(inputs, taps, name="tiny_backbone")
+        if weights_path is not None:
+            model.load_weights(weights_path)
+        return model
+    constructor = {
+        "mobilenet_v2": keras.applications.MobileNetV2,
+        "vgg16": keras.applications.VGG16,
+        "resnet50": keras.applications.ResNet50,
+    }[backbone]
+    application = constructor(include_top=False, weights=weights_path, input_tensor=x)
+    taps = {
+        tap: application.get_layer(layer).output
+        for tap, layer in zip(
+            TAP_NAMES[backbone], _APPLICATION_TAP_LAYERS[backbone], strict=True
+        )
+    }
+    return keras.Model(inputs, taps, name=f"{backbone}_backbone")
