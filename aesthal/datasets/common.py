@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import collections
 import hashlib
+import io
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import cv2
 import numpy as np
+import scipy.io
 import tensorflow as tf
+import tensorflow_datasets as tfds
 
 logger = logging.getLogger(__name__)
 
@@ -167,6 +170,13 @@ def _to_uint8(array: np.ndarray, path: str) -> np.ndarray:
         # 16-bit -> 8-bit: rounds v / 257, so 65535 -> 255 and 0 -> 0.
         return np.round(array.astype(np.float32) / 257.0).astype(np.uint8)
     raise BadExampleError("unsupported_dtype", f"{path}: pixel dtype {array.dtype}")
+
+
+def require_files(*paths: str) -> None:
+    """Raises a `missing_file` skip naming every path that does not exist."""
+    missing = [path for path in paths if not tf.io.gfile.exists(path)]
+    if missing:
+        raise BadExampleError("missing_file", ", ".join(missing) + " not found")
 
 
 def read_bytes(path: str) -> bytes:
@@ -316,6 +326,18 @@ def to_uint16_map(saliency_map: np.ndarray) -> np.ndarray:
     return scaled.astype(np.uint16)[..., None]
 
 
+def encode_png(saliency_map: np.ndarray) -> bytes:
+    """PNG bytes of a uint8/uint16 `[H, W, 1]` map (fast zlib level 1).
+
+    cv2 at level 1 is ~3x faster than `tf.io.encode_png` for 16-bit maps and
+    the files are within 3% of the size; TFDS stores the bytes as they are.
+    """
+    ok, encoded = cv2.imencode(".png", saliency_map, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    if not ok:
+        raise ValueError(f"cannot PNG-encode a map of {saliency_map.shape}")
+    return encoded.tobytes()
+
+
 def hashed_test_set(names: Iterable[str], num_test: int) -> set[str]:
     """A fixed test subset: the `num_test` names with the smallest SHA-256.
 
@@ -331,3 +353,111 @@ def hashed_test_set(names: Iterable[str], num_test: int) -> set[str]:
     """
     ranked = sorted(names, key=lambda n: hashlib.sha256(n.encode("utf-8")).digest())
     return set(ranked[: max(0, num_test)])
+
+
+def saliency_features(map_dtype: type = np.uint8) -> tfds.features.FeaturesDict:
+    """The design's features for a saliency data set (no aesthetics labels).
+
+    Args:
+        map_dtype: `np.uint8` (published maps) or `np.uint16` (computed maps).
+    """
+    return tfds.features.FeaturesDict(
+        {
+            "image": tfds.features.Image(
+                shape=(None, None, 3), dtype=np.uint8, encoding_format="jpeg"
+            ),
+            "image/filename": tfds.features.Text(),
+            "has_saliency": tfds.features.Scalar(dtype=np.bool_),
+            "has_aesthetics": tfds.features.Scalar(dtype=np.bool_),
+            "fixation_map": tfds.features.Image(
+                shape=(None, None, 1), dtype=map_dtype, encoding_format="png"
+            ),
+            "fixations": tfds.features.Tensor(shape=(None, 2), dtype=np.float32),
+        }
+    )
+
+
+def published_map_example(
+    filename: str,
+    image_path: str,
+    map_path: str | None,
+    points: Callable[[tuple[int, int]], np.ndarray] | None,
+    counter: SkipCounter,
+) -> dict:
+    """One example of a data set that ships its own (uint8) fixation maps.
+
+    Args:
+        filename: value of `image/filename`.
+        image_path: the stimulus.
+        map_path: the published map, or None for an unlabelled example
+            (`has_saliency` False, all-zero map, no fixations).
+        points: given the image's `(H, W)`, returns float32 `[N, 2]`
+            `(row, column)` 0-based points; None for no points.
+        counter: collects dropped points.
+
+    Returns:
+        A feature dict for `saliency_features(np.uint8)`.
+
+    Raises:
+        BadExampleError: any reason listed in this module.
+    """
+    rgb, encoded = read_rgb_image(image_path)
+    height, width = rgb.shape[:2]
+    if map_path is None:
+        return {
+            "image": encoded,
+            "image/filename": filename,
+            "has_saliency": False,
+            "has_aesthetics": False,
+            "fixation_map": np.zeros((height, width, 1), np.uint8),
+            "fixations": np.zeros((0, 2), np.float32),
+        }
+    saliency_map = fit_map_to_image(read_gray_map(map_path), rgb.shape, map_path)
+    check_nonzero(saliency_map, map_path)
+    fixation_points = np.zeros((0, 2), np.float32)
+    if points is not None:
+        fixation_points = keep_points_in_image(
+            points((height, width)), rgb.shape, counter
+        )
+    return {
+        "image": encoded,
+        "image/filename": filename,
+        "has_saliency": True,
+        "has_aesthetics": False,
+        "fixation_map": encode_png(saliency_map[..., None]),
+        "fixations": fixation_points,
+    }
+
+
+def generate(
+    items: Iterable[tuple[str, Callable[[], dict]]], counter: SkipCounter
+) -> Iterator[tuple[str, dict]]:
+    """Runs each `(key, make_example)`; a `BadExampleError` becomes a skip.
+
+    Logs the counter's summary once the items are exhausted (the end of the
+    split's preparation).
+    """
+    for key, make_example in items:
+        try:
+            example = make_example()
+        except BadExampleError as error:
+            counter.skip(error, key)
+            continue
+        counter.kept += 1
+        yield key, example
+    counter.log_summary()
+
+
+def load_mat(path: str) -> dict:
+    """`scipy.io.loadmat(squeeze_me=True, struct_as_record=False)` via gfile.
+
+    Raises:
+        BadExampleError: `missing_file`, or `bad_mat` if scipy cannot read it.
+    """
+    data = read_bytes(path)
+    try:
+        return scipy.io.loadmat(
+            io.BytesIO(data), squeeze_me=True, struct_as_record=False
+        )
+    except Exception as error:  # scipy raises several types for bad files
+        raise BadExampleError("bad_mat", f"{path}: {error}") from error

@@ -226,6 +226,6 @@ tfds.download.DownloadConfig(manual_dir="../shared/data/osie")}).
             "image/filename": name,
             "has_saliency": True,
             "has_aesthetics": False,
-            "fixation_map": common.to_uint16_map(fixation_map),
+            "fixation_map": common.encode_png(common.to_uint16_map(fixation_map)),
             "fixations": points,
         }
