@@ -197,7 +197,7 @@ class SaliencyLoss:
         self.nss_weight = float(nss_weight)
 
     def __call__(self, target_map, log_density) -> tf.Tensor:
-        """Returns float32 `[B]` for `target_map` `[B,H,W,1]`, `log_density` `[B,H,W,1]`."""
+        """Per-example loss, float32 `[B]`, for maps `[B, H, W, 1]`."""
         loss = 0.0
         if self.kld_weight:
             loss += self.kld_weight * kld(target_map, log_density)

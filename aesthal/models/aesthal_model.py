@@ -6,7 +6,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import keras
-import tensorflow as tf
 
 from aesthal.config import TASKS, ModelConfig
 from aesthal.models.aesthetics_head import AestheticsHead
@@ -192,7 +191,7 @@ class AesthalModel(MultiTaskTrainer, keras.Model):
 
 
 def build_model(config: ModelConfig) -> AesthalModel:
-    """Builds an `AesthalModel` (trunk weights loaded as `config.backbone_weights` says).
+    """Builds an `AesthalModel`, loading trunk weights as `config` says.
 
     Args:
         config: the architecture.

@@ -216,7 +216,8 @@ class MultiTaskTrainer:
             )
         if not isinstance(targets, Mapping):
             raise ValueError(
-                f"targets must be a dict with keys in {TASKS}; got {type(targets).__name__}."
+                f"targets must be a dict with keys in {TASKS}; "
+                f"got {type(targets).__name__}."
             )
         sample_weights = {} if sample_weights is None else sample_weights
         if not isinstance(sample_weights, Mapping):

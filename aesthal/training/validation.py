@@ -59,7 +59,8 @@ def validate_batch(
         return
     if not isinstance(targets, Mapping):
         raise ValueError(
-            f"targets must be a dict with keys in {TASKS}; got {type(targets).__name__}."
+            f"targets must be a dict with keys in {TASKS}; "
+            f"got {type(targets).__name__}."
         )
     unknown = set(targets) - set(TASKS)
     if unknown:
@@ -97,7 +98,8 @@ def validate_batch(
             mask = np.asarray(mask, dtype=np.float64)
             if mask.shape != (batch,):
                 raise ValueError(
-                    f"sample_weights[{task!r}] has shape {mask.shape}; expected ({batch},)."
+                    f"sample_weights[{task!r}] has shape {mask.shape}; "
+                    f"expected ({batch},)."
                 )
             if not np.all((mask == 0) | (mask == 1)):
                 raise ValueError(
@@ -108,6 +110,7 @@ def validate_batch(
         empty = np.flatnonzero((mask > 0) & (sums <= 0))
         if empty.size:
             raise ValueError(
-                f"targets[{task!r}] is all zeros for labelled examples {empty.tolist()} "
+                f"targets[{task!r}] is all zeros for labelled examples "
+                f"{empty.tolist()} "
                 f"(sample_weights[{task!r}] is 1 there)."
             )
