@@ -1,6 +1,7 @@
 """Tests of the synthetic_scenes generator and its TFDS builder."""
 
 import math
+import os
 
 import numpy as np
 import pytest
@@ -24,7 +25,7 @@ class SyntheticScenesTest(tfds.testing.DatasetBuilderTestCase):
     SPLITS = {"train": 24, "validation": 8, "test": 8}
     # Generated data: nothing is downloaded, so there is no dummy_data/ folder;
     # the test case still wants an existing directory to point its mocks at.
-    EXAMPLE_DIR = str(generator.__file__).rsplit("/", 1)[0]
+    EXAMPLE_DIR = os.path.dirname(generator.__file__)
 
 
 def _scenes(config, split, n, base_seed=0):

@@ -87,7 +87,7 @@ has its centre at coordinate `(i, j)` and covers `[i-0.5, i+0.5] x
 
    with `MU = 5.5, A_T = 1.5, A_S = 1.0, A_C = 1.5, A_B = 1.5, A_H = 0.75,
    A_E = 1.0`. `R ~ U{min_raters..max_raters}` raters; rater `j` votes
-   `clip(round(q + beta_j + nu_j), 1, 10)` with bias `beta_j ~ N(0, 0.5^2)`
+   `clip(floor(q + beta_j + nu_j + 0.5), 1, 10)` with bias `beta_j ~ N(0, 0.5^2)`
    and noise `nu_j ~ N(0, 1)`.
 
 Shared causes. The conspicuities `w_k` drive both tasks: they set how much
@@ -97,6 +97,11 @@ fixation mass lands on each object (step 5) and, through the subject
 subject for saliency has found what aesthetics needs, and vice versa. Blur,
 exposure and harmony affect aesthetics only (and saliency only weakly,
 through `c_k`); texture affects both (contrast and clutter).
+
+Every example is labelled for both tasks; partial labels for experiments come
+from the pipeline's label edits (`aesthal.data.SourceSpec`). The order of
+the random draws is the code's; changing it changes every example, so bump
+the builder's version when you do.
 """
 
 from __future__ import annotations
