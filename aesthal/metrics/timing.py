@@ -1,0 +1,107 @@
+"""Times every saliency metric on a 640x480 ground truth; prints a Markdown table.
+
+    python -m aesthal.metrics.timing [--repeats 5] [--fixations 150]
+
+The ground truth is 480x640 (OSIE's size) with `--fixations` random points
+and their blurred map; the prediction is a smooth 240x320 map, so each time
+includes upsampling it (the evaluation's case) unless `--native` is given.
+Each cell is the median wall time of `--repeats` calls, in milliseconds.
+"""
+
+import argparse
+import platform
+import statistics
+import time
+
+import numpy as np
+
+from aesthal import fixations as fixation_utils
+from aesthal.metrics import saliency
+
+SHAPE = (480, 640)
+
+
+def _reference_auc_judd_loop(saliency_map: np.ndarray, fixations: np.ndarray) -> float:
+    """MIT AUC_Judd.m's threshold loop as written (one map scan per fixation)."""
+    values = saliency_map.ravel()
+    values = (values - values.min()) / (values.max() - values.min())
+    positive = values[fixations.ravel() > 0]
+    thresholds = np.sort(positive)[::-1]
+    n_fix, n_pix = positive.size, values.size
+    tp, fp = np.zeros(n_fix + 2), np.zeros(n_fix + 2)
+    tp[-1] = fp[-1] = 1.0
+    for i in range(1, n_fix + 1):
+        above = np.sum(values >= thresholds[i - 1])
+        tp[i] = i / n_fix
+        fp[i] = (above - i) / (n_pix - n_fix)
+    return float(np.trapezoid(tp, fp))
+
+
+def _inputs(num_fixations: int, native: bool, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    points = rng.normal([240, 320], [90, 120], size=(num_fixations, 2))
+    binary = fixation_utils.points_to_binary_map(points, SHAPE)
+    fixation_map = fixation_utils.blur_fixation_map(binary, sigma=24.0)
+    other = fixation_utils.points_to_binary_map(
+        rng.normal([240, 320], [90, 120], size=(10 * num_fixations, 2)), SHAPE
+    )
+    pred_shape = SHAPE if native else (SHAPE[0] // 2, SHAPE[1] // 2)
+    scale = pred_shape[0] / SHAPE[0]
+    prediction = (
+        fixation_utils.blur_fixation_map(
+            fixation_utils.points_to_binary_map(
+                points[: num_fixations // 2] * scale, pred_shape
+            ),
+            sigma=24.0 * scale,
+        )
+        + 1e-3
+    )
+    centre = np.ones((64, 64))
+    return prediction, binary, fixation_map, other, centre
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--fixations", type=int, default=150)
+    parser.add_argument("--native", action="store_true", help="prediction at 480x640")
+    args = parser.parse_args()
+
+    prediction, binary, fixation_map, other, centre = _inputs(
+        args.fixations, args.native
+    )
+    full_prediction = saliency._resize_to(prediction, SHAPE)
+    cases = {
+        "auc_judd": lambda: saliency.auc_judd(prediction, binary),
+        "auc_judd (MIT loop, 480x640 input)": lambda: _reference_auc_judd_loop(
+            full_prediction, binary
+        ),
+        "auc_borji (100 splits)": lambda: saliency.auc_borji(prediction, binary),
+        "auc_shuffled (100 splits)": lambda: saliency.auc_shuffled(
+            prediction, binary, other
+        ),
+        "nss": lambda: saliency.nss(prediction, binary),
+        "cc": lambda: saliency.cc(prediction, fixation_map),
+        "kld": lambda: saliency.kld(prediction, fixation_map),
+        "sim": lambda: saliency.sim(prediction, fixation_map),
+        "information_gain": lambda: saliency.information_gain(
+            prediction, binary, centre
+        ),
+    }
+    print(
+        f"prediction {prediction.shape[0]}x{prediction.shape[1]} -> ground truth "
+        f"{SHAPE[0]}x{SHAPE[1]}, {int(binary.sum())} fixated pixels, "
+        f"median of {args.repeats}, {platform.processor() or platform.machine()}\n"
+    )
+    print("| metric | value | ms |\n| --- | --- | --- |")
+    for name, call in cases.items():
+        times = []
+        for _ in range(args.repeats):
+            start = time.perf_counter()
+            value = call()
+            times.append(time.perf_counter() - start)
+        print(f"| {name} | {value:.4f} | {1e3 * statistics.median(times):.1f} |")
+
+
+if __name__ == "__main__":
+    main()
