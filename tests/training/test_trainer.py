@@ -1,0 +1,296 @@
+"""Tests for grouped-optimizer training under model.fit (tiny trunk, CPU)."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import aesthal
+from aesthal.config import ModelConfig
+
+SIZE = (32, 32)
+GROUP_NAMES = ("shared", "aesthetics", "saliency")
+
+
+def _batch(batch=4, seed=0):
+    rng = np.random.default_rng(seed)
+    images = rng.uniform(0, 255, (batch, *SIZE, 3)).astype("float32")
+    targets = {
+        "saliency": rng.uniform(0, 1, (batch, *SIZE, 1)).astype("float32") ** 4,
+        "aesthetics": rng.integers(0, 50, (batch, 10)).astype("float32") + 1,
+    }
+    weights = {
+        "saliency": np.ones(batch, "float32"),
+        "aesthetics": np.ones(batch, "float32"),
+    }
+    return images, targets, weights
+
+
+def _model(side_heads=(), seed=0):
+    keras.utils.set_random_seed(seed)
+    return aesthal.build_model(ModelConfig(input_size=SIZE, side_heads=side_heads))
+
+
+def _values(variables):
+    return [v.numpy().copy() for v in variables]
+
+
+def _fit(model, batch, steps=1):
+    images, targets, weights = batch
+    return model.fit(
+        images,
+        targets,
+        sample_weight=weights,
+        batch_size=len(images),
+        epochs=steps,
+        shuffle=False,
+        verbose=0,
+    )
+
+
+def test_first_adam_step_moves_each_group_by_its_learning_rate():
+    model = _model(side_heads=(("saliency", "stage2", 0.5),))
+    lrs = {"shared": 1e-3, "aesthetics": 0.0, "saliency": 1e-2}
+    model.compile(
+        # A tiny epsilon makes Adam's first update exactly lr * sign(gradient).
+        optimizers={
+            g: keras.optimizers.Adam(lr, epsilon=1e-12) for g, lr in lrs.items()
+        },
+        jit_compile=False,
+    )
+    groups = model.variable_groups()
+    before = {g: _values(v) for g, v in groups.items()}
+    history = _fit(model, _batch())
+    for group, lr in lrs.items():
+        deltas = np.concatenate(
+            [
+                np.abs(v.numpy() - b).ravel()
+                for v, b in zip(groups[group], before[group])
+            ]
+        )
+        if lr == 0:
+            assert deltas.max() == 0.0, group
+            continue
+        assert deltas.max() <= lr * 1.001, group
+        assert np.mean(np.abs(deltas - lr) < 0.001 * lr) > 0.95, group
+        np.testing.assert_allclose(history.history[f"{group}_lr"], [lr], rtol=1e-6)
+    for group in GROUP_NAMES:
+        assert int(model.group_optimizers[group].iterations) == 1
+
+
+def test_all_zero_saliency_mask_leaves_saliency_head_unchanged():
+    model = _model()
+    model.compile(jit_compile=False)
+    images, targets, weights = _batch()
+    weights["saliency"] = np.zeros(4, "float32")
+    targets["saliency"][:2] = 0.0  # unlabelled examples may have all-zero maps
+    groups = model.variable_groups()
+    before = {g: _values(v) for g, v in groups.items()}
+    history = _fit(model, (images, targets, weights))
+    assert history.history["saliency_loss"] == [0.0]
+    for v, b in zip(groups["saliency"], before["saliency"]):
+        np.testing.assert_array_equal(v.numpy(), b)
+    for group in ("shared", "aesthetics"):
+        moved = any(
+            not np.array_equal(v.numpy(), b)
+            for v, b in zip(groups[group], before[group])
+        )
+        assert moved, group
+    assert np.isfinite(history.history["loss"][0])
+
+
+def test_masked_loss_averages_only_labelled_examples():
+    model = _model()
+    model.compile(jit_compile=False)
+    images, targets, weights = _batch()
+    weights["aesthetics"] = np.array([1, 0, 1, 0], "float32")
+    out = model.predict(images, verbose=0)
+    emd = aesthal.losses.squared_emd(targets["aesthetics"], out["aesthetics"]).numpy()
+    logs = model.evaluate(
+        images, targets, sample_weight=weights, verbose=0, return_dict=True
+    )
+    np.testing.assert_allclose(logs["aesthetics_loss"], emd[[0, 2]].mean(), rtol=1e-5)
+
+
+def test_uncertainty_log_variances_learn_fixed_weights_do_not():
+    model = _model()
+    model.compile(
+        optimizers={
+            "saliency": keras.optimizers.Adam(0.1),
+            "aesthetics": keras.optimizers.Adam(0.1),
+        },
+        loss_weighting="uncertainty",
+        jit_compile=False,
+    )
+    log_vars = model.loss_weighting.log_variances
+    assert {id(log_vars["saliency"])} <= {
+        id(v) for v in model.variable_groups()["saliency"]
+    }
+    assert {id(log_vars["aesthetics"])} <= {
+        id(v) for v in model.variable_groups()["aesthetics"]
+    }
+    history = _fit(model, _batch())
+    # Both losses are < 1 at the start, so d/ds (exp(-s) L + s) = 1 - exp(-s) L > 0
+    # and Adam's first step moves each s by exactly -lr.
+    assert (
+        history.history["saliency_loss"][0] < 1
+        and history.history["aesthetics_loss"][0] < 1
+    )
+    np.testing.assert_allclose(log_vars["saliency"].numpy(), -0.1, rtol=1e-3)
+    np.testing.assert_allclose(log_vars["aesthetics"].numpy(), -0.1, rtol=1e-3)
+    assert history.history["saliency_weight"] == [
+        1.0
+    ]  # exp(-0), logged before the step
+    logs = model.evaluate(*_batch()[:2], verbose=0, return_dict=True)
+    np.testing.assert_allclose(logs["saliency_weight"], np.exp(0.1), rtol=1e-4)
+    np.testing.assert_allclose(
+        logs["loss"],
+        np.exp(0.1) * (logs["saliency_loss"] + logs["aesthetics_loss"]) - 0.2,
+        rtol=1e-4,
+    )
+
+    fixed = _model()
+    fixed.compile(loss_weights={"saliency": 2.0, "aesthetics": 0.5}, jit_compile=False)
+    history = _fit(fixed, _batch(), steps=2)
+    assert history.history["saliency_weight"] == [2.0, 2.0]
+    assert history.history["aesthetics_weight"] == [0.5, 0.5]
+    logs = fixed.evaluate(*_batch()[:2], verbose=0, return_dict=True)
+    np.testing.assert_allclose(
+        logs["loss"],
+        2.0 * logs["saliency_loss"] + 0.5 * logs["aesthetics_loss"],
+        rtol=1e-5,
+    )
+
+
+def test_side_head_losses_join_their_task():
+    model = _model(side_heads=(("aesthetics", "stage3", 0.25),))
+    model.compile(jit_compile=False)
+    logs = model.evaluate(*_batch()[:2], verbose=0, return_dict=True)
+    np.testing.assert_allclose(
+        logs["loss"],
+        logs["saliency_loss"]
+        + logs["aesthetics_loss"]
+        + 0.25 * logs["side0_aesthetics_loss"],
+        rtol=1e-5,
+    )
+
+
+def test_keras_round_trip_restores_weights_and_all_optimizer_state(tmp_path):
+    model = _model(side_heads=(("saliency", "stage2", 0.5),))
+    model.compile(
+        optimizers={
+            "shared": keras.optimizers.Adam(1e-3),
+            "aesthetics": keras.optimizers.SGD(1e-2, momentum=0.9),
+            "saliency": keras.optimizers.Adam(
+                keras.optimizers.schedules.ExponentialDecay(1e-2, 1, 0.5)
+            ),
+        },
+        loss_weighting="uncertainty",
+        metrics={"aesthetics": [keras.metrics.MeanSquaredError()]},
+        jit_compile=False,
+    )
+    batch = _batch()
+    _fit(model, batch, steps=2)
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert isinstance(loaded, aesthal.AesthalModel)
+    images = batch[0]
+    for key, value in model(images).items():
+        np.testing.assert_array_equal(loaded(images)[key].numpy(), value.numpy())
+    for group in GROUP_NAMES:
+        a, b = model.group_optimizers[group], loaded.group_optimizers[group]
+        assert type(a) is type(b)
+        assert int(b.iterations) == 2
+        assert len(a.variables) == len(b.variables) > 1
+        for u, v in zip(a.variables, b.variables):
+            np.testing.assert_array_equal(u.numpy(), v.numpy())
+    assert float(loaded.group_optimizers["saliency"].learning_rate) == pytest.approx(
+        2.5e-3
+    )
+    np.testing.assert_array_equal(
+        loaded.loss_weighting.log_variances["saliency"].numpy(),
+        model.loss_weighting.log_variances["saliency"].numpy(),
+    )
+    # Training continues where it stopped: one more step on both is identical.
+    _fit(model, batch)
+    _fit(loaded, batch)
+    for u, v in zip(model.weights, loaded.weights, strict=True):
+        np.testing.assert_allclose(v.numpy(), u.numpy(), rtol=1e-5, atol=1e-7)
+
+
+def test_unknown_names_raise():
+    model = _model()
+    with pytest.raises(ValueError, match=r"unknown group names \['backbone'\]"):
+        model.compile(optimizers={"backbone": keras.optimizers.Adam()})
+    with pytest.raises(ValueError, match=r"metrics: unknown tasks \['depth'\]"):
+        model.compile(metrics={"depth": ["mse"]})
+    with pytest.raises(
+        ValueError, match="cannot be used with loss_weighting='uncertainty'"
+    ):
+        model.compile(loss_weighting="uncertainty", loss_weights={"saliency": 2.0})
+    with pytest.raises(ValueError, match="loss_weighting='dwa' is unknown"):
+        model.compile(loss_weighting="dwa")
+    shared = keras.optimizers.Adam()
+    with pytest.raises(ValueError, match="each group needs its own"):
+        model.compile(optimizers={"shared": shared, "saliency": shared})
+
+
+def _bad(kind):
+    images, targets, weights = _batch(2)
+    if kind == "channels":
+        images = images[..., :1]
+    elif kind == "size":
+        targets["saliency"] = np.ones((2, 16, 16, 1), "float32")
+    elif kind == "negative":
+        targets["saliency"][0, 0, 0, 0] = -1.0
+    elif kind == "nan":
+        targets["aesthetics"][1, 3] = np.nan
+    elif kind == "mask":
+        weights["aesthetics"] = np.array([1.0, 0.5], "float32")
+    elif kind == "empty":
+        targets["aesthetics"][0] = 0.0
+    return images, targets, weights
+
+
+@pytest.mark.parametrize(
+    "kind, match",
+    [
+        ("channels", r"images must be RGB \[B, 32, 32, 3\]"),
+        (
+            "size",
+            r"targets\['saliency'\] has shape \(2, 16, 16, 1\); expected \(2, 32, 32, 1\)",
+        ),
+        ("negative", r"targets\['saliency'\] has negative values"),
+        ("nan", r"targets\['aesthetics'\] contains NaN"),
+        ("mask", r"sample_weights\['aesthetics'\] must be 0 or 1"),
+        ("empty", r"targets\['aesthetics'\] is all zeros for labelled examples \[0\]"),
+    ],
+)
+def test_bad_first_batch_is_rejected_before_training(kind, match):
+    model = _model()
+    model.compile(jit_compile=False)
+    before = _values(model.trainable_variables)
+    images, targets, weights = _bad(kind)
+    dataset = tf.data.Dataset.from_tensors((images, targets, weights))
+    with pytest.raises(ValueError, match=match):
+        model.fit(dataset, verbose=0)
+    for v, b in zip(model.trainable_variables, before):
+        np.testing.assert_array_equal(v.numpy(), b)
+
+
+@pytest.mark.parametrize(
+    "kind, match",
+    [
+        ("negative", "negative values"),
+        ("nan", "contains NaN"),
+        ("mask", "must be 0 or 1"),
+    ],
+)
+def test_bad_later_batch_stops_training_in_graph(kind, match):
+    model = _model()
+    model.compile(jit_compile=False)
+    good = tf.data.Dataset.from_tensors(_batch(2))
+    bad = tf.data.Dataset.from_tensors(_bad(kind))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=match):
+        model.fit(good.concatenate(bad), verbose=0)
