@@ -65,7 +65,7 @@ def test_first_adam_step_moves_each_group_by_its_learning_rate():
         deltas = np.concatenate(
             [
                 np.abs(v.numpy() - b).ravel()
-                for v, b in zip(groups[group], before[group])
+                for v, b in zip(groups[group], before[group], strict=True)
             ]
         )
         if lr == 0:
@@ -88,12 +88,12 @@ def test_all_zero_saliency_mask_leaves_saliency_head_unchanged():
     before = {g: _values(v) for g, v in groups.items()}
     history = _fit(model, (images, targets, weights))
     assert history.history["saliency_loss"] == [0.0]
-    for v, b in zip(groups["saliency"], before["saliency"]):
+    for v, b in zip(groups["saliency"], before["saliency"], strict=True):
         np.testing.assert_array_equal(v.numpy(), b)
     for group in ("shared", "aesthetics"):
         moved = any(
             not np.array_equal(v.numpy(), b)
-            for v, b in zip(groups[group], before[group])
+            for v, b in zip(groups[group], before[group], strict=True)
         )
         assert moved, group
     assert np.isfinite(history.history["loss"][0])
@@ -203,7 +203,7 @@ def test_keras_round_trip_restores_weights_and_all_optimizer_state(tmp_path):
         assert type(a) is type(b)
         assert int(b.iterations) == 2
         assert len(a.variables) == len(b.variables) > 1
-        for u, v in zip(a.variables, b.variables):
+        for u, v in zip(a.variables, b.variables, strict=True):
             np.testing.assert_array_equal(u.numpy(), v.numpy())
     assert float(loaded.group_optimizers["saliency"].learning_rate) == pytest.approx(
         2.5e-3
@@ -259,7 +259,8 @@ def _bad(kind):
         ("channels", r"images must be RGB \[B, 32, 32, 3\]"),
         (
             "size",
-            r"targets\['saliency'\] has shape \(2, 16, 16, 1\); expected \(2, 32, 32, 1\)",
+            r"targets\['saliency'\] has shape \(2, 16, 16, 1\); "
+            r"expected \(2, 32, 32, 1\)",
         ),
         ("negative", r"targets\['saliency'\] has negative values"),
         ("nan", r"targets\['aesthetics'\] contains NaN"),
@@ -275,7 +276,7 @@ def test_bad_first_batch_is_rejected_before_training(kind, match):
     dataset = tf.data.Dataset.from_tensors((images, targets, weights))
     with pytest.raises(ValueError, match=match):
         model.fit(dataset, verbose=0)
-    for v, b in zip(model.trainable_variables, before):
+    for v, b in zip(model.trainable_variables, before, strict=True):
         np.testing.assert_array_equal(v.numpy(), b)
 
 
