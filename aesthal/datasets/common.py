@@ -436,6 +436,10 @@ def generate(
 
     Logs the counter's summary once the items are exhausted (the end of the
     split's preparation).
+
+    Raises:
+        ValueError: if every item was skipped (TFDS cannot write an empty
+            split); the message carries the skip summary.
     """
     for key, make_example in items:
         try:
@@ -446,6 +450,11 @@ def generate(
         counter.kept += 1
         yield key, example
     counter.log_summary()
+    if counter.kept == 0:
+        raise ValueError(
+            f"{counter.dataset}/{counter.split}: no example left to write. "
+            + counter.summary()
+        )
 
 
 def load_mat(path: str) -> dict:

@@ -1,18 +1,144 @@
-"""The `mit1003` TFDS builder (work in progress: registers the name only)."""
+"""MIT1003 (Judd et al. 2009): 1003 images, 15 observers, free viewing 3 s.
 
+Judd, Ehinger, Durand, Torralba, "Learning to Predict Where Humans Look",
+ICCV 2009.
+
+Layout: `ALLSTIMULI/<stem>.jpeg`, `ALLFIXATIONMAPS/<stem>_fixMap.jpg` (the
+published blurred map, uint8) and `ALLFIXATIONMAPS/<stem>_fixPts.jpg` (the
+binary fixation-point map, white on black, saved as JPEG).
+
+Coordinates: the points come from `_fixPts.jpg` as the pixels >= 128 (the
+JPEG's ringing stays well below half range); `np.nonzero` gives `(row,
+column)` pixel indices, already 0-based, so no MATLAB shift applies. They are
+integer pixel centres, pooled over observers, one per fixated pixel, in
+row-major order. A `_fixPts.jpg` of another size than its image is a
+`map_size_mismatch` skip (points cannot be resized safely).
+
+Split (MIT1003 has no official one): the 100 stems with the smallest SHA-256
+of `<stem>.jpeg` form `test`, the other 903 `train`
+(`common.hashed_test_set`); with another number of images, round(n * 100 /
+1003) go to test.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import numpy as np
 import tensorflow_datasets as tfds
+
+from aesthal.datasets import common
+
+_NUM_TEST_OF_1003 = 100
+POINT_THRESHOLD = 128
+
+_CITATION = """\
+@inproceedings{judd2009learning,
+  title={Learning to Predict Where Humans Look},
+  author={Judd, Tilke and Ehinger, Krista and Durand, Fr{\\'e}do and
+          Torralba, Antonio},
+  booktitle={ICCV}, year={2009}
+}
+"""
+
+
+def points_from_fixpts(path: str, image_hw: tuple[int, int]) -> np.ndarray:
+    """Fixated pixels of a `_fixPts.jpg`: float32 `[N, 2]` `(row, col)`, 0-based.
+
+    Raises:
+        common.BadExampleError: `missing_file`, `corrupt_map`,
+            `map_size_mismatch`.
+    """
+    binary = common.read_gray_map(path)
+    if binary.shape != tuple(image_hw):
+        raise common.BadExampleError(
+            "map_size_mismatch",
+            f"{path}: points map is {binary.shape[::-1]} (WxH), image "
+            f"{tuple(image_hw)[::-1]}",
+        )
+    rows, cols = np.nonzero(binary >= POINT_THRESHOLD)
+    return np.stack([rows, cols], axis=-1).astype(np.float32)
+
+
+def test_stems(stems: list[str]) -> set[str]:
+    """The fixed test split: round(n * 100 / 1003) stems by SHA-256 of the name."""
+    num_test = int(round(len(stems) * _NUM_TEST_OF_1003 / 1003))
+    chosen = common.hashed_test_set([s + ".jpeg" for s in stems], num_test)
+    return {os.path.splitext(name)[0] for name in chosen}
 
 
 class Builder(tfds.core.GeneratorBasedBuilder):
-    """`mit1003`: being written (issue 3); generation raises until then."""
+    """MIT1003: images, published uint8 maps, points from `_fixPts.jpg`.
+
+    Splits: `train` (903), `test` (100), fixed by hash (module docstring).
+    Features: `image` uint8 `[H, W, 3]`; `image/filename` (`<stem>.jpeg`);
+    `has_saliency` True; `has_aesthetics` False; `fixation_map` uint8
+    `[H, W, 1]`; `fixations` float32 `[N, 2]` `(row, column)`, 0-based.
+    """
 
     VERSION = tfds.core.Version("1.0.0")
+    RELEASE_NOTES = {"1.0.0": "Initial release."}
+    MANUAL_DOWNLOAD_INSTRUCTIONS = """\
+Download ALLSTIMULI.zip and ALLFIXATIONMAPS.zip from
+http://people.csail.mit.edu/tjudd/WherePeopleLook/ and unpack both into the
+manual_dir:
+
+    <manual_dir>/ALLSTIMULI/<stem>.jpeg                  (1003 images)
+    <manual_dir>/ALLFIXATIONMAPS/<stem>_fixMap.jpg       (one per image)
+    <manual_dir>/ALLFIXATIONMAPS/<stem>_fixPts.jpg       (one per image)
+"""
 
     def _info(self) -> tfds.core.DatasetInfo:
-        return self.dataset_info_from_configs(features=tfds.features.FeaturesDict({}))
+        return tfds.core.DatasetInfo(
+            builder=self,
+            description=__doc__,
+            features=common.saliency_features(np.uint8),
+            homepage="http://people.csail.mit.edu/tjudd/WherePeopleLook/",
+            citation=_CITATION,
+        )
 
-    def _split_generators(self, dl_manager):
-        raise NotImplementedError("mit1003 builder not written yet (issue 3)")
+    def _split_generators(self, dl_manager: tfds.download.DownloadManager):
+        root = str(dl_manager.manual_dir)
+        common.check_manual_files(
+            root,
+            files=["ALLSTIMULI", "ALLFIXATIONMAPS"],
+            globs=[
+                "ALLSTIMULI/*.jpeg",
+                "ALLFIXATIONMAPS/*_fixMap.jpg",
+                "ALLFIXATIONMAPS/*_fixPts.jpg",
+            ],
+            dataset=self.name,
+            instructions=self.MANUAL_DOWNLOAD_INSTRUCTIONS,
+        )
+        names = common.list_files(common.join(root, "ALLSTIMULI"), [".jpeg"])
+        stems = [os.path.splitext(n)[0] for n in names]
+        test = test_stems(stems)
+        splits = {
+            "train": [s for s in stems if s not in test],
+            "test": [s for s in stems if s in test],
+        }
+        self.skip_counters = {s: common.SkipCounter(self.name, s) for s in splits}
+        return {
+            split: self._generate_examples(root, split_stems, self.skip_counters[split])
+            for split, split_stems in splits.items()
+        }
 
-    def _generate_examples(self):
-        raise NotImplementedError("mit1003 builder not written yet (issue 3)")
+    def _generate_examples(self, root: str, stems: list[str], counter):
+        maps = common.join(root, "ALLFIXATIONMAPS")
+
+        def make(stem: str) -> dict:
+            map_path = common.join(maps, stem + "_fixMap.jpg")
+            pts_path = common.join(maps, stem + "_fixPts.jpg")
+            common.require_files(map_path, pts_path)
+            return common.published_map_example(
+                stem + ".jpeg",
+                common.join(root, "ALLSTIMULI", stem + ".jpeg"),
+                map_path,
+                functools.partial(points_from_fixpts, pts_path),
+                counter,
+            )
+
+        yield from common.generate(
+            ((s + ".jpeg", functools.partial(make, s)) for s in stems), counter
+        )

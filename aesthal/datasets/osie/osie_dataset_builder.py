@@ -18,6 +18,7 @@ size), min-max normalise, and store as uint16 PNG (round(v * 65535)).
 
 from __future__ import annotations
 
+import functools
 import os
 
 import numpy as np
@@ -199,15 +200,18 @@ tfds.download.DownloadConfig(manual_dir="../shared/data/osie")}).
         entries: dict[str, object],
         counter: common.SkipCounter,
     ):
-        for name in names:
-            try:
-                example = self._example(stimuli_dir, name, entries, counter)
-            except common.BadExampleError as error:
-                counter.skip(error, name)
-                continue
-            counter.kept += 1
-            yield name, example
-        counter.log_summary()
+        yield from common.generate(
+            (
+                (
+                    name,
+                    functools.partial(
+                        self._example, stimuli_dir, name, entries, counter
+                    ),
+                )
+                for name in names
+            ),
+            counter,
+        )
 
     def _example(self, stimuli_dir, name, entries, counter) -> dict:
         path = common.join(stimuli_dir, name)
