@@ -24,6 +24,7 @@ def fit_centre_bias(
     fixations_per_image: Iterable[tuple[np.ndarray, tuple[int, int]]],
     grid_shape: tuple[int, int] = DEFAULT_GRID_SHAPE,
     sigma_fraction: float = DEFAULT_SIGMA_FRACTION,
+    uniform_weight: float = 0.0,
 ) -> np.ndarray:
     """Fits the centre-bias density to training fixations.
 
@@ -33,13 +34,17 @@ def fit_centre_bias(
     count grid is blurred by `aesthal.fixations.blur_fixation_map` with
     `sigma = sigma_fraction * max(grid_shape)` cells (zero padding, as MATLAB's
     `imfilter`) and divided by its sum. On a square grid the sigma is the same
-    fraction of each image side.
+    fraction of each image side. `uniform_weight` mixes in the uniform
+    density, `(1 - w) * blurred + w / (gh * gw)`, so that no region gets
+    probability ~0 (useful for `information_gain(..., normalization="sum")`;
+    MIT's min-max normalisation removes any such floor again).
 
     Args:
         fixations_per_image: `(points, (height, width))` pairs; `points` float
             `[N, 2]` of 0-based `(row, col)` in that image's pixels.
         grid_shape: `(gh, gw)` of the fitted density.
         sigma_fraction: Gaussian sigma as a fraction of the image size, > 0.
+        uniform_weight: weight of the uniform component, in [0, 1].
 
     Returns:
         float64 `[gh, gw]` density, non-negative, summing to 1.
@@ -48,6 +53,8 @@ def fit_centre_bias(
         ValueError: no fixation at all, or bad arguments.
     """
     grid_h, grid_w = int(grid_shape[0]), int(grid_shape[1])
+    if not 0.0 <= uniform_weight <= 1.0:
+        raise ValueError(f"uniform_weight must be in [0, 1], got {uniform_weight}")
     if grid_h < 1 or grid_w < 1 or sigma_fraction <= 0:
         raise ValueError(
             f"need a positive grid and sigma_fraction, got {grid_shape}, "
@@ -68,7 +75,8 @@ def fit_centre_bias(
     blurred = _fixations.blur_fixation_map(counts, sigma).astype(np.float64)
     if not blurred.any():  # a single point on a 1-cell grid: min-max gives 0
         blurred = counts
-    return blurred / blurred.sum()
+    density = blurred / blurred.sum()
+    return (1.0 - uniform_weight) * density + uniform_weight / density.size
 
 
 def resize_density(density: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

@@ -126,6 +126,7 @@ def evaluate_saliency_maps(
     model_name: str = DEFAULT_MODEL_NAME,
     num_other_images: int = 10,
     seed: int = 0,
+    ig_normalization: str = "min_max",
 ) -> dict[str, Any]:
     """Computes every saliency metric per image for a model and its baselines.
 
@@ -145,6 +146,8 @@ def evaluate_saliency_maps(
         num_other_images: how many other images' fixations are the negatives
             of the shuffled AUC (Borji uses 10).
         seed: seeds AUC jitter and sampling (the same draws for every model).
+        ig_normalization: `"min_max"` (MIT `InfoGain.m`) or `"sum"` (maps
+            taken as densities; see `saliency.information_gain`).
 
     Returns:
         A JSON-serialisable dict:
@@ -192,7 +195,13 @@ def evaluate_saliency_maps(
                 pred_maps[index] if source is None else _resolve(source, example)
             )
             values = _image_metrics(
-                prediction, binary, truths[index], other, ig_reference, image_seed
+                prediction,
+                binary,
+                truths[index],
+                other,
+                ig_reference,
+                image_seed,
+                ig_normalization,
             )
             for metric, value in values.items():
                 per_image[name][metric].append(value)
@@ -209,6 +218,7 @@ def evaluate_saliency_maps(
         "num_evaluated": len(examples) - len(skipped),
         "skipped": skipped,
         "ig_baseline": ig_name,
+        "ig_normalization": ig_normalization,
         "metrics": summary,
         "per_image": per_image,
     }
@@ -236,6 +246,7 @@ def _image_metrics(
     other: np.ndarray | None,
     ig_reference: np.ndarray,
     seed: int,
+    ig_normalization: str,
 ) -> dict[str, float | None]:
     return {
         "auc_judd": saliency.auc_judd(prediction, binary, seed=seed),
@@ -249,7 +260,9 @@ def _image_metrics(
         "cc": saliency.cc(prediction, truth),
         "kld": saliency.kld(prediction, truth),
         "sim": saliency.sim(prediction, truth),
-        "ig": saliency.information_gain(prediction, binary, ig_reference),
+        "ig": saliency.information_gain(
+            prediction, binary, ig_reference, normalization=ig_normalization
+        ),
     }
 
 

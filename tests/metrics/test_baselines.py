@@ -59,3 +59,15 @@ def test_explainable_information_gain_share():
     np.testing.assert_allclose(share(np.array([0.0, 1.0]), 0.0, 2.0), [0.0, 0.5])
     with pytest.raises(ValueError, match="IG_truth must exceed IG_centre"):
         share(1.0, 1.0, 1.0)
+
+
+def test_centre_bias_uniform_weight_sets_a_floor():
+    fixations = [(np.array([[5.0, 5.0]]), (10, 10))]
+    density = baselines.fit_centre_bias(
+        fixations, (4, 4), sigma_fraction=1e-3, uniform_weight=0.5
+    )
+    assert density.sum() == pytest.approx(1.0)
+    assert density[0, 0] == pytest.approx(0.5 / 16)
+    assert density[2, 2] == pytest.approx(0.5 + 0.5 / 16)
+    with pytest.raises(ValueError, match="uniform_weight"):
+        baselines.fit_centre_bias(fixations, uniform_weight=2.0)

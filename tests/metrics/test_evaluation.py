@@ -107,6 +107,15 @@ def test_evaluate_without_centre_bias_uses_uniform_for_ig():
     preds = [ex["true_density"] for ex in examples]
     result = evaluation.evaluate_saliency_maps(preds, examples)
     assert result["ig_baseline"] == "uniform"
+    assert result["ig_normalization"] == "min_max"
+    as_density = evaluation.evaluate_saliency_maps(
+        preds, examples, ig_normalization="sum"
+    )
+    ig_sum = as_density["per_image"]["model"]["ig"][0]
+    binary = saliency.fixation_points_to_map(examples[0]["fixations"], (24, 32))
+    assert ig_sum == saliency.information_gain(
+        preds[0], binary, np.ones((1, 1)), normalization="sum"
+    )
     assert "explainable_information_gain_share" not in result
     assert result["metrics"]["model"]["ig"]["mean"] > 0
     with pytest.raises(ValueError, match="2 predicted maps for 1 examples"):

@@ -292,3 +292,21 @@ def test_fixation_points_to_map_wraps_shared_helper():
     np.testing.assert_array_equal(
         saliency.fixation_points_to_map(points, (3, 3)), expected
     )
+
+
+def test_constant_predictions_score_chance():
+    fixations = _binary((1, 3), (0, 0))
+    other = _binary((1, 3), (0, 1))
+    flat = np.full((1, 3), 2.0)
+    assert saliency.auc_shuffled(flat, fixations, other) == 0.5
+    assert saliency.information_gain(flat, fixations, np.ones((1, 1))) == 0.0
+    assert (
+        saliency.information_gain(
+            np.zeros((1, 3)), fixations, np.ones((1, 1)), normalization="min_max"
+        )
+        == 0.0
+    )
+    with pytest.raises(ValueError, match="saliency_map is all zeros"):
+        saliency.information_gain(
+            np.zeros((1, 3)), fixations, np.ones((1, 1)), normalization="sum"
+        )
