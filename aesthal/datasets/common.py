@@ -187,6 +187,17 @@ def read_bytes(path: str) -> bytes:
         return f.read()
 
 
+def _imdecode(data: bytes) -> np.ndarray | None:
+    """cv2.imdecode(IMREAD_UNCHANGED); None for empty or undecodable bytes."""
+    if not data:
+        return None
+    try:
+        array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error:
+        return None
+    return None if array is None or array.size == 0 else array
+
+
 def read_rgb_image(path: str) -> tuple[np.ndarray, bytes | np.ndarray]:
     """Decodes an image to uint8 RGB, converting where it is safe.
 
@@ -206,8 +217,8 @@ def read_rgb_image(path: str) -> tuple[np.ndarray, bytes | np.ndarray]:
         BadExampleError: `missing_file`, `corrupt_image`, `unsupported_dtype`.
     """
     data = read_bytes(path)
-    array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    if array is None or array.size == 0:
+    array = _imdecode(data)
+    if array is None:
         raise BadExampleError(
             "corrupt_image", f"{path}: cannot decode ({len(data)} bytes)"
         )
@@ -241,8 +252,8 @@ def read_gray_map(path: str) -> np.ndarray:
         BadExampleError: `missing_file`, `corrupt_map`, `unsupported_dtype`.
     """
     data = read_bytes(path)
-    array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    if array is None or array.size == 0:
+    array = _imdecode(data)
+    if array is None:
         raise BadExampleError("corrupt_map", f"{path}: cannot decode")
     array = _to_uint8(array, path)
     if array.ndim == 3:

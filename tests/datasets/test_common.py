@@ -1,0 +1,139 @@
+"""Tests for aesthal.datasets.common: decoding, map checks, skips, splits."""
+
+import cv2
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from aesthal.datasets import common
+
+
+def _write(path, array, ext=".png"):
+    ok, data = cv2.imencode(ext, array)
+    assert ok
+    path.write_bytes(data.tobytes())
+    return str(path)
+
+
+def test_rgb_jpeg_is_passed_through_unchanged(tmp_path):
+    bgr = np.random.default_rng(0).integers(0, 256, (8, 12, 3), dtype=np.uint8)
+    path = _write(tmp_path / "a.jpg", bgr, ".jpg")
+    rgb, encoded = common.read_rgb_image(path)
+    assert encoded == (tmp_path / "a.jpg").read_bytes()
+    np.testing.assert_array_equal(rgb, cv2.imread(path)[..., ::-1])
+
+
+def test_png_bgr_is_returned_as_rgb_array(tmp_path):
+    bgr = np.zeros((4, 5, 3), np.uint8)
+    bgr[..., 0] = 200  # blue in cv2's BGR order
+    rgb, encoded = common.read_rgb_image(_write(tmp_path / "a.png", bgr))
+    assert isinstance(encoded, np.ndarray)
+    np.testing.assert_array_equal(rgb[0, 0], [0, 0, 200])
+
+
+def test_rgba_drops_alpha_and_gray_is_copied(tmp_path):
+    bgra = np.zeros((4, 5, 4), np.uint8)
+    bgra[..., 2] = 100  # red
+    bgra[..., 3] = 7
+    rgb, _ = common.read_rgb_image(_write(tmp_path / "a.png", bgra))
+    np.testing.assert_array_equal(rgb[1, 1], [100, 0, 0])
+    gray = np.full((4, 5), 77, np.uint8)
+    rgb, _ = common.read_rgb_image(_write(tmp_path / "g.png", gray))
+    assert rgb.shape == (4, 5, 3) and (rgb == 77).all()
+
+
+def test_sixteen_bit_is_rounded_to_eight_bit(tmp_path):
+    gray16 = np.array([[0, 257, 65535, 128]], np.uint16)
+    rgb, _ = common.read_rgb_image(_write(tmp_path / "a.png", gray16))
+    np.testing.assert_array_equal(rgb[0, :, 0], [0, 1, 255, 0])
+
+
+@pytest.mark.parametrize("data", [b"", b"garbage", b"\xff\xd8\xff\xe0 truncated"])
+def test_undecodable_bytes_are_a_corrupt_image_skip(tmp_path, data):
+    (tmp_path / "x.jpg").write_bytes(data)
+    with pytest.raises(common.BadExampleError) as info:
+        common.read_rgb_image(str(tmp_path / "x.jpg"))
+    assert info.value.reason == "corrupt_image"
+
+
+def test_missing_file_is_a_skip_naming_it(tmp_path):
+    with pytest.raises(common.BadExampleError, match="nope.jpg") as info:
+        common.read_rgb_image(str(tmp_path / "nope.jpg"))
+    assert info.value.reason == "missing_file"
+
+
+def test_map_resize_policy():
+    smap = np.zeros((24, 32), np.uint8)
+    smap[12, 16] = 255
+    out = common.fit_map_to_image(smap, (48, 64, 3), "m.png")
+    assert out.shape == (48, 64)
+    with pytest.raises(common.BadExampleError) as info:
+        common.fit_map_to_image(smap, (48, 48, 3), "m.png")
+    assert info.value.reason == "map_size_mismatch"
+    same = common.fit_map_to_image(smap, (24, 32), "m.png")
+    assert same is smap
+
+
+def test_zero_map_is_a_skip():
+    with pytest.raises(common.BadExampleError) as info:
+        common.check_nonzero(np.zeros((3, 3)), "m.png")
+    assert info.value.reason == "zero_map"
+    common.check_nonzero(np.eye(3), "m.png")
+
+
+def test_points_outside_the_image_are_dropped_and_counted():
+    counter = common.SkipCounter("d", "train")
+    points = np.array(
+        [[0, 0], [-0.5, 3], [-0.51, 3], [9.49, 0], [9.5, 0], [np.nan, 1], [2, 19.4]],
+        np.float32,
+    )
+    kept = common.keep_points_in_image(points, (10, 20), counter)
+    np.testing.assert_array_equal(
+        kept, np.float32([[0, 0], [-0.5, 3], [9.49, 0], [2, 19.4]])
+    )
+    assert counter.dropped_points == 3
+
+
+def test_uint16_png_round_trips_through_tf():
+    smap = np.linspace(0, 1, 12, dtype=np.float32).reshape(3, 4)
+    u16 = common.to_uint16_map(smap)
+    assert u16.shape == (3, 4, 1) and u16[-1, -1, 0] == 65535 and u16[0, 0, 0] == 0
+    decoded = tf.io.decode_png(common.encode_png(u16), dtype=tf.uint16).numpy()
+    np.testing.assert_array_equal(decoded, u16)
+
+
+def test_check_manual_files_lists_everything_missing(tmp_path):
+    (tmp_path / "present.txt").write_text("x")
+    (tmp_path / "d").mkdir()
+    with pytest.raises(FileNotFoundError) as info:
+        common.check_manual_files(
+            str(tmp_path),
+            files=["present.txt", "a/b.mat", "c"],
+            globs=["d/*.jpg"],
+            dataset="demo",
+            instructions="PUT FILES HERE",
+        )
+    message = str(info.value)
+    assert "3 expected path(s)" in message
+    assert "a/b.mat" in message and "/c" in message and "d/*.jpg" in message
+    assert "present.txt" not in message and "PUT FILES HERE" in message
+
+
+def test_hashed_test_set_is_order_free_and_sized():
+    names = [f"n{i}" for i in range(50)]
+    chosen = common.hashed_test_set(names, 5)
+    assert len(chosen) == 5
+    assert chosen == common.hashed_test_set(list(reversed(names)), 5)
+    assert common.hashed_test_set(names, 6) > chosen
+
+
+def test_generate_counts_skips_and_summarises():
+    counter = common.SkipCounter("d", "s")
+
+    def bad():
+        raise common.BadExampleError("zero_map", "m.png")
+
+    out = list(common.generate([("a", lambda: {"x": 1}), ("b", bad)], counter))
+    assert out == [("a", {"x": 1})]
+    assert counter.kept == 1 and counter.skipped == {"zero_map": 1}
+    assert "kept 1 examples, skipped 1 [zero_map=1 (e.g. b)]" in counter.summary()
