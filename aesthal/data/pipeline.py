@@ -34,6 +34,7 @@ from aesthal.data import preprocess
 
 _TASK_FLAG = {"saliency": "has_saliency", "aesthetics": "has_aesthetics"}
 _TASK_CODE = {"saliency": 1, "aesthetics": 2}
+BUDGET_MODES = ("independent", "disjoint", "nested")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,9 +51,14 @@ class SourceSpec:
         tasks: tasks whose labels are kept; the others are masked out.
         label_budget: task -> N: keep exactly N labelled examples of that task
             (chosen uniformly by `seed`); the others lose that task's label.
-        disjoint_budgets: choose the budgets' examples disjointly (tasks in
-            the order "saliency", "aesthetics"), e.g. saliency on 200 images
-            and aesthetics on 2000 *other* images.
+        budget_mode: how the budgets' examples relate (when both tasks have
+            one): "independent" draws; "disjoint" (tasks in the order
+            "saliency", "aesthetics"), e.g. saliency on 200 images and
+            aesthetics on 2000 *other* images; "nested": the smaller budget's
+            examples lie inside the larger's, e.g. saliency on 200 images and
+            aesthetics on those 200 plus 2000 others. Budgets are drawn from
+            the source's labels before `tasks` masks any task, so the same
+            seed gives the same labelled sets whatever `tasks` is.
         permute_labels: tasks whose labels are permuted across the examples
             labelled for that task (a control: labels no longer match images).
             Only "aesthetics" is supported.
@@ -67,13 +73,17 @@ class SourceSpec:
     weight: float = 1.0
     tasks: tuple[str, ...] = preprocess.TASKS
     label_budget: Mapping[str, int] = dataclasses.field(default_factory=dict)
-    disjoint_budgets: bool = False
+    budget_mode: str = "independent"
     permute_labels: tuple[str, ...] = ()
     drop_unlabelled: bool = True
     seed: int = 0
     name: str | None = None
 
     def __post_init__(self):
+        if self.budget_mode not in BUDGET_MODES:
+            raise ValueError(
+                f"budget_mode={self.budget_mode!r}; expected one of {BUDGET_MODES}"
+            )
         for task in (*self.tasks, *self.label_budget, *self.permute_labels):
             if task not in preprocess.TASKS:
                 raise ValueError(
@@ -152,6 +162,19 @@ def _label_table(spec: SourceSpec) -> dict[str, np.ndarray]:
     return {k: np.concatenate([r[k] for r in rows]) for k in rows[0]}
 
 
+def _check_budget(spec, task, budget, available, qualifier) -> None:
+    if budget > available:
+        where = {
+            "disjoint": " outside the other task's budget",
+            "nested": " beyond the other task's budget",
+        }.get(spec.budget_mode, "")
+        raise ValueError(
+            f"{spec.display_name}: label_budget[{task!r}] = "
+            f"{spec.label_budget[task]} but only {available} "
+            f"{qualifier}examples are labelled for {task}{where}"
+        )
+
+
 def _label_edits(spec: SourceSpec):
     """Per-index keep masks and permuted votes; None entries mean "no edit"."""
     if not spec.label_budget and not spec.permute_labels:
@@ -160,24 +183,30 @@ def _label_edits(spec: SourceSpec):
     n = len(table["votes"])
     keep = {}
     taken = np.zeros(n, bool)
-    for task in preprocess.TASKS:
-        labelled = table[_TASK_FLAG[task]].copy()
-        if task not in spec.tasks:
-            labelled[:] = False
-        if task not in spec.label_budget:
+    budgets = spec.label_budget
+    order = list(preprocess.TASKS)
+    if spec.budget_mode == "nested":
+        order.sort(key=lambda t: budgets.get(t, n + 1))  # smallest budget first
+    for task in order:
+        if task not in budgets:
             continue
-        budget = spec.label_budget[task]
-        candidates = np.flatnonzero(
-            labelled & ~taken if spec.disjoint_budgets else labelled
-        )
-        if budget > len(candidates):
-            raise ValueError(
-                f"{spec.display_name}: label_budget[{task!r}] = {budget} but only "
-                f"{len(candidates)} examples are labelled for {task}"
-                + (" outside the other tasks' budgets" if spec.disjoint_budgets else "")
-            )
+        budget = budgets[task]
+        labelled = table[_TASK_FLAG[task]]
         rng = np.random.default_rng([spec.seed, _TASK_CODE[task], 0])
-        chosen = np.sort(rng.choice(candidates, size=budget, replace=False))
+        if spec.budget_mode == "nested":
+            inner = np.flatnonzero(labelled & taken)
+            outer = np.flatnonzero(labelled & ~taken)
+            if budget < len(inner):
+                chosen = rng.choice(inner, size=budget, replace=False)
+            else:
+                _check_budget(spec, task, budget - len(inner), len(outer), "more ")
+                extra = rng.choice(outer, size=budget - len(inner), replace=False)
+                chosen = np.concatenate([inner, extra])
+        else:
+            disjoint = spec.budget_mode == "disjoint"
+            candidates = np.flatnonzero(labelled & ~taken if disjoint else labelled)
+            _check_budget(spec, task, budget, len(candidates), "")
+            chosen = rng.choice(candidates, size=budget, replace=False)
         mask = np.zeros(n, bool)
         mask[chosen] = True
         taken |= mask

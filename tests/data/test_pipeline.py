@@ -153,13 +153,14 @@ def test_random_flip_flips_about_half():
     assert not np.any(x.numpy()[:, 0, 0, 0] > 100)  # no flips when not training
 
 
-@pytest.mark.parametrize("disjoint", [False, True])
-def test_label_budgets_exact_and_deterministic(disjoint):
-    def run(seed):
+@pytest.mark.parametrize("mode", ["independent", "disjoint", "nested"])
+def test_label_budgets_exact_and_deterministic(mode):
+    def run(seed, tasks=data.TASKS):
         spec = data.SourceSpec(
             _both_labelled(),
             label_budget={"saliency": 7, "aesthetics": 11},
-            disjoint_budgets=disjoint,
+            budget_mode=mode,
+            tasks=tasks,
             seed=seed,
         )
         ids, sal, aes, _ = _ids(
@@ -169,12 +170,31 @@ def test_label_budgets_exact_and_deterministic(disjoint):
 
     sal, aes, ids = run(0)
     assert len(sal) == 7 and len(aes) == 11
-    if disjoint:
+    if mode == "disjoint":
         assert not sal & aes and len(ids) == 18  # unlabelled examples dropped
+    elif mode == "nested":
+        assert sal < aes and len(ids) == 11
     else:
         assert len(ids) == len(sal | aes)
     assert run(0)[:2] == (sal, aes)
     assert run(1)[:2] != (sal, aes)
+    # Masking a task does not change which examples carry the other's labels.
+    assert run(0, tasks=("aesthetics",))[1] == aes
+
+
+def test_nested_budget_larger_than_the_data_is_an_error():
+    spec = data.SourceSpec(
+        _both_labelled(10),
+        label_budget={"saliency": 4, "aesthetics": 11},
+        budget_mode="nested",
+    )
+    with pytest.raises(ValueError, match=r"only 6 more examples .* beyond"):
+        data.make_dataset(spec, image_size=SIZE, batch_size=2)
+
+
+def test_unknown_budget_mode_is_an_error():
+    with pytest.raises(ValueError, match="budget_mode"):
+        data.SourceSpec("synthetic_scenes/tiny", budget_mode="overlap")
 
 
 def test_label_budget_too_large_is_an_error():
