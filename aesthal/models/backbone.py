@@ -165,7 +165,11 @@ def _tiny_trunk(x, taps):
             use_bias=False,
             name=f"tiny_stage{index}_conv",
         )(x)
-        x = keras.layers.BatchNormalization(name=f"tiny_stage{index}_bn")(x)
+        # Synchronized: under tf.distribute the batch statistics are those of
+        # the global batch, so N replicas train exactly like one device.
+        x = keras.layers.BatchNormalization(
+            synchronized=True, name=f"tiny_stage{index}_bn"
+        )(x)
         x = keras.layers.ReLU(name=f"tiny_stage{index}_relu")(x)
         taps[f"stage{index}"] = x
     return taps

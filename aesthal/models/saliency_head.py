@@ -48,9 +48,12 @@ class SaliencyHead(keras.layers.Layer):
         self.fuse = keras.layers.Conv2D(
             self.channels, 3, padding="same", activation="relu", name="fuse"
         )
+        # No bias: the spatial softmax is invariant to a constant shift, so a
+        # bias would get a zero gradient (only round-off, which Adam amplifies).
         self.logits = keras.layers.Conv2D(
             1,
             1,
+            use_bias=False,
             kernel_initializer=keras.initializers.RandomNormal(stddev=0.01),
             name="logits",
         )

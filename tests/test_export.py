@@ -1,0 +1,108 @@
+"""Tests for aesthal.export_saved_model: reload without aesthal, any input size."""
+
+import json
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+import aesthal
+
+# Runs in a fresh, isolated Python (-I: no PYTHONPATH, no user site) in which
+# `import aesthal` fails, so the SavedModel must stand on TensorFlow alone.
+_LOAD = r"""
+import json, sys
+sys.modules["aesthal"] = None
+import numpy as np
+import tensorflow as tf
+try:
+    import aesthal
+    raise SystemExit("aesthal is importable")
+except ImportError:
+    pass
+serve = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
+at_size = serve(images=tf.constant(np.load(sys.argv[2])))
+other = serve(images=tf.constant(np.load(sys.argv[3])))
+out = {"at_size": {k: v.numpy().tolist() for k, v in at_size.items()},
+       "other": {k: v.numpy().tolist() for k, v in other.items()}}
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+def test_saved_model_reloads_without_aesthal(tmp_path):
+    keras.utils.set_random_seed(0)
+    model = aesthal.build_model(
+        aesthal.ModelConfig(
+            input_size=(32, 48), side_heads=(("saliency", "stage2", 1.0),)
+        )
+    )
+    model.compile(jit_compile=False)
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (2, 32, 48, 3)).astype("uint8")
+    # Train a step so that the heads are not at their near-uniform start.
+    model.fit(
+        images.astype("float32"),
+        {"saliency": rng.uniform(size=(2, 32, 48, 1)).astype("float32") ** 8},
+        verbose=0,
+    )
+    other = rng.integers(0, 256, (3, 50, 70, 3)).astype("uint8")
+    np.save(tmp_path / "at_size.npy", images)
+    np.save(tmp_path / "other.npy", other)
+    path = aesthal.export_saved_model(model, tmp_path / "saved")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-I",
+            "-c",
+            _LOAD,
+            path,
+            str(tmp_path / "at_size.npy"),
+            str(tmp_path / "other.npy"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+
+    expected = model.predict(images.astype("float32"), verbose=0)
+    at_size = {k: np.asarray(v) for k, v in out["at_size"].items()}
+    np.testing.assert_allclose(
+        at_size["saliency"], expected["saliency"], rtol=1e-4, atol=1e-9
+    )
+    np.testing.assert_allclose(at_size["aesthetics"], expected["aesthetics"], rtol=1e-5)
+    np.testing.assert_allclose(
+        at_size["aesthetics_mean"], expected["aesthetics"] @ np.arange(1, 11), rtol=1e-5
+    )
+
+    other_out = {k: np.asarray(v) for k, v in out["other"].items()}
+    assert other_out["saliency"].shape == (3, 50, 70, 1)
+    assert other_out["aesthetics"].shape == (3, 10)
+    assert other_out["aesthetics_mean"].shape == (3,)
+    assert (other_out["saliency"] >= 0).all()
+    np.testing.assert_allclose(other_out["saliency"].sum((1, 2, 3)), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(other_out["aesthetics"].sum(-1), 1.0, rtol=1e-5)
+    assert (
+        (other_out["aesthetics_mean"] >= 1) & (other_out["aesthetics_mean"] <= 10)
+    ).all()
+    # The export stretches a 50x70 image to 32x48 (bilinear, antialiased) first.
+    np.testing.assert_allclose(
+        other_out["aesthetics"][0],
+        model.predict(
+            keras.ops.image.resize(
+                other[:1].astype("float32"), (32, 48), antialias=True
+            ),
+            verbose=0,
+        )["aesthetics"][0],
+        rtol=1e-3,
+    )
+
+
+def test_export_rejects_other_models(tmp_path):
+    with pytest.raises(TypeError, match="expects an AesthalModel"):
+        aesthal.export_saved_model(keras.Sequential([keras.layers.Dense(1)]), tmp_path)

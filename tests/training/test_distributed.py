@@ -1,0 +1,97 @@
+"""MirroredStrategy over 2 logical CPUs equals one device for the same global batch.
+
+Logical devices must be configured before TensorFlow initialises, so the check
+runs in a fresh Python process (the script below), not in the pytest process.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+_SCRIPT = r"""
+import json, sys
+import numpy as np
+import tensorflow as tf
+
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(
+    cpu, [tf.config.LogicalDeviceConfiguration()] * 2
+)
+import keras
+import aesthal
+
+config = aesthal.ModelConfig(
+    input_size=(32, 32), side_heads=(("saliency", "stage2", 0.5),)
+)
+rng = np.random.default_rng(0)
+images = rng.uniform(0, 255, (4, 32, 32, 3)).astype("float32")
+targets = {
+    "saliency": rng.uniform(0, 1, (4, 32, 32, 1)).astype("float32") ** 4,
+    "aesthetics": rng.integers(1, 50, (4, 10)).astype("float32"),
+}
+# Uneven labels across the two replicas' halves ([1, 1] vs [1, 0] and [0, 0]
+# vs [1, 1]): a per-replica mean would differ from the global-batch mean.
+weights = {
+    "saliency": np.array([1, 1, 1, 0], "float32"),
+    "aesthetics": np.array([0, 0, 1, 1], "float32"),
+}
+dataset = tf.data.Dataset.from_tensors((images, targets, weights)).repeat(2)
+
+
+def train(strategy):
+    keras.utils.set_random_seed(0)
+    with strategy.scope():
+        model = aesthal.build_model(config)
+        model.compile(
+            optimizers={
+                "shared": keras.optimizers.Adam(1e-3),
+                "aesthetics": keras.optimizers.SGD(0.5, momentum=0.9),
+                "saliency": keras.optimizers.Adam(1e-2),
+            },
+            loss_weighting="uncertainty",
+            jit_compile=False,
+        )
+    history = model.fit(dataset, epochs=1, verbose=0)
+    return model, {k: float(v[-1]) for k, v in history.history.items()}
+
+
+one, one_logs = train(tf.distribute.OneDeviceStrategy("/cpu:0"))
+mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+two, two_logs = train(mirrored)
+diffs = [
+    float(np.max(np.abs(a.numpy() - b.numpy())))
+    for a, b in zip(one.weights, two.weights, strict=True)
+]
+print(json.dumps({
+    "replicas": mirrored.num_replicas_in_sync,
+    "max_weight_diff": max(diffs),
+    "worst": [w.path for w, d in zip(one.weights, diffs) if d > 1e-5][:8],
+    "one_logs": one_logs,
+    "two_logs": two_logs,
+    "log_variances": [float(v.numpy()) for v in two.loss_weighting.trainable_variables],
+}))
+"""
+
+
+@pytest.mark.slow
+def test_mirrored_strategy_equals_one_device(tmp_path):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
+    result = subprocess.run(
+        [sys.executable, "-c", _SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["replicas"] == 2
+    assert out["max_weight_diff"] < 1e-5, (out["max_weight_diff"], out["worst"])
+    for key, value in out["one_logs"].items():
+        assert out["two_logs"][key] == pytest.approx(value, rel=1e-4, abs=1e-6), key
+    # Training happened: the learned log-variances left 0.
+    assert all(abs(v) > 1e-3 for v in out["log_variances"])
