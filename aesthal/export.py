@@ -25,20 +25,18 @@ import tensorflow as tf
 from aesthal.models.aesthal_model import AesthalModel
 
 
-def export_saved_model(model: AesthalModel, path: str | os.PathLike) -> str:
-    """Writes `model` as a SavedModel with the `serving_default` signature above.
+def serving_function(model: AesthalModel):
+    """The exported computation, as a plain function of uint8 images.
+
+    `aesthal.inference.Predictor` wraps a `.keras` model in this same function,
+    so in-memory, `.keras` and SavedModel predictions agree.
 
     Args:
         model: a built `AesthalModel`.
-        path: output folder (created; must not hold another SavedModel).
 
     Returns:
-        The path, as a string.
+        `serve(images)`: uint8 `[B, h, w, 3]` -> the dict of the module docstring.
     """
-    if not isinstance(model, AesthalModel):
-        raise TypeError(
-            f"export_saved_model expects an AesthalModel; got {type(model).__name__}."
-        )
     height, width = model.config.input_size
     scores = tf.range(1, 11, dtype=tf.float32)
 
@@ -63,6 +61,25 @@ def export_saved_model(model: AesthalModel, path: str | os.PathLike) -> str:
             "aesthetics": aesthetics,
             "aesthetics_mean": tf.reduce_sum(aesthetics * scores, axis=-1),
         }
+
+    return serve
+
+
+def export_saved_model(model: AesthalModel, path: str | os.PathLike) -> str:
+    """Writes `model` as a SavedModel with the `serving_default` signature above.
+
+    Args:
+        model: a built `AesthalModel`.
+        path: output folder (created; must not hold another SavedModel).
+
+    Returns:
+        The path, as a string.
+    """
+    if not isinstance(model, AesthalModel):
+        raise TypeError(
+            f"export_saved_model expects an AesthalModel; got {type(model).__name__}."
+        )
+    serve = serving_function(model)
 
     archive = keras.export.ExportArchive()
     archive.track(model)

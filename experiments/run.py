@@ -1,0 +1,267 @@
+r"""Trains, evaluates or exports an aesthal model.
+
+    python experiments/run.py --flagfile=experiments/configs/quickstart.flags
+    python experiments/run.py --mode=evaluate --model=runs/quickstart/model.keras \
+        --dataset=synthetic_scenes --output_dir=runs/quickstart/eval
+    python experiments/run.py --mode=export --model=runs/quickstart/model.keras \
+        --output_dir=runs/export
+
+`--mode=train` (the default) trains, exports the SavedModel, evaluates on the
+test split and prints the results table. Every artefact goes to
+`--output_dir` (see `aesthal.experiment`). Killed and started again with the
+same command, a training run resumes from its last backup.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+
+from absl import app, flags, logging
+
+# Flags, defined once. Library modules never read them: `_configs` turns them
+# into aesthal's config dataclasses.
+_MODE = flags.DEFINE_enum(
+    "mode", "train", ["train", "evaluate", "export"], "What to do."
+)
+_OUTPUT_DIR = flags.DEFINE_string(
+    "output_dir", None, "Run directory: config, logs, checkpoints, model, metrics."
+)
+_MODEL = flags.DEFINE_string(
+    "model", None, "evaluate/export: a .keras file or SavedModel folder."
+)
+
+# Data.
+_DATASET = flags.DEFINE_string(
+    "dataset",
+    "synthetic_scenes",
+    "TFDS name (with config), e.g. synthetic_scenes/tiny.",
+)
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data directory.")
+_MANUAL_DIR = flags.DEFINE_string(
+    "manual_dir", None, "The data set's files, for osie/salicon/mit1003/cat2000/ava."
+)
+_TRAIN_SPLIT = flags.DEFINE_string("train_split", "train", "Training split.")
+_VALIDATION_SPLIT = flags.DEFINE_string(
+    "validation_split", "validation", "Validation split ('' for none)."
+)
+_TEST_SPLIT = flags.DEFINE_string("test_split", "test", "Evaluation split.")
+_TASKS = flags.DEFINE_list("tasks", ["saliency", "aesthetics"], "Tasks trained.")
+_SALIENCY_LABELS = flags.DEFINE_integer(
+    "saliency_labels", None, "Keep only N saliency-labelled training images."
+)
+_AESTHETICS_LABELS = flags.DEFINE_integer(
+    "aesthetics_labels", None, "Keep only N aesthetics-labelled training images."
+)
+_BUDGET_MODE = flags.DEFINE_enum(
+    "budget_mode",
+    "independent",
+    ["independent", "disjoint", "nested"],
+    "How the two label budgets' images relate.",
+)
+_PERMUTE_AESTHETICS = flags.DEFINE_bool(
+    "permute_aesthetics", False, "Shuffle aesthetics labels across images (control)."
+)
+_LABEL_SEED = flags.DEFINE_integer("label_seed", 0, "Seed of label budgets.")
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 16, "Global batch size.")
+_CACHE = flags.DEFINE_bool("cache", True, "Cache the resized training set in memory.")
+
+# Model.
+_BACKBONE = flags.DEFINE_enum(
+    "backbone", "tiny", ["tiny", "mobilenet_v2", "vgg16", "resnet50"], "Shared trunk."
+)
+_BACKBONE_WEIGHTS = flags.DEFINE_string(
+    "backbone_weights", None, "None, 'imagenet' (from the Keras cache) or a file."
+)
+_INPUT_HEIGHT = flags.DEFINE_integer("input_height", 96, "Model input height.")
+_INPUT_WIDTH = flags.DEFINE_integer("input_width", 128, "Model input width.")
+_SALIENCY_TAPS = flags.DEFINE_list(
+    "saliency_taps", None, "Trunk taps the saliency decoder fuses."
+)
+_AESTHETICS_TAPS = flags.DEFINE_list(
+    "aesthetics_taps", None, "Trunk taps the aesthetics head pools."
+)
+_DECODER_CHANNELS = flags.DEFINE_integer(
+    "decoder_channels", 32, "Saliency decoder width."
+)
+_SIDE_HEADS = flags.DEFINE_list(
+    "side_heads", [], "Auxiliary heads, each task:tap:weight, e.g. saliency:stage2:0.3."
+)
+
+# Loss.
+_LOSS_WEIGHTING = flags.DEFINE_enum(
+    "loss_weighting", "fixed", ["fixed", "uncertainty"], "Task loss integration."
+)
+_SALIENCY_WEIGHT = flags.DEFINE_float("saliency_weight", 1.0, "Fixed task weight.")
+_AESTHETICS_WEIGHT = flags.DEFINE_float("aesthetics_weight", 1.0, "Fixed task weight.")
+_CC_WEIGHT = flags.DEFINE_float("cc_weight", 0.0, "Weight of -CC in the saliency loss.")
+_NSS_WEIGHT = flags.DEFINE_float(
+    "nss_weight", 0.0, "Weight of -NSS in the saliency loss."
+)
+
+# Optimisation.
+_LEARNING_RATE = flags.DEFINE_float("learning_rate", 1e-3, "Base Adam learning rate.")
+_LR_SHARED = flags.DEFINE_float("lr_shared", None, "Learning rate of the trunk.")
+_LR_SALIENCY = flags.DEFINE_float("lr_saliency", None, "Learning rate of saliency.")
+_LR_AESTHETICS = flags.DEFINE_float(
+    "lr_aesthetics", None, "Learning rate of aesthetics."
+)
+_LR_SCHEDULE = flags.DEFINE_enum(
+    "lr_schedule", "constant", ["constant", "cosine"], "Learning-rate schedule."
+)
+_EPOCHS = flags.DEFINE_integer("epochs", 5, "Epochs.")
+_STEPS_PER_EPOCH = flags.DEFINE_integer("steps_per_epoch", 100, "Steps per epoch.")
+_VALIDATION_STEPS = flags.DEFINE_integer(
+    "validation_steps", None, "Validation batches per epoch (default: all)."
+)
+_SEED = flags.DEFINE_integer("seed", 0, "Seed of initialisation, order and flips.")
+_INIT_FROM = flags.DEFINE_string(
+    "init_from", None, "A .keras model whose trunk initialises this one."
+)
+
+# Evaluation.
+_EVALUATE = flags.DEFINE_bool("evaluate", True, "train: evaluate on the test split.")
+_EXPORT = flags.DEFINE_bool("export", True, "train: write the SavedModel.")
+_EVAL_MAX_IMAGES = flags.DEFINE_integer(
+    "eval_max_images", None, "Evaluate only the first N test images."
+)
+
+
+def _configs():
+    """All flags to an `ExperimentConfig`; raises `app.UsageError` on conflicts."""
+    from aesthal import ModelConfig
+    from aesthal.experiment import DataConfig, ExperimentConfig, TrainConfig
+
+    if not _OUTPUT_DIR.value:
+        raise app.UsageError("--output_dir is required.")
+    if _MODE.value != "train" and not _MODEL.value:
+        raise app.UsageError(f"--mode={_MODE.value} needs --model.")
+    if _MODE.value == "train" and _MODEL.value:
+        raise app.UsageError(
+            "--model is for evaluate/export; use --init_from to start from one."
+        )
+    if _BUDGET_MODE.value != "independent" and not (
+        _SALIENCY_LABELS.value and _AESTHETICS_LABELS.value
+    ):
+        raise app.UsageError(
+            f"--budget_mode={_BUDGET_MODE.value} needs both --saliency_labels and "
+            "--aesthetics_labels."
+        )
+    for flag in (_INIT_FROM, _MODEL):
+        if flag.value and not os.path.exists(flag.value):
+            raise app.UsageError(f"--{flag.name}={flag.value}: no such file or folder.")
+    side_heads = []
+    for spec in _SIDE_HEADS.value:
+        parts = spec.split(":")
+        if len(parts) != 3:
+            raise app.UsageError(f"--side_heads: {spec!r} is not task:tap:weight.")
+        try:
+            side_heads.append((parts[0], parts[1], float(parts[2])))
+        except ValueError as error:
+            raise app.UsageError(f"--side_heads: {spec!r}: {error}") from error
+    group_rates = {
+        group: flag.value
+        for group, flag in (
+            ("shared", _LR_SHARED),
+            ("saliency", _LR_SALIENCY),
+            ("aesthetics", _LR_AESTHETICS),
+        )
+        if flag.value is not None
+    }
+    try:
+        model = ModelConfig(
+            backbone=_BACKBONE.value,
+            input_size=(_INPUT_HEIGHT.value, _INPUT_WIDTH.value),
+            backbone_weights=_BACKBONE_WEIGHTS.value,
+            saliency_taps=tuple(_SALIENCY_TAPS.value) if _SALIENCY_TAPS.value else None,
+            aesthetics_taps=(
+                tuple(_AESTHETICS_TAPS.value) if _AESTHETICS_TAPS.value else None
+            ),
+            decoder_channels=_DECODER_CHANNELS.value,
+            side_heads=tuple(side_heads),
+        )
+        data = DataConfig(
+            dataset=_DATASET.value,
+            data_dir=_DATA_DIR.value,
+            manual_dir=_MANUAL_DIR.value,
+            train_split=_TRAIN_SPLIT.value,
+            validation_split=_VALIDATION_SPLIT.value or None,
+            test_split=_TEST_SPLIT.value,
+            tasks=tuple(_TASKS.value),
+            saliency_labels=_SALIENCY_LABELS.value,
+            aesthetics_labels=_AESTHETICS_LABELS.value,
+            budget_mode=_BUDGET_MODE.value,
+            permute_aesthetics=_PERMUTE_AESTHETICS.value,
+            label_seed=_LABEL_SEED.value,
+            batch_size=_BATCH_SIZE.value,
+            cache=_CACHE.value,
+        )
+        train = TrainConfig(
+            epochs=_EPOCHS.value,
+            steps_per_epoch=_STEPS_PER_EPOCH.value,
+            learning_rate=_LEARNING_RATE.value,
+            group_learning_rates=group_rates,
+            lr_schedule=_LR_SCHEDULE.value,
+            loss_weighting=_LOSS_WEIGHTING.value,
+            loss_weights={
+                "saliency": _SALIENCY_WEIGHT.value,
+                "aesthetics": _AESTHETICS_WEIGHT.value,
+            },
+            saliency_loss={
+                "kld_weight": 1.0,
+                "cc_weight": _CC_WEIGHT.value,
+                "nss_weight": _NSS_WEIGHT.value,
+            },
+            seed=_SEED.value,
+            validation_steps=_VALIDATION_STEPS.value,
+            init_from=_INIT_FROM.value,
+        )
+    except ValueError as error:
+        raise app.UsageError(str(error)) from error
+    return ExperimentConfig(
+        output_dir=_OUTPUT_DIR.value, model=model, data=data, train=train
+    )
+
+
+def _print_results(results, output_dir) -> None:
+    from aesthal.experiment import format_results
+
+    print(format_results(results))
+    print(f"Results: {pathlib.Path(output_dir) / 'metrics.json'}")
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    config = _configs()  # every flag is checked before any work starts
+    if not flags.FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)  # TFDS logs every file at INFO
+    from aesthal import experiment
+
+    out = pathlib.Path(config.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "flags.txt").write_text(flags.FLAGS.flags_into_string())
+    if _MODE.value == "export":
+        path = experiment.export(_MODEL.value, out)
+        print(f"SavedModel: {path}")
+        return
+    if _MODE.value == "evaluate":
+        results = experiment.evaluate(
+            _MODEL.value, config.data, out, max_images=_EVAL_MAX_IMAGES.value
+        )
+        _print_results(results, out)
+        return
+    model = experiment.train(config)
+    if _EXPORT.value:
+        logging.info("SavedModel: %s", experiment.export(model, out))
+    if _EVALUATE.value:
+        results = experiment.evaluate(
+            model, config.data, out, max_images=_EVAL_MAX_IMAGES.value
+        )
+        _print_results(results, out)
+
+
+if __name__ == "__main__":
+    # Quiet TensorFlow's C++ start-up logs unless the user asked for them.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    app.run(main)
