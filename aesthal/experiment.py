@@ -18,6 +18,7 @@ A run directory holds:
     tensorboard/         per-task losses, task weights, learning rates, maps
     backup/              BackupAndRestore state (resume after a kill)
     checkpoints/last.keras   the model after the last finished epoch
+    history.json, train_time.json   per-epoch logs of `fit`, training seconds
     model.keras          the final model (weights + three optimizers' state)
     saved_model/         the SavedModel export (serving_default)
     metrics.json, metrics.md   test-split metrics with baselines
@@ -375,7 +376,7 @@ def train(config: ExperimentConfig, verbose: int | str = "auto") -> AesthalModel
         )
     (out / "checkpoints").mkdir(exist_ok=True)
     start = time.perf_counter()
-    model.fit(
+    history = model.fit(
         train_ds,
         epochs=config.train.epochs,
         steps_per_epoch=config.train.steps_per_epoch,
@@ -388,6 +389,10 @@ def train(config: ExperimentConfig, verbose: int | str = "auto") -> AesthalModel
     seconds = time.perf_counter() - start
     model.save(out / "model.keras")
     _write_json(out / "train_time.json", {"seconds": seconds})
+    _write_json(
+        out / "history.json",
+        {k: [float(v) for v in vs] for k, vs in history.history.items()},
+    )
     return model
 
 
