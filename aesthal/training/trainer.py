@@ -15,8 +15,14 @@ position, three `AdamOptimizer`s, one grouped op, in Keras 3):
    `sample_weights[t]` is 1 (0 if there are none);
 3. `total = loss_weighting.combine({t: L_t})`;
 4. one `tape.gradient(total, shared + aesthetics + saliency)`, split by group,
-   each part applied by that group's optimizer (`_apply_grouped_gradients`, the
-   place where a NaN/Inf guard can skip the update).
+   each part applied by that group's optimizer (`_apply_grouped_gradients`);
+5. the NaN/Inf guard: if any task loss or any gradient is NaN or Inf (on any
+   replica), *no* group's update is applied: weights, Adam moments and the
+   optimizers' `iterations` (hence learning-rate schedules) stay as they were.
+   The step is counted in the `{group}_nonfinite` logs ("saliency" and
+   "aesthetics": that task's loss or its head's gradients; "shared": the
+   trunk's gradients), which `aesthal.callbacks.StopOnNonFinite` turns into an
+   error naming the step and the task.
 
 Under `tf.distribute`, each replica's `L_t` is its local masked sum divided by
 the global count of labelled examples (an all-reduce), and the regularizer of
@@ -62,6 +68,11 @@ class MultiTaskTrainer:
         self._train_only_trackers = {f"{g}_lr" for g in GROUPS}
         names += [f"{g}_lr" for g in GROUPS]
         self.trackers = {name: keras.metrics.Mean(name=name) for name in names}
+        # Steps skipped by the NaN/Inf guard this epoch (a count, not a mean).
+        for group in GROUPS:
+            name = f"{group}_nonfinite"
+            self.trackers[name] = keras.metrics.Sum(name=name)
+            self._train_only_trackers.add(name)
 
     # ----------------------------------------------------------------- compile
     def compile(
@@ -367,17 +378,70 @@ class MultiTaskTrainer:
                     logs[f"{task}_{metric.name}"] = result
         return logs
 
-    def _apply_grouped_gradients(self, groups, grads_by_group) -> None:
-        """Applies each group's gradients with its own optimizer.
+    def _nonfinite_flags(self, task_losses, grads_by_group) -> dict:
+        """`{group: float32 scalar}`, 1.0 where a loss or gradient is NaN/Inf.
 
-        The single place where updates happen: a NaN/Inf guard can wrap this.
+        A task's flag covers its loss and its head group's gradients; "shared"
+        covers the trunk's gradients. Under `tf.distribute` the flags are summed
+        over replicas (then clipped to 1), so every replica takes the same
+        branch of the guard.
         """
+
+        def bad(tensors) -> tf.Tensor:
+            finite = [tf.reduce_all(tf.math.is_finite(t)) for t in tensors]
+            if not finite:
+                return tf.constant(0.0)
+            return 1.0 - tf.cast(tf.reduce_all(tf.stack(finite)), tf.float32)
+
+        flags = {}
         for group in GROUPS:
-            variables = groups[group]
-            if variables:
-                self.group_optimizers[group].apply_gradients(
-                    zip(grads_by_group[group], variables, strict=True)
+            tensors = [g for g in grads_by_group[group] if g is not None]
+            if group in task_losses:
+                tensors.append(task_losses[group])
+            flags[group] = bad(tensors)
+        context = tf.distribute.get_replica_context()
+        if context is not None and self.distribute_strategy.num_replicas_in_sync > 1:
+            flags = context.all_reduce(tf.distribute.ReduceOp.SUM, flags)
+        return {g: tf.minimum(f, 1.0) for g, f in flags.items()}
+
+    def _apply_grouped_gradients(self, groups, grads_by_group, finite=None) -> None:
+        """Applies each group's gradients with its own optimizer, if `finite`.
+
+        The single place where updates happen. When `finite` (a bool scalar,
+        equal on every replica) is False, no optimizer is called at all, so no
+        variable, moment or iteration count changes (a `tf.cond`; under a
+        strategy that needs `merge_call`, the cond runs in cross-replica
+        context, as `keras.optimizers.LossScaleOptimizer` does).
+        """
+
+        def apply_all(grads_by_group):
+            for group in GROUPS:
+                variables = groups[group]
+                if variables:
+                    self.group_optimizers[group].apply_gradients(
+                        zip(grads_by_group[group], variables, strict=True)
+                    )
+
+        if finite is None:
+            apply_all(grads_by_group)
+            return
+        if tf.__internal__.distribute.strategy_supports_no_merge_call():
+            tf.cond(finite, lambda: apply_all(grads_by_group), lambda: None)
+            return
+
+        def cross_replica(distribution, grads_by_group, finite):
+            finite = distribution.experimental_local_results(finite)[0]
+
+            def apply_fn():
+                distribution.extended.call_for_each_replica(
+                    apply_all, args=(grads_by_group,)
                 )
+
+            tf.cond(finite, apply_fn, lambda: None)
+
+        tf.distribute.get_replica_context().merge_call(
+            cross_replica, args=(grads_by_group, finite)
+        )
 
     def train_step(self, data):
         images, targets, masks = self._unpack(data)
@@ -402,7 +466,11 @@ class MultiTaskTrainer:
             values[f"{group}_lr"] = tf.cast(
                 self.group_optimizers[group].learning_rate, tf.float32
             )
-        self._apply_grouped_gradients(groups, grads_by_group)
+        flags = self._nonfinite_flags(task_losses, grads_by_group)
+        for group in GROUPS:
+            values[f"{group}_nonfinite"] = flags[group]
+        finite = tf.equal(tf.add_n(list(flags.values())), 0.0)
+        self._apply_grouped_gradients(groups, grads_by_group, finite)
         self._update_trackers(values)
         self._update_task_metrics(targets, masks, outputs)
         return self._logs(training=True)
