@@ -192,6 +192,11 @@ class TrainConfig:
             raise ValueError(
                 f"TrainConfig.loss_weights: unknown tasks {sorted(unknown)}."
             )
+        if self.loss_weighting == "uncertainty" and self.loss_weights:
+            raise ValueError(
+                "TrainConfig: loss_weighting='uncertainty' learns the task weights; "
+                f"fixed loss_weights={self.loss_weights} contradict it."
+            )
 
     def learning_rates(self) -> dict[str, float]:
         return {
@@ -359,10 +364,18 @@ def train(config: ExperimentConfig, verbose: int | str = "auto") -> AesthalModel
     compile_model(model, config.train)
 
     image_size = config.model.input_size
+    # Resume: BackupAndRestore reloads the weights and all three optimizers'
+    # state and restarts at the next epoch, but the (seeded, deterministic)
+    # training stream restarts from its start: skip the batches consumed.
+    resumed_epochs = callbacks_lib.completed_epochs(out / "backup")
     train_ds = training_dataset(data, image_size, config.train.seed)
+    if resumed_epochs:
+        train_ds = train_ds.skip(resumed_epochs * config.train.steps_per_epoch)
     val_ds = validation_dataset(data, image_size)
     callbacks = [
-        keras.callbacks.BackupAndRestore(str(out / "backup"), delete_checkpoint=False),
+        keras.callbacks.BackupAndRestore(
+            str(out / "backup"), delete_checkpoint=False, double_checkpoint=True
+        ),
         keras.callbacks.ModelCheckpoint(str(out / "checkpoints" / "last.keras")),
         keras.callbacks.TensorBoard(str(out / "tensorboard"), update_freq="epoch"),
         callbacks_lib.StopOnNonFinite(),

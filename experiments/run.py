@@ -159,6 +159,13 @@ def _configs():
             side_heads.append((parts[0], parts[1], float(parts[2])))
         except ValueError as error:
             raise app.UsageError(f"--side_heads: {spec!r}: {error}") from error
+    loss_weights = {}
+    for task, flag in (
+        ("saliency", _SALIENCY_WEIGHT),
+        ("aesthetics", _AESTHETICS_WEIGHT),
+    ):
+        if flag.present or _LOSS_WEIGHTING.value == "fixed":
+            loss_weights[task] = flag.value
     group_rates = {
         group: flag.value
         for group, flag in (
@@ -203,10 +210,7 @@ def _configs():
             group_learning_rates=group_rates,
             lr_schedule=_LR_SCHEDULE.value,
             loss_weighting=_LOSS_WEIGHTING.value,
-            loss_weights={
-                "saliency": _SALIENCY_WEIGHT.value,
-                "aesthetics": _AESTHETICS_WEIGHT.value,
-            },
+            loss_weights=loss_weights,
             saliency_loss={
                 "kld_weight": 1.0,
                 "cc_weight": _CC_WEIGHT.value,

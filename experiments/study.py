@@ -1,0 +1,431 @@
+r"""Runs the "extra data or multi-task?" study and rebuilds its table and plot.
+
+    python experiments/study.py --output_dir=runs/study              # everything
+    python experiments/study.py --output_dir=runs/study --conditions=1,3 --seeds=0
+    python experiments/study.py --output_dir=runs/study --table_only
+
+Each condition is one flagfile in experiments/configs/study/; each (condition,
+seed) run is `experiments/run.py` in a subprocess, writing to
+`<output_dir>/<condition>/seed<k>/`. A run whose `metrics.json` exists is not
+run again, so the script resumes after an interruption (and run.py itself
+resumes a half-finished run from its backup). The seed sets both the training
+seed and the label seed: conditions share their labelled images seed by seed,
+so differences against condition 1 are paired.
+
+The table (`study.md`), a JSON summary and a plot (`study.png`) go to
+`--output_dir`; `--docs` also copies the table and plot into docs/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import time
+
+from absl import app, flags, logging
+
+_OUTPUT_DIR = flags.DEFINE_string("output_dir", "runs/study", "Where the runs go.")
+_CONDITIONS = flags.DEFINE_list(
+    "conditions", None, "Condition prefixes to run (default: all), e.g. 1,3,6a."
+)
+_SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds.")
+_TABLE_ONLY = flags.DEFINE_bool("table_only", False, "Only rebuild the table.")
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data directory.")
+_EXTRA_FLAGS = flags.DEFINE_list(
+    "extra_flags", [], "Flags added to every run (e.g. --epochs=1 for a smoke run)."
+)
+_DOCS = flags.DEFINE_string(
+    "docs", None, "Also write the table and plot into this folder (e.g. docs/)."
+)
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+CONFIGS = REPO / "experiments" / "configs" / "study"
+# Condition id -> (flagfile stem, label in tables).
+CONDITIONS = {
+    "1": ("1_saliency_only", "1 saliency only (200 images)"),
+    "2": ("2_multitask_same_images", "2 multi-task, same 200 images"),
+    "3": ("3_multitask_extra_images", "3 multi-task + 2,000 aesthetics-only images"),
+    "4a": ("4a_aesthetics_pretraining", "4a aesthetics pre-training (stage 1)"),
+    "4b": ("4b_saliency_finetuning", "4 pre-train on aesthetics, fine-tune saliency"),
+    "5": ("5_multitask_permuted_aesthetics", "5 as 3, aesthetics labels permuted"),
+    "6a": ("6a_uncertainty_weighting", "6a best of 2/3 + uncertainty weighting"),
+    "6b": ("6b_per_group_learning_rates", "6b best of 2/3 + per-group learning rates"),
+    "6c": ("6c_side_heads", "6c best of 2/3 + side heads"),
+}
+EVALUATED = [c for c in CONDITIONS if c != "4a"]
+SALIENCY_METRICS = (
+    "auc_judd",
+    "auc_borji",
+    "auc_shuffled",
+    "nss",
+    "cc",
+    "kld",
+    "sim",
+    "ig",
+)
+AESTHETICS_METRICS = ("accuracy", "srcc", "plcc", "emd_r2")
+LOWER_IS_BETTER = {"kld", "emd_r2", "mean_score_mse", "emd_r1"}
+
+
+def _run_dir(condition: str, seed: str) -> pathlib.Path:
+    return pathlib.Path(_OUTPUT_DIR.value) / CONDITIONS[condition][0] / f"seed{seed}"
+
+
+def _done(condition: str, seed: str) -> bool:
+    marker = "model.keras" if condition == "4a" else "metrics.json"
+    return (_run_dir(condition, seed) / marker).exists()
+
+
+def _final_val_saliency_loss(condition: str, seeds: list[str]) -> float | None:
+    values = []
+    for seed in seeds:
+        path = _run_dir(condition, seed) / "history.json"
+        if not path.exists():
+            return None
+        values.append(json.loads(path.read_text())["val_saliency_loss"][-1])
+    return sum(values) / len(values)
+
+
+def _best_of_2_and_3(seeds: list[str]) -> str:
+    """'2' or '3': the lower mean final validation saliency loss (not test)."""
+    two, three = (_final_val_saliency_loss(c, seeds) for c in ("2", "3"))
+    if two is None or three is None:
+        raise app.UsageError("conditions 6a-6c need conditions 2 and 3 first.")
+    best = "2" if two < three else "3"
+    logging.info(
+        "best of 2/3 on validation: %s (val saliency loss %.4f vs %.4f)",
+        best,
+        two,
+        three,
+    )
+    return best
+
+
+def _run(condition: str, seed: str, seeds: list[str]) -> None:
+    out = _run_dir(condition, seed)
+    command = [
+        sys.executable,
+        str(REPO / "experiments" / "run.py"),
+        f"--flagfile={CONFIGS / (CONDITIONS[condition][0] + '.flags')}",
+        f"--output_dir={out}",
+        f"--seed={seed}",
+        f"--label_seed={seed}",
+    ]
+    if _DATA_DIR.value:
+        command.append(f"--data_dir={_DATA_DIR.value}")
+    if condition == "4b":
+        command.append(f"--init_from={_run_dir('4a', seed) / 'model.keras'}")
+    if condition.startswith("6") and _best_of_2_and_3(seeds) == "2":
+        command.append("--aesthetics_labels=200")
+    command += _EXTRA_FLAGS.value
+    logging.warning("running %s seed %s -> %s", condition, seed, out)
+    start = time.perf_counter()
+    log = out.parent / f"seed{seed}.log"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w") as handle:
+        result = subprocess.run(
+            command, cwd=REPO, stdout=handle, stderr=subprocess.STDOUT, check=False
+        )
+    if result.returncode != 0:
+        raise RuntimeError(f"{condition} seed {seed} failed; see {log}")
+    logging.warning(
+        "%s seed %s took %.0f s", condition, seed, time.perf_counter() - start
+    )
+
+
+# ----------------------------------------------------------------- the table
+def _t_interval(values: list[float]) -> tuple[float, float | None]:
+    """Mean and half-width of the 95% t-interval (None for fewer than 2)."""
+    from scipy import stats
+
+    n = len(values)
+    mean = sum(values) / n
+    if n < 2:
+        return mean, None
+    var = sum((v - mean) ** 2 for v in values) / (n - 1)
+    return mean, float(stats.t.ppf(0.975, n - 1) * (var / n) ** 0.5)
+
+
+def _fmt(mean: float, half: float | None, digits: int = 3) -> str:
+    return (
+        f"{mean:.{digits}f}"
+        if half is None
+        else f"{mean:.{digits}f} ± {half:.{digits}f}"
+    )
+
+
+def _load(condition: str, seeds: list[str]) -> dict[str, dict] | None:
+    runs = {}
+    for seed in seeds:
+        path = _run_dir(condition, seed) / "metrics.json"
+        if path.exists():
+            runs[seed] = json.loads(path.read_text())
+    return runs or None
+
+
+def summarise(seeds: list[str]) -> dict:
+    """Per condition: per-seed means, mean ± CI over seeds, paired diffs vs 1."""
+    summary: dict = {"seeds": seeds, "conditions": {}}
+    base = _load("1", seeds)
+    for condition in EVALUATED:
+        runs = _load(condition, seeds)
+        if runs is None:
+            continue
+        entry: dict = {"label": CONDITIONS[condition][1], "seeds": sorted(runs)}
+        config = _run_dir(condition, sorted(runs)[0]) / "config.json"
+        trained = json.loads(config.read_text())["data"]["tasks"]
+        for task, names in (
+            ("saliency", SALIENCY_METRICS),
+            ("aesthetics", AESTHETICS_METRICS),
+        ):
+            if task not in trained:
+                continue
+            for name in names:
+                values = {
+                    s: r[task]["metrics"]["model"][name]["mean"]
+                    for s, r in runs.items()
+                    if task in r
+                    and r[task]["metrics"]["model"][name]["mean"] is not None
+                }
+                if not values:
+                    continue
+                mean, half = _t_interval(list(values.values()))
+                item = {"per_seed": values, "mean": mean, "ci_half": half}
+                if task == "saliency" and base and condition != "1":
+                    paired = [
+                        values[s]
+                        - base[s]["saliency"]["metrics"]["model"][name]["mean"]
+                        for s in values
+                        if s in base
+                    ]
+                    if paired:
+                        d_mean, d_half = _t_interval(paired)
+                        item["diff_vs_1"] = {
+                            "mean": d_mean,
+                            "ci_half": d_half,
+                            "n": len(paired),
+                        }
+                entry[f"{task}/{name}"] = item
+        any_run = next(iter(runs.values()))
+        entry["baselines"] = {
+            name: {m: v["mean"] for m, v in metrics.items()}
+            for name, metrics in any_run["saliency"]["metrics"].items()
+            if name != "model"
+        }
+        times = [
+            json.loads((_run_dir(condition, s) / "train_time.json").read_text())[
+                "seconds"
+            ]
+            for s in runs
+            if (_run_dir(condition, s) / "train_time.json").exists()
+        ]
+        entry["train_seconds_mean"] = sum(times) / len(times) if times else None
+        summary["conditions"][condition] = entry
+    return summary
+
+
+def markdown(summary: dict) -> str:
+    """The study's tables: metrics per condition, then differences vs condition 1."""
+    conditions = summary["conditions"]
+    arrow = lambda m: "↓" if m in LOWER_IS_BETTER else "↑"  # noqa: E731
+    lines = [
+        f"Mean ± 95% t-interval over seeds {', '.join(summary['seeds'])} "
+        "(each seed's value is the mean over the 500 test images).",
+        "",
+        "| condition | "
+        + " | ".join(f"{m} {arrow(m)}" for m in SALIENCY_METRICS)
+        + " |",
+        "|---" * (len(SALIENCY_METRICS) + 1) + "|",
+    ]
+    for entry in conditions.values():
+        cells = [
+            (
+                _fmt(entry[f"saliency/{m}"]["mean"], entry[f"saliency/{m}"]["ci_half"])
+                if f"saliency/{m}" in entry
+                else "—"
+            )
+            for m in SALIENCY_METRICS
+        ]
+        lines.append(f"| {entry['label']} | " + " | ".join(cells) + " |")
+    if conditions:
+        baselines = next(iter(conditions.values()))["baselines"]
+        for name, values in baselines.items():
+            cells = [
+                f"{values[m]:.3f}" if values.get(m) is not None else "—"
+                for m in SALIENCY_METRICS
+            ]
+            lines.append(f"| *{name} (baseline)* | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "Paired difference against condition 1 (same seed, same labelled images), "
+        "mean ± 95% t-interval over seeds; positive = better except for KLD:",
+        "",
+        "| condition | " + " | ".join(f"Δ{m}" for m in SALIENCY_METRICS) + " |",
+        "|---" * (len(SALIENCY_METRICS) + 1) + "|",
+    ]
+    for condition, entry in conditions.items():
+        if condition == "1":
+            continue
+        cells = []
+        for m in SALIENCY_METRICS:
+            diff = entry.get(f"saliency/{m}", {}).get("diff_vs_1")
+            cells.append("—" if diff is None else _fmt(diff["mean"], diff["ci_half"]))
+        lines.append(f"| {entry['label']} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "Aesthetics (conditions that train it):",
+        "",
+        "| condition | "
+        + " | ".join(f"{m} {arrow(m)}" for m in AESTHETICS_METRICS)
+        + " | training s/run |",
+        "|---" * (len(AESTHETICS_METRICS) + 2) + "|",
+    ]
+    for entry in conditions.values():
+        cells = [
+            (
+                _fmt(
+                    entry[f"aesthetics/{m}"]["mean"],
+                    entry[f"aesthetics/{m}"]["ci_half"],
+                )
+                if f"aesthetics/{m}" in entry
+                else "—"
+            )
+            for m in AESTHETICS_METRICS
+        ]
+        seconds = entry.get("train_seconds_mean")
+        cells.append("—" if seconds is None else f"{seconds:.0f}")
+        lines.append(f"| {entry['label']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(summary: dict, path: pathlib.Path, metrics=("cc", "nss", "ig")) -> None:
+    """Bar chart (PNG, drawn with OpenCV): one panel per metric, bars ± 95% CI."""
+    import cv2
+    import numpy as np
+
+    entries = list(summary["conditions"].items())
+    if not entries:
+        return
+    panel_w, panel_h, margin = 420, 360, 70
+    image = np.full(
+        (panel_h + 2 * margin, panel_w * len(metrics) + margin, 3), 255, np.uint8
+    )
+    colours = [
+        (180, 119, 31),
+        (14, 127, 255),
+        (44, 160, 44),
+        (40, 39, 214),
+        (189, 103, 148),
+        (75, 86, 140),
+        (194, 119, 227),
+        (127, 127, 127),
+        (34, 189, 188),
+    ]
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    for p, metric in enumerate(metrics):
+        key = f"saliency/{metric}"
+        values = [
+            (c, e[key]["mean"], e[key]["ci_half"] or 0.0)
+            for c, e in entries
+            if key in e
+        ]
+        if not values:
+            continue
+        centre = entries[0][1]["baselines"].get("centre_bias", {}).get(metric)
+        marks = [0.0] + ([centre] if centre is not None else [])
+        lo = min(marks + [v - h for _, v, h in values])
+        hi = max(marks + [v + h for _, v, h in values])
+        span = (hi - lo) or 1.0
+        x0 = margin + p * panel_w
+
+        def y_of(v, lo=lo, span=span):
+            return int(margin + panel_h - (v - lo) / span * (panel_h - 20))
+
+        cv2.putText(
+            image, metric.upper(), (x0 + 10, margin - 30), font, 0.7, (0, 0, 0), 2
+        )
+        cv2.line(image, (x0, y_of(0.0)), (x0 + panel_w - 30, y_of(0.0)), (0, 0, 0), 1)
+        for tick in (lo, 0.0, hi):
+            cv2.putText(
+                image, f"{tick:.2f}", (x0 - 52, y_of(tick) + 5), font, 0.4, (0, 0, 0), 1
+            )
+        bar_w = (panel_w - 40) // len(values)
+        for i, (condition, value, half) in enumerate(values):
+            left = x0 + 5 + i * bar_w
+            colour = colours[EVALUATED.index(condition) % len(colours)]
+            cv2.rectangle(
+                image, (left, y_of(value)), (left + bar_w - 6, y_of(0.0)), colour, -1
+            )
+            mid = left + (bar_w - 6) // 2
+            cv2.line(
+                image,
+                (mid, y_of(value - half)),
+                (mid, y_of(value + half)),
+                (0, 0, 0),
+                2,
+            )
+            cv2.putText(
+                image,
+                condition,
+                (left + 2, margin + panel_h + 22),
+                font,
+                0.5,
+                (0, 0, 0),
+                1,
+            )
+        if centre is not None:
+            for x in range(x0, x0 + panel_w - 30, 12):
+                cv2.line(image, (x, y_of(centre)), (x + 6, y_of(centre)), (0, 0, 0), 2)
+        cv2.putText(
+            image,
+            "dashed: centre bias",
+            (x0 + 10, margin + panel_h + 45),
+            font,
+            0.45,
+            (90, 90, 90),
+            1,
+        )
+    cv2.imwrite(str(path), image)
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    seeds = list(_SEEDS.value)
+    chosen = _CONDITIONS.value or list(CONDITIONS)
+    unknown = [c for c in chosen if c not in CONDITIONS]
+    if unknown:
+        raise app.UsageError(
+            f"--conditions: unknown {unknown}; known {list(CONDITIONS)}"
+        )
+    if "4b" in chosen and "4a" not in chosen and not all(_done("4a", s) for s in seeds):
+        chosen = ["4a", *chosen]
+    if not _TABLE_ONLY.value:
+        order = [c for c in CONDITIONS if c in chosen]  # 4a before 4b, 2/3 before 6x
+        for condition in order:
+            for seed in seeds:
+                if not _done(condition, seed):
+                    _run(condition, seed, seeds)
+    summary = summarise(seeds)
+    out = pathlib.Path(_OUTPUT_DIR.value)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "study.json").write_text(json.dumps(summary, indent=2) + "\n")
+    table = markdown(summary)
+    (out / "study.md").write_text(table)
+    plot(summary, out / "study.png")
+    if _DOCS.value:
+        docs = pathlib.Path(_DOCS.value)
+        docs.mkdir(parents=True, exist_ok=True)
+        (docs / "study_table.md").write_text(table)
+        if (out / "study.png").exists():
+            shutil.copy(out / "study.png", docs / "study.png")
+    print(table)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    app.run(main)
