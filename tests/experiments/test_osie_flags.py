@@ -1,0 +1,152 @@
+"""The OSIE flagfiles: they parse into valid configs, and osie.flags runs on real OSIE.
+
+The end-to-end test reads the real OSIE files from `../shared/data/osie` and is
+skipped with a reason when they are absent (a user's fresh clone).
+"""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+RUN = REPO / "experiments" / "run.py"
+CONFIGS = REPO / "experiments" / "configs"
+OSIE_FLAGFILES = sorted(p.name for p in CONFIGS.glob("osie*.flags"))
+
+# Imports run.py as a module, parses each flagfile (from the repository root,
+# as the README runs them) and prints the ExperimentConfig that run.py's
+# `_configs()` builds from it, as JSON.
+_PARSE = r"""
+import importlib.util, json, sys
+from absl import flags
+spec = importlib.util.spec_from_file_location("run", sys.argv[1])
+run = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(run)
+out = {}
+for name in sys.argv[2:]:
+    flags.FLAGS.unparse_flags()
+    flags.FLAGS(["run.py", f"--flagfile=experiments/configs/{name}"])
+    out[name] = run._configs().to_dict()
+print(json.dumps(out))
+"""
+
+
+def _env():
+    return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+
+
+@pytest.fixture(scope="module")
+def parsed():
+    result = subprocess.run(
+        [sys.executable, "-c", _PARSE, str(RUN), *OSIE_FLAGFILES],
+        cwd=REPO,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_every_osie_flagfile_builds_a_valid_config(parsed):
+    assert {"osie.flags", "osie_vgg16_hed.flags", "osie_vgg16.flags"} <= set(parsed)
+    for name, config in parsed.items():
+        data = config["data"]
+        assert data["dataset"] == "osie", name
+        assert data["tasks"] == ["saliency"], name
+        # Relative to the repository root, where the README runs them.
+        assert data["manual_dir"] == "../shared/data/osie", name
+        # A validation part held out of train; the 100-image test split.
+        assert (data["train_split"], data["validation_split"]) == (
+            "train[:540]",
+            "train[540:]",
+        ), name
+        assert data["test_split"] == "test", name
+        assert config["output_dir"] == f"runs/{name[: -len('.flags')]}", name
+
+
+def test_vgg16_runs_differ_only_in_the_trunk_initialisation(parsed):
+    hed, scratch = parsed["osie_vgg16_hed.flags"], parsed["osie_vgg16.flags"]
+    assert hed["model"]["backbone"] == "vgg16"
+    assert hed["model"]["backbone_weights"] == "hed"
+    assert scratch["model"]["backbone_weights"] is None
+    assert hed["train"] == scratch["train"]
+    assert {**hed["model"], "backbone_weights": None} == scratch["model"]
+    # The nested osie.flags is read first, the trunk's flags override it.
+    assert parsed["osie.flags"]["model"]["backbone"] == "tiny"
+    assert hed["model"]["input_size"] == [96, 128]
+
+
+@pytest.mark.real_data
+def test_manual_dir_finds_the_shared_osie_from_the_repository_root(parsed, osie_dir):
+    for name, config in parsed.items():
+        manual = REPO / config["data"]["manual_dir"]
+        assert (manual / "data" / "eye" / "fixations.mat").exists(), name
+        assert manual.resolve() == osie_dir.resolve(), name
+
+
+def _osie_subset(osie_dir, folder, train, test):
+    """A manual_dir with the real fixations.mat and a few real stimuli (links)."""
+    (folder / "data" / "eye").mkdir(parents=True)
+    (folder / "data" / "stimuli").mkdir()
+    (folder / "data" / "eye" / "fixations.mat").symlink_to(
+        osie_dir / "data" / "eye" / "fixations.mat"
+    )
+    for number in [*train, *test]:
+        name = f"{number}.jpg"
+        (folder / "data" / "stimuli" / name).symlink_to(
+            osie_dir / "data" / "stimuli" / name
+        )
+    return folder
+
+
+@pytest.mark.slow
+@pytest.mark.real_data
+def test_osie_flags_train_one_step_and_evaluate_at_800x600(osie_dir, tmp_path):
+    # The real files, but only 6 train and 2 test images, so the TFDS build
+    # takes a second instead of 30 (the other 692 are counted missing_file).
+    manual = _osie_subset(osie_dir, tmp_path / "osie", range(1001, 1007), (1601, 1602))
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(RUN),
+            "--flagfile=experiments/configs/osie.flags",
+            f"--manual_dir={manual}",
+            f"--data_dir={tmp_path / 'tfds'}",
+            f"--output_dir={out}",
+            "--train_split=train[:4]",
+            "--validation_split=train[4:]",
+            "--input_height=32",
+            "--input_width=48",
+            "--batch_size=2",
+            "--epochs=1",
+            "--steps_per_epoch=1",
+            "--noexport",
+        ],
+        cwd=REPO,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    config = json.loads((out / "config.json").read_text())
+    assert config["data"]["tasks"] == ["saliency"]
+    assert config["train"]["lr_schedule"] == "cosine"  # from osie.flags
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert (metrics["dataset"], metrics["split"]) == ("osie", "test")
+    saliency = metrics["saliency"]
+    assert saliency["num_evaluated"] == 2
+    assert saliency["ig_baseline"] == "centre_bias"
+    # Real data has no true density; the baselines are uniform and centre bias.
+    assert set(saliency["metrics"]) == {"model", "uniform", "centre_bias"}
+    assert saliency["metrics"]["uniform"]["nss"]["mean"] == 0.0
+    assert saliency["metrics"]["centre_bias"]["ig"]["mean"] == 0.0
+    assert "aesthetics" not in metrics
+    assert (out / "metrics.md").read_text().strip() in result.stdout
