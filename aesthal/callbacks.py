@@ -1,8 +1,20 @@
-"""Keras callbacks for aesthal training runs."""
+"""Keras callbacks for aesthal training runs, and the resume helper.
+
+- `StopOnNonFinite`: ends `fit` at the first step whose update the train
+  step's NaN/Inf guard refused, naming the step and the task.
+- `SaliencyImageLogger`: TensorBoard panels image | ground truth | prediction
+  for fixed validation examples, every epoch.
+- `completed_epochs`: how many epochs a `keras.callbacks.BackupAndRestore`
+  folder has backed up, read *before* `fit` so that the training stream can be
+  positioned where the interrupted run stopped.
+"""
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import shutil
 
 import keras
 import numpy as np
@@ -103,3 +115,76 @@ class SaliencyImageLogger(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         if self._writer is not None:
             self._writer.close()
+
+
+def completed_epochs(backup_dir: str | os.PathLike) -> int:
+    """Epochs finished by the run whose `BackupAndRestore` state is in `backup_dir`.
+
+    `keras.callbacks.BackupAndRestore` writes `latest.weights.h5` and then
+    `training_metadata.json` (`{"epoch": finished epochs, ...}`) at the end of
+    every epoch; with `double_checkpoint=True` it first copies both to `.bkp`.
+    A kill while the weights are being written leaves an unreadable
+    `latest.weights.h5`: like the callback's own `on_train_begin`, this
+    function then restores the `.bkp` pair, so that the epoch returned here is
+    the epoch of the weights the callback will load.
+
+    Args:
+        backup_dir: the callback's `backup_dir`.
+
+    Returns:
+        The number of finished epochs (0 when there is no backup).
+    """
+    import h5py
+
+    weights = os.path.join(backup_dir, "latest.weights.h5")
+    metadata = os.path.join(backup_dir, "training_metadata.json")
+    if not os.path.exists(weights):
+        return 0
+    try:
+        with h5py.File(weights, "r"):
+            pass
+    except OSError:
+        if not os.path.exists(weights + ".bkp"):
+            raise
+        shutil.copy(weights + ".bkp", weights)
+        if os.path.exists(metadata + ".bkp"):
+            shutil.copy(metadata + ".bkp", metadata)
+        elif os.path.exists(metadata):
+            os.remove(metadata)
+    if not os.path.exists(metadata):
+        return 0
+    with open(metadata) as handle:
+        return int(json.load(handle)["epoch"])
+
+
+class SkipBatchesOnTrainBegin(keras.callbacks.Callback):
+    """Starts `fit`'s training stream `batches` batches in (for resuming).
+
+    Use `callback.dataset` as `fit`'s data and pass the callback to `fit`.
+
+    Why not plain `dataset.skip(batches)`: `aesthal.data.make_dataset` shuffles
+    with `reshuffle_each_iteration=True`, whose seed generator is shared by
+    every iterator of the dataset object, so the order an iterator sees
+    depends on how many shuffle passes earlier iterators drew. `fit` first
+    reads one batch for `AesthalModel.validate_data`; through a skip, that
+    read would draw more passes in a resumed run than in the uninterrupted
+    one. Here the skip count is a variable that is 0 while `fit` checks the
+    first batch and becomes `batches` at `on_train_begin`, before `fit`
+    creates its iterator, so a resumed run draws exactly the passes the
+    uninterrupted run drew.
+
+    Args:
+        dataset: the training stream (repeated; batched).
+        batches: batches to skip (`completed epochs * steps_per_epoch`).
+    """
+
+    def __init__(self, dataset: tf.data.Dataset, batches: int):
+        super().__init__()
+        self.batches = int(batches)
+        self._skip = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self.dataset = tf.data.Dataset.from_tensors(0).flat_map(
+            lambda _: dataset.skip(self._skip)
+        )
+
+    def on_train_begin(self, logs=None):
+        self._skip.assign(self.batches)

@@ -368,9 +368,11 @@ def train(config: ExperimentConfig, verbose: int | str = "auto") -> AesthalModel
     # state and restarts at the next epoch, but the (seeded, deterministic)
     # training stream restarts from its start: skip the batches consumed.
     resumed_epochs = callbacks_lib.completed_epochs(out / "backup")
-    train_ds = training_dataset(data, image_size, config.train.seed)
-    if resumed_epochs:
-        train_ds = train_ds.skip(resumed_epochs * config.train.steps_per_epoch)
+    skip = callbacks_lib.SkipBatchesOnTrainBegin(
+        training_dataset(data, image_size, config.train.seed),
+        resumed_epochs * config.train.steps_per_epoch,
+    )
+    train_ds = skip.dataset
     val_ds = validation_dataset(data, image_size)
     callbacks = [
         keras.callbacks.BackupAndRestore(
@@ -379,6 +381,7 @@ def train(config: ExperimentConfig, verbose: int | str = "auto") -> AesthalModel
         keras.callbacks.ModelCheckpoint(str(out / "checkpoints" / "last.keras")),
         keras.callbacks.TensorBoard(str(out / "tensorboard"), update_freq="epoch"),
         callbacks_lib.StopOnNonFinite(),
+        skip,
     ]
     if val_ds is not None and config.train.tensorboard_images > 0:
         callbacks.append(
