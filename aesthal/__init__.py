@@ -1,8 +1,9 @@
 """aesthal: saliency prediction with a multi-task CNN that also learns aesthetics."""
 
-from aesthal import losses
+from aesthal import data, losses, metrics  # metrics registers streaming metrics
 from aesthal.config import BACKBONES, TAP_NAMES, TASKS, ModelConfig
 from aesthal.export import export_saved_model
+from aesthal.inference import Predictor, load_model, predict_images
 from aesthal.losses import SaliencyLoss
 from aesthal.models import AesthalModel, build_model
 from aesthal.training import (
@@ -26,7 +27,12 @@ __all__ = [
     "ModelConfig",
     "SaliencyLoss",
     "UncertaintyWeighting",
+    "Predictor",
     "build_model",
+    "data",
+    "load_model",
+    "metrics",
+    "predict_images",
     "export_saved_model",
     "losses",
     "validate_batch",

@@ -1,0 +1,148 @@
+"""experiments/run.py end to end on the tiny flagfile, and its flag checks."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+RUN = REPO / "experiments" / "run.py"
+TINY = REPO / "experiments" / "configs" / "tiny.flags"
+
+
+def _run(*args, cwd=REPO):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    return subprocess.run(
+        [sys.executable, str(RUN), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("run")
+    out, data_dir = root / "out", root / "tfds"
+    result = _run(f"--flagfile={TINY}", f"--output_dir={out}", f"--data_dir={data_dir}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out, data_dir, result
+
+
+@pytest.mark.slow
+def test_train_writes_every_artefact(tiny_run):
+    out, _, result = tiny_run
+    for name in (
+        "config.json",
+        "flags.txt",
+        "model.keras",
+        "checkpoints/last.keras",
+        "history.json",
+        "saved_model/saved_model.pb",
+        "metrics.json",
+        "metrics.md",
+    ):
+        assert (out / name).exists(), name
+    assert list((out / "tensorboard").rglob("events.out.tfevents*"))
+    config = json.loads((out / "config.json").read_text())
+    assert config["model"]["input_size"] == [32, 48]
+    assert config["model"]["side_heads"] == [["saliency", "stage2", 0.3]]
+    history = json.loads((out / "history.json").read_text())
+    assert len(history["loss"]) == 2 and "val_saliency_loss" in history
+    # The printed table is the one written to metrics.md.
+    assert (out / "metrics.md").read_text().strip() in result.stdout
+
+
+@pytest.mark.slow
+def test_metrics_cover_the_test_split_with_baselines(tiny_run):
+    out, _, _ = tiny_run
+    metrics = json.loads((out / "metrics.json").read_text())
+    saliency = metrics["saliency"]
+    assert metrics["split"] == "test" and saliency["num_evaluated"] == 8
+    assert set(saliency["metrics"]) == {
+        "model",
+        "uniform",
+        "centre_bias",
+        "true_density",
+    }
+    # The ceiling is the truth itself: its IG share is 1 by definition, and the
+    # uniform map's NSS is 0 (a constant map carries no information).
+    assert saliency["explainable_information_gain_share"]["true_density"] == 1.0
+    assert saliency["metrics"]["uniform"]["nss"]["mean"] == 0.0
+    assert metrics["aesthetics"]["num_images"] == 8
+
+
+@pytest.mark.slow
+def test_exported_model_matches_the_keras_model(tiny_run):
+    out, _, _ = tiny_run
+    import aesthal
+
+    model = aesthal.load_model(out / "model.keras")
+    served = tf.saved_model.load(str(out / "saved_model")).signatures["serving_default"]
+    image = np.random.default_rng(0).integers(0, 256, (1, 32, 48, 3), dtype=np.uint8)
+    expected = model.predict(image.astype(np.float32), verbose=0)
+    got = served(images=tf.constant(image))
+    np.testing.assert_allclose(got["aesthetics"], expected["aesthetics"], atol=1e-5)
+    assert got["saliency"].shape == (1, 32, 48, 1)
+
+
+@pytest.mark.slow
+def test_evaluate_and_export_modes(tiny_run, tmp_path):
+    out, data_dir, _ = tiny_run
+    evaluated = _run(
+        "--mode=evaluate",
+        f"--model={out / 'saved_model'}",
+        "--dataset=synthetic_scenes/tiny",
+        f"--data_dir={data_dir}",
+        f"--output_dir={tmp_path / 'eval'}",
+    )
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    first = json.loads((out / "metrics.json").read_text())["saliency"]["metrics"]
+    again = json.loads((tmp_path / "eval" / "metrics.json").read_text())["saliency"]
+    # The SavedModel and the in-memory model give the same scores.
+    for name in ("cc", "kld", "nss", "auc_judd"):
+        assert again["metrics"]["model"][name]["mean"] == pytest.approx(
+            first["model"][name]["mean"], abs=1e-4
+        )
+    exported = _run(
+        "--mode=export",
+        f"--model={out / 'model.keras'}",
+        f"--output_dir={tmp_path / 'x'}",
+    )
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    assert (tmp_path / "x" / "saved_model" / "saved_model.pb").exists()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--epochs=2"], "--output_dir is required"),
+        (["--output_dir=OUT", "--mode=evaluate"], "--mode=evaluate needs --model"),
+        (
+            ["--output_dir=OUT", "--budget_mode=nested", "--saliency_labels=5"],
+            "needs both --saliency_labels and --aesthetics_labels",
+        ),
+        (["--output_dir=OUT", "--side_heads=saliency:stage2"], "not task:tap:weight"),
+        (["--output_dir=OUT", "--saliency_taps=stage9"], "unknown taps"),
+        (
+            ["--output_dir=OUT", "--loss_weighting=uncertainty", "--saliency_weight=2"],
+            "contradict",
+        ),
+        (["--output_dir=OUT", "--permute_aesthetics", "--tasks=saliency"], "permute"),
+        (["--output_dir=OUT", "--init_from=/no/such.keras"], "no such file"),
+        (["--output_dir=OUT", "--no_such_flag=1"], "no_such_flag"),
+    ],
+)
+def test_bad_flags_fail_before_any_work(args, message, tmp_path):
+    args = [a.replace("OUT", str(tmp_path / "out")) for a in args]
+    result = _run(*args)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert not (tmp_path / "out" / "config.json").exists()

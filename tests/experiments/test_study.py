@@ -1,0 +1,119 @@
+"""experiments/study.py: the paired summary by hand, and a tiny end-to-end run."""
+
+import importlib.util
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+from absl import flags
+from scipy import stats
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+STUDY = REPO / "experiments" / "study.py"
+
+
+@pytest.fixture(scope="module")
+def study():
+    spec = importlib.util.spec_from_file_location("study_script", STUDY)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _fake_run(root, stem, seed, cc, tasks, seconds=10.0):
+    out = root / stem / f"seed{seed}"
+    out.mkdir(parents=True)
+    metrics = {
+        name: {"mean": value}
+        for name, value in {
+            "auc_judd": 0.8,
+            "auc_borji": 0.7,
+            "auc_shuffled": 0.6,
+            "nss": 1.0,
+            "cc": cc,
+            "kld": 0.9,
+            "sim": 0.5,
+            "ig": 0.1,
+        }.items()
+    }
+    result = {
+        "saliency": {
+            "metrics": {"model": metrics, "centre_bias": {"cc": {"mean": 0.3}}}
+        }
+    }
+    (out / "metrics.json").write_text(json.dumps(result))
+    (out / "config.json").write_text(json.dumps({"data": {"tasks": tasks}}))
+    (out / "train_time.json").write_text(json.dumps({"seconds": seconds}))
+
+
+def test_summary_pairs_conditions_by_seed(study, tmp_path):
+    flags.FLAGS(["study", f"--output_dir={tmp_path}"])
+    base = {"0": 0.50, "1": 0.60, "2": 0.55}
+    other = {"0": 0.56, "1": 0.62, "2": 0.64}
+    for seed in base:
+        _fake_run(tmp_path, "1_saliency_only", seed, base[seed], ["saliency"])
+        _fake_run(tmp_path, "3_multitask_extra_images", seed, other[seed], ["saliency"])
+    summary = study.summarise(["0", "1", "2"])
+    three = summary["conditions"]["3"]["saliency/cc"]
+    assert three["mean"] == pytest.approx(sum(other.values()) / 3)
+    diffs = [other[s] - base[s] for s in base]  # 0.06, 0.02, 0.09
+    mean = sum(diffs) / 3
+    sd = (sum((d - mean) ** 2 for d in diffs) / 2) ** 0.5
+    half = stats.t.ppf(0.975, 2) * sd / 3**0.5
+    assert three["diff_vs_1"]["mean"] == pytest.approx(mean)
+    assert three["diff_vs_1"]["ci_half"] == pytest.approx(half)
+    assert "diff_vs_1" not in summary["conditions"]["1"]["saliency/cc"]
+    table = study.markdown(summary)
+    assert f"{mean:.3f} ± {half:.3f}" in table
+    assert "*centre_bias (baseline)*" in table
+    study.plot(summary, tmp_path / "plot.png")
+    assert (tmp_path / "plot.png").stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_pretrain_then_finetune_runs_end_to_end(tmp_path):
+    """Condition 4b pulls in 4a and starts from its model; the table is rebuilt."""
+    tiny = [
+        "--dataset=synthetic_scenes/tiny",
+        "--input_height=32",
+        "--input_width=48",
+        "--batch_size=4",
+        "--epochs=1",
+        "--steps_per_epoch=2",
+        "--validation_steps=1",
+        "--saliency_labels=4",
+        "--aesthetics_labels=12",
+        "--eval_max_images=4",
+    ]
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(STUDY),
+            f"--output_dir={tmp_path / 'study'}",
+            f"--data_dir={tmp_path / 'tfds'}",
+            "--conditions=4b",
+            "--seeds=0",
+            "--extra_flags=" + ",".join(tiny),
+        ],
+        cwd=REPO,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    study_dir = tmp_path / "study"
+    pretrained = study_dir / "4a_aesthetics_pretraining" / "seed0"
+    finetuned = study_dir / "4b_saliency_finetuning" / "seed0"
+    assert (pretrained / "model.keras").exists()
+    assert not (pretrained / "metrics.json").exists()  # stage 1 is not evaluated
+    config = json.loads((finetuned / "config.json").read_text())
+    assert config["train"]["init_from"] == str(pretrained / "model.keras")
+    assert config["data"]["tasks"] == ["saliency"]
+    assert (
+        "4 pre-train on aesthetics, fine-tune saliency"
+        in (study_dir / "study.md").read_text()
+    )
