@@ -1,0 +1,151 @@
+"""Tests of the benchmark harness (aesthal.benchmarks): counts, fits, structure.
+
+Timings themselves are never asserted (the machine is shared); the tests check
+hand-worked FLOP counts, the exponent fit, the loss equivalence of the plain
+Keras baseline, and that each measurement returns real, positive numbers.
+"""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from aesthal import benchmarks as bench
+
+
+def _tiny_net():
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", name="conv")(inputs)
+    x = keras.layers.DepthwiseConv2D(3, padding="valid", name="depthwise")(x)
+    x = keras.layers.Flatten()(x)
+    outputs = keras.layers.Dense(5, name="dense")(x)
+    return keras.Model(inputs, outputs)
+
+
+def test_counted_flops_equal_a_hand_count():
+    counts = bench.forward_flops(_tiny_net(), (8, 8, 3))
+    conv = 2 * (8 * 8 * 4) * (3 * 3 * 3)  # outputs x (kh kw c_in) MACs = 13824
+    depthwise = 2 * (6 * 6 * 4) * (3 * 3)  # 2592
+    dense = 2 * 5 * (6 * 6 * 4)  # 1440
+    assert counts["Conv2D"] == conv
+    assert counts["DepthwiseConv2dNative"] == depthwise
+    assert counts["MatMul"] == dense
+    assert counts["total"] == conv + depthwise + dense
+
+
+def test_profiler_adds_exactly_the_bias_adds():
+    # The TF profiler also counts one FLOP per bias-add output element.
+    biases = 8 * 8 * 4 + 6 * 6 * 4 + 5
+    counted = bench.forward_flops(_tiny_net(), (8, 8, 3))["total"]
+    assert bench.profiler_flops(_tiny_net(), (8, 8, 3)) == counted + biases
+
+
+def test_aesthal_flops_scale_with_pixels():
+    # Every conv of the tiny trunk and decoder scales with the pixel count.
+    small = bench.forward_flops(bench.build_aesthal("tiny", (32, 32)), (32, 32, 3))
+    large = bench.forward_flops(bench.build_aesthal("tiny", (64, 64)), (64, 64, 3))
+    assert large["Conv2D"] == 4 * small["Conv2D"]
+    assert small["MatMul"] == large["MatMul"] == 2 * 64 * 10  # aesthetics dense
+
+
+def test_fit_exponent_recovers_a_power_law():
+    pixels = [1_000, 4_000, 9_000, 16_000]
+    seconds = [3.0 * p**0.8 for p in pixels]
+    assert bench.fit_exponent(pixels, seconds) == pytest.approx(0.8, abs=1e-9)
+    with pytest.raises(ValueError, match="two sizes"):
+        bench.fit_exponent([1], [1.0])
+
+
+def test_matmul_peak_is_positive():
+    peak = bench.matmul_peak(n=128, repeats=2)
+    assert peak["n"] == 128
+    assert peak["flops_per_s"] >= peak["median_flops_per_s"] > 0
+
+
+def test_plain_keras_baseline_has_the_same_loss_and_weights():
+    size = (32, 32)
+    batches = bench.random_batches(size, batch_size=3, count=1)
+    images, targets, weights = batches[0]
+    aesthal = bench.build_aesthal("tiny", size, seed=3)
+    plain = bench.build_plain_keras("tiny", size, seed=3)
+    for part in (aesthal.backbone, aesthal.saliency_head, aesthal.aesthetics_head):
+        ours = part.get_weights()
+        theirs = plain.get_layer(part.name).get_weights()
+        assert len(ours) == len(theirs) > 0
+        for a, b in zip(ours, theirs, strict=True):
+            np.testing.assert_array_equal(a, b)
+    aesthal_logs = aesthal.evaluate(
+        images,
+        targets,
+        sample_weight=weights,
+        batch_size=3,
+        verbose=0,
+        return_dict=True,
+    )
+    plain_logs = plain.evaluate(
+        images,
+        targets,
+        sample_weight=weights,
+        batch_size=3,
+        verbose=0,
+        return_dict=True,
+    )
+    # Masked means: the last example has no aesthetics label in either model.
+    assert plain_logs["loss"] == pytest.approx(aesthal_logs["loss"], rel=1e-5)
+    assert aesthal_logs["loss"] > 0
+
+
+def test_random_batches_follow_the_data_contract():
+    images, targets, weights = bench.random_batches((32, 48), 4, count=1)[0]
+    assert images.shape == (4, 32, 48, 3) and images.dtype == np.float32
+    assert 0 <= images.min() and images.max() <= 255
+    np.testing.assert_allclose(targets["saliency"].sum(axis=(1, 2, 3)), 1, rtol=1e-5)
+    np.testing.assert_array_equal(weights["aesthetics"], [1, 1, 1, 0])
+    assert targets["aesthetics"][-1].sum() == 0 and targets["aesthetics"][0].sum() > 0
+
+
+def test_configure_threads_checks_and_reports():
+    with pytest.raises(ValueError, match="must be >= 0"):
+        bench.configure_threads(-1, 1)
+    tf.constant(1.0) + 1.0  # the runtime is now initialised
+    threading = tf.config.threading
+    current = (
+        threading.get_intra_op_parallelism_threads(),
+        threading.get_inter_op_parallelism_threads(),
+    )
+    assert bench.configure_threads(*current) == {
+        "intra_op": current[0],
+        "inter_op": current[1],
+    }
+    with pytest.raises(RuntimeError, match="before TensorFlow executes"):
+        bench.configure_threads(current[0] + 3, current[1] + 3)
+
+
+@pytest.mark.slow
+def test_step_overhead_smoke():
+    r = bench.step_overhead("tiny", (32, 32), 2, steps=1, rounds=2, warmup=1)
+    assert len(r["ratio_per_round"]) == 2
+    assert r["aesthal_images_per_s"] > 0 and r["plain_keras_images_per_s"] > 0
+    assert r["ratio"] == pytest.approx(r["candidate_s"] / r["baseline_s"])
+    assert math.isfinite(r["ratio"]) and r["ratio"] > 0
+
+
+@pytest.mark.slow
+def test_compute_efficiency_and_serving_smoke():
+    r = bench.compute_efficiency("tiny", (32, 32), 2, steps=1, rounds=1, warmup=1)
+    assert r["training_flops_per_image"] == 3 * r["forward_flops_per_image"]["total"]
+    assert r["profiler_forward_flops_per_image"] > r["forward_flops_per_image"]["total"]
+    assert r["images_per_s"] > 0 and 0 < r["efficiency"] < 1
+    s = bench.serving("tiny", (32, 32), (1, 2), calls=1, rounds=1)
+    for batch in ("1", "2"):
+        assert s[batch]["saved_model_images_per_s"] > 0
+        assert s[batch]["predict_images_per_s"] > 0
+
+
+@pytest.mark.slow
+def test_peak_rss_in_a_subprocess():
+    r = bench.peak_rss("tiny", (32, 32), 2, steps=1, warmup=1)
+    # TF alone takes hundreds of MiB; the peak includes everything after.
+    assert 100 < r["rss_after_import_mib"] <= r["peak_rss_mib"] < 20_000
