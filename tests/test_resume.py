@@ -1,0 +1,210 @@
+"""Interrupted training resumes to the same weights as an uninterrupted run.
+
+- `BackupAndRestore` (in `aesthal.experiment.train`) saves and reloads the
+  weights *and* the three group optimizers' state (they are attributes of the
+  model, walked by `save_weights`): checked variable by variable in-process.
+- `completed_epochs` repairs a backup whose weights file was cut off by a kill.
+- The end-to-end test runs `experiments/run.py` in subprocesses: one run
+  straight through; one SIGKILLed after its first epoch's backup and started
+  again with the same command. Both end with the same weights and optimizer
+  state (the training stream is skipped to where the killed run stopped).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import h5py
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import aesthal
+from aesthal.callbacks import completed_epochs
+from aesthal.inference import load_model
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _compiled_model(seed: int) -> aesthal.AesthalModel:
+    keras.utils.set_random_seed(seed)
+    model = aesthal.build_model(aesthal.ModelConfig(input_size=(32, 32)))
+    model.compile(
+        optimizers={
+            "shared": keras.optimizers.Adam(1e-3),
+            "aesthetics": keras.optimizers.Adam(2e-2),
+            "saliency": keras.optimizers.SGD(0.1, momentum=0.9),
+        },
+        loss_weighting="uncertainty",
+        jit_compile=False,
+    )
+    return model
+
+
+def _batches(n: int) -> tf.data.Dataset:
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0, 255, (n, 2, 32, 32, 3)).astype("float32")
+    targets = {
+        "saliency": rng.uniform(0, 1, (n, 2, 32, 32, 1)).astype("float32"),
+        "aesthetics": rng.integers(1, 9, (n, 2, 10)).astype("float32"),
+    }
+    return tf.data.Dataset.from_tensor_slices((images, targets))
+
+
+def _optimizer_state(model) -> dict[str, list[np.ndarray]]:
+    return {
+        group: [v.numpy() for v in optimizer.variables]
+        for group, optimizer in model.group_optimizers.items()
+    }
+
+
+def test_backup_restores_weights_and_all_three_optimizers(tmp_path):
+    trained = _compiled_model(seed=0)
+    backup = keras.callbacks.BackupAndRestore(str(tmp_path), delete_checkpoint=False)
+    trained.fit(_batches(3), epochs=1, callbacks=[backup], verbose=0)
+    state = _optimizer_state(trained)
+    assert [int(s[0]) for s in state.values()] == [3, 3, 3]  # iterations
+
+    fresh = _compiled_model(seed=1)
+    assert not np.allclose(fresh.weights[0].numpy(), trained.weights[0].numpy())
+    restore = keras.callbacks.BackupAndRestore(str(tmp_path))
+    restore.set_model(fresh)
+    restore.on_train_begin()
+
+    assert fresh._initial_epoch == 1
+    for mine, theirs in zip(fresh.weights, trained.weights, strict=True):
+        np.testing.assert_array_equal(mine.numpy(), theirs.numpy(), err_msg=mine.path)
+    restored = _optimizer_state(fresh)
+    for group in aesthal.GROUPS:
+        # iterations, learning rate, and every moment (Adam m, v; SGD momentum)
+        assert len(restored[group]) == len(state[group]) > 2
+        for mine, theirs in zip(restored[group], state[group], strict=True):
+            np.testing.assert_array_equal(mine, theirs, err_msg=group)
+    # The moments are not all zero: a restore to fresh state would not pass.
+    assert any(np.abs(v).sum() > 0 for v in restored["aesthetics"][2:])
+
+
+def _write_backup(folder: pathlib.Path, epoch: int, suffix: str = "") -> None:
+    with h5py.File(folder / f"latest.weights.h5{suffix}", "w") as handle:
+        handle["epoch"] = epoch
+    (folder / f"training_metadata.json{suffix}").write_text(
+        json.dumps({"epoch": epoch, "batch": 0})
+    )
+
+
+def test_completed_epochs_reads_the_backup_and_repairs_a_cut_off_file(tmp_path):
+    assert completed_epochs(tmp_path / "none") == 0
+    _write_backup(tmp_path, 2, ".bkp")
+    _write_backup(tmp_path, 3)
+    assert completed_epochs(tmp_path) == 3
+    # Killed while writing epoch 3's weights: the file is cut off.
+    weights = tmp_path / "latest.weights.h5"
+    weights.write_bytes(weights.read_bytes()[:100])
+    assert completed_epochs(tmp_path) == 2
+    with h5py.File(weights, "r") as handle:  # the .bkp pair was put back
+        assert int(handle["epoch"][()]) == 2
+    assert json.loads((tmp_path / "training_metadata.json").read_text())["epoch"] == 2
+
+
+_FLAGS = [
+    "--dataset=synthetic_scenes/tiny",
+    "--input_height=32",
+    "--input_width=48",
+    "--backbone=tiny",
+    "--batch_size=4",
+    "--epochs=3",
+    "--steps_per_epoch=4",
+    "--validation_steps=1",
+    "--side_heads=saliency:stage2:0.3",
+    "--lr_schedule=cosine",
+    "--seed=3",
+    "--noexport",
+    "--noevaluate",
+]
+
+
+def _command(output_dir: pathlib.Path, data_dir: pathlib.Path) -> list[str]:
+    return [
+        sys.executable,
+        str(REPO / "experiments" / "run.py"),
+        *_FLAGS,
+        f"--output_dir={output_dir}",
+        f"--data_dir={data_dir}",
+    ]
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+
+
+def _run(command: list[str]) -> None:
+    result = subprocess.run(
+        command, env=_env(), capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_sigkilled_run_resumes_to_the_uninterrupted_weights(tmp_path):
+    data_dir = tmp_path / "tfds"
+    import tensorflow_datasets as tfds
+
+    import aesthal.datasets  # noqa: F401  (registers the builders)
+
+    tfds.builder("synthetic_scenes/tiny", data_dir=str(data_dir)).download_and_prepare()
+
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    command = _command(killed, data_dir)
+    process = subprocess.Popen(
+        command, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    reference = subprocess.Popen(  # the uninterrupted run, alongside
+        _command(straight, data_dir),
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    # Kill once epoch 1 is backed up and its checkpoint written: the run is
+    # then in (or about to start) epoch 2.
+    checkpoint = killed / "checkpoints" / "last.keras"
+    deadline = time.monotonic() + 240
+    while not checkpoint.exists() and process.poll() is None:
+        assert time.monotonic() < deadline, "the run never finished an epoch"
+        time.sleep(0.01)
+    time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL
+    done = completed_epochs(killed / "backup")
+    assert done in (1, 2), f"killed after {done} epochs; expected mid-run"
+    assert not (killed / "model.keras").exists()
+    _, errors = reference.communicate(timeout=300)
+    assert reference.returncode == 0, errors[-3000:]
+
+    _run(command)  # the same command again
+
+    # The second run trained only the epochs the first did not finish.
+    history = json.loads((killed / "history.json").read_text())
+    assert len(history["loss"]) == 3 - done
+    expected = load_model(straight / "model.keras")
+    resumed = load_model(killed / "model.keras")
+    for mine, theirs in zip(resumed.weights, expected.weights, strict=True):
+        np.testing.assert_allclose(
+            mine.numpy(), theirs.numpy(), rtol=1e-4, atol=1e-6, err_msg=mine.path
+        )
+    mine, theirs = _optimizer_state(resumed), _optimizer_state(expected)
+    for group in aesthal.GROUPS:
+        assert int(mine[group][0]) == 12  # 3 epochs x 4 steps, none repeated
+        for a, b in zip(mine[group], theirs[group], strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-7, err_msg=group)
+    # (With the stream restarted from its start, or skipped through the
+    # shuffle's shared seed generator, the same comparison fails: by about
+    # 1e-2 in the first kernel after 3 x 6 steps.)
