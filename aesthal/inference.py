@@ -1,15 +1,22 @@
 """Predictions at each image's own size, from a model, a `.keras` file or a SavedModel.
 
-`Predictor` gives the same answer whichever form the model is in: a `.keras`
-model is wrapped in the very serving function that `export_saved_model`
-writes (stretch the image to the model size, predict, stretch the density back
-and renormalise), and a SavedModel is called through its `serving_default`.
+`Predictor` gives the same answer whichever form the model is in. Per image it
+computes what the exported `serving_default` computes (see `aesthal.export`):
+stretch the image to the model's input size (bilinear, antialiased), predict,
+stretch the density back to the image's size, clip at 0, renormalise to sum 1.
 
-    predictor = Predictor("runs/quickstart/saved_model")
-    outputs = predictor.predict(image)   # uint8 [h, w, 3]
+    predictor = Predictor("runs/quickstart/model.keras")
+    outputs = predictor.predict(image)   # uint8 [h, w, 3] (or gray, RGBA, 16-bit)
     outputs["saliency"]                  # float32 [h, w], sums to 1
-    outputs["aesthetics"]                # float32 [10]
-    outputs["aesthetics_mean"]           # float, 1..10
+    outputs["aesthetics"]                # float32 [10], sums to 1
+    outputs["aesthetics_mean"]           # float32 scalar, in 1..10
+
+Batching. With a model or a `.keras` file, images of *any* mix of sizes share
+a batch: each is resized to the model size first (the same ops as the export,
+applied per image), so a folder of mixed sizes runs in full batches. A
+SavedModel only offers `serving_default`, which takes one size per batch:
+there, consecutive images of the same size share a batch (a folder of mixed
+sizes then runs one image at a time; use the `.keras` file for throughput).
 """
 
 from __future__ import annotations
@@ -22,8 +29,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from aesthal.export import serving_function
 from aesthal.models import AesthalModel
+
+_SCORES = np.arange(1, 11, dtype=np.float32)
 
 
 def load_model(path: str | os.PathLike) -> AesthalModel:
@@ -48,22 +56,36 @@ def as_rgb_uint8(image: np.ndarray, name: str = "image") -> np.ndarray:
     """Converts a decoded image to uint8 RGB `[h, w, 3]`.
 
     Grayscale (`[h, w]` or `[h, w, 1]`) is repeated to 3 channels, RGBA drops
-    alpha, 16-bit images are scaled to 8 bits, float images are taken as 0..255.
+    its alpha channel (colours kept as stored), uint16 is scaled to 8 bits
+    (`round(v / 257)`), other numeric types are taken as values in 0..255.
 
     Raises:
-        ValueError: a shape that is no image, naming `name`.
+        ValueError: naming `name`: a shape that is no image, an empty image, or
+            non-uint8/uint16 values that are NaN/Inf or outside 0..255.
     """
     image = np.asarray(image)
     if image.ndim == 2:
         image = image[..., None]
-    if image.ndim != 3 or image.shape[-1] not in (1, 3, 4) or min(image.shape[:2]) < 1:
-        raise ValueError(f"{name}: expected an image [h, w, 1|3|4], got {image.shape}")
-    if image.dtype == np.uint16:
-        image = (image.astype(np.float32) / 257.0).round()
-    if image.dtype != np.uint8:
-        image = np.clip(np.nan_to_num(image.astype(np.float32)), 0, 255).astype(
-            np.uint8
+    if image.ndim != 3 or image.shape[-1] not in (1, 3, 4):
+        raise ValueError(
+            f"{name}: expected an image [h, w], [h, w, 1], [h, w, 3] or [h, w, 4]; "
+            f"got shape {image.shape}"
         )
+    if min(image.shape[:2]) < 1:
+        raise ValueError(f"{name}: the image is empty (shape {image.shape})")
+    if image.dtype == np.uint16:
+        image = np.round(image.astype(np.float32) / 257.0).astype(np.uint8)
+    elif image.dtype != np.uint8:
+        if not (np.issubdtype(image.dtype, np.number) or image.dtype == bool):
+            raise ValueError(f"{name}: dtype {image.dtype} is not an image type")
+        values = image.astype(np.float64)
+        if not np.all(np.isfinite(values)):
+            raise ValueError(f"{name}: the image has NaN or Inf values")
+        if values.min() < 0 or values.max() > 255:
+            raise ValueError(
+                f"{name}: values must be in 0..255; got {values.min()}..{values.max()}"
+            )
+        image = np.round(values).astype(np.uint8)
     if image.shape[-1] == 1:
         image = np.repeat(image, 3, axis=-1)
     return np.ascontiguousarray(image[..., :3])
@@ -73,32 +95,80 @@ class Predictor:
     """Runs a saliency + aesthetics model on images of any size.
 
     Args:
-        model: an `AesthalModel`, a path to a `.keras` file, or a SavedModel
-            folder written by `aesthal.export_saved_model`.
+        model: an `AesthalModel`, a path to a `.keras` file (loaded in safe
+            mode), or a SavedModel folder written by `aesthal.export_saved_model`.
+
+    Raises:
+        FileNotFoundError: the path does not exist.
+        ValueError: the path is not a `.keras` file or a SavedModel with a
+            `serving_default` signature.
     """
 
     def __init__(self, model: AesthalModel | str | os.PathLike):
         self.source = (
             model.name if isinstance(model, AesthalModel) else os.fspath(model)
         )
+        self.model: AesthalModel | None = None
         if not isinstance(model, AesthalModel) and os.path.isdir(model):
-            loaded = tf.saved_model.load(os.fspath(model))
-            if "serving_default" not in loaded.signatures:
-                raise ValueError(
-                    f"{self.source}: the SavedModel has no serving_default"
-                )
-            signature = loaded.signatures["serving_default"]
-            self._loaded = loaded  # keeps the variables alive
-            self._serve = lambda images: signature(images=images)
+            self._load_saved_model(os.fspath(model))
             return
-        if not isinstance(model, AesthalModel):
-            model = load_model(model)
-        self._serve = tf.function(
-            serving_function(model),
-            input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8)],
+        self.model = model if isinstance(model, AesthalModel) else load_model(model)
+        height, width = self.model.config.input_size
+        self.input_size = (height, width)
+
+        @tf.function(
+            input_signature=[tf.TensorSpec([None, None, 3], tf.uint8)],
             reduce_retracing=True,
         )
+        def to_model_input(image):
+            # The serving function's first step (aesthal.export), one image.
+            x = tf.image.resize(
+                tf.cast(image, tf.float32)[None],
+                (height, width),
+                "bilinear",
+                antialias=True,
+            )
+            return tf.clip_by_value(x, 0.0, 255.0)[0]
 
+        @tf.function(input_signature=[tf.TensorSpec([None, height, width, 3])])
+        def forward(images):
+            outputs = self.model(images, training=False)
+            return {
+                "saliency": tf.cast(outputs["saliency"], tf.float32),
+                "aesthetics": tf.cast(outputs["aesthetics"], tf.float32),
+            }
+
+        @tf.function(
+            input_signature=[
+                tf.TensorSpec([height, width, 1], tf.float32),
+                tf.TensorSpec([2], tf.int32),
+            ]
+        )
+        def to_image_size(density, size):
+            # The serving function's last step: back to (h, w), renormalised.
+            density = tf.image.resize(density[None], size, "bilinear", antialias=True)
+            density = tf.nn.relu(density)
+            return (density / tf.reduce_sum(density))[0, ..., 0]
+
+        self._to_model_input = to_model_input
+        self._forward = forward
+        self._to_image_size = to_image_size
+
+    def _load_saved_model(self, path: str) -> None:
+        if not os.path.exists(os.path.join(path, "saved_model.pb")):
+            raise ValueError(
+                f"{path} is a folder without saved_model.pb: expected a SavedModel "
+                "written by aesthal.export_saved_model (or pass a .keras file)"
+            )
+        loaded = tf.saved_model.load(path)
+        if "serving_default" not in loaded.signatures:
+            raise ValueError(f"{path}: the SavedModel has no serving_default")
+        signature = loaded.signatures["serving_default"]
+        self._loaded = loaded  # keeps the variables alive
+        self._serve = lambda images: signature(images=images)
+        self.input_size = None
+
+    # ---------------------------------------------------------------- batches
     def predict_batch(self, images: np.ndarray) -> dict[str, np.ndarray]:
         """Predicts a batch of same-size images.
 
@@ -106,26 +176,41 @@ class Predictor:
             images: uint8 `[B, h, w, 3]`.
 
         Returns:
-            `{"saliency": float32 [B, h, w], "aesthetics": float32 [B, 10],
-              "aesthetics_mean": float32 [B]}`.
+            `{"saliency": float32 [B, h, w] (each sums to 1),
+              "aesthetics": float32 [B, 10], "aesthetics_mean": float32 [B]}`.
         """
-        outputs = self._serve(tf.convert_to_tensor(images, tf.uint8))
-        return {
-            "saliency": outputs["saliency"].numpy()[..., 0],
-            "aesthetics": outputs["aesthetics"].numpy(),
-            "aesthetics_mean": outputs["aesthetics_mean"].numpy(),
-        }
+        images = np.asarray(images)
+        if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
+            raise ValueError(
+                f"predict_batch expects uint8 [B, h, w, 3]; got {images.dtype} "
+                f"{images.shape}"
+            )
+        if self.model is None:
+            outputs = self._serve(tf.convert_to_tensor(images))
+            return {
+                "saliency": outputs["saliency"].numpy()[..., 0],
+                "aesthetics": outputs["aesthetics"].numpy(),
+                "aesthetics_mean": outputs["aesthetics_mean"].numpy(),
+            }
+        results = [out for _, out in self.predict_pairs(enumerate(images), len(images))]
+        return {key: np.stack([r[key] for r in results]) for key in results[0]}
 
     def predict(self, image: np.ndarray) -> dict[str, Any]:
-        """Predicts one image (uint8 or float 0..255, gray, RGB or RGBA)."""
+        """Predicts one image (uint8/uint16/float 0..255; gray, RGB or RGBA).
+
+        Returns:
+            `{"saliency": float32 [h, w], "aesthetics": float32 [10],
+              "aesthetics_mean": float32 scalar}`.
+        """
         batch = self.predict_batch(as_rgb_uint8(image)[None])
         return {key: value[0] for key, value in batch.items()}
 
     def predict_many(
         self, images: Iterable[np.ndarray], batch_size: int = 8
     ) -> Iterator[dict[str, Any]]:
-        """Predicts a stream of images, batching consecutive same-size images."""
-        for _, outputs in self.predict_pairs(((None, im) for im in images), batch_size):
+        """Predicts a stream of images lazily, in order (see `predict`)."""
+        pairs = ((None, image) for image in images)
+        for _, outputs in self.predict_pairs(pairs, batch_size):
             yield outputs
 
     def predict_examples(
@@ -142,33 +227,96 @@ class Predictor:
     ) -> Iterator[tuple[Any, dict[str, Any]]]:
         """Predicts `(key, image)` pairs lazily; yields `(key, outputs)` in order.
 
-        Consecutive images of the same size share a batch (at most
-        `batch_size`); only one batch is held in memory.
+        At most `batch_size` images are held at a time. A model or `.keras`
+        file batches images of any sizes together; a SavedModel batches only
+        consecutive images of the same size (see the module docstring).
+
+        Raises:
+            ValueError: `batch_size < 1`, or an image `as_rgb_uint8` rejects.
         """
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if self.model is None:
+            yield from self._saved_model_pairs(pairs, batch_size)
+            return
+        keys: list[Any] = []
+        sizes: list[tuple[int, int]] = []
+        inputs: list[tf.Tensor] = []
+
+        def flush() -> Iterator[tuple[Any, dict[str, Any]]]:
+            outputs = self._forward(tf.stack(inputs))
+            saliency = outputs["saliency"]
+            aesthetics = outputs["aesthetics"].numpy()
+            for i, key in enumerate(keys):
+                density = self._to_image_size(
+                    saliency[i], tf.constant(sizes[i], tf.int32)
+                ).numpy()
+                yield key, {
+                    "saliency": density,
+                    "aesthetics": aesthetics[i],
+                    "aesthetics_mean": np.float32(aesthetics[i] @ _SCORES),
+                }
+            keys.clear()
+            sizes.clear()
+            inputs.clear()
+
+        for index, (key, image) in enumerate(pairs):
+            image = as_rgb_uint8(image, name=_name(key, index))
+            keys.append(key)
+            sizes.append(image.shape[:2])
+            inputs.append(self._to_model_input(image))
+            if len(keys) == batch_size:
+                yield from flush()
+        if keys:
+            yield from flush()
+
+    def _saved_model_pairs(self, pairs, batch_size):
         keys: list[Any] = []
         images: list[np.ndarray] = []
 
-        def flush() -> Iterator[tuple[Any, dict[str, Any]]]:
+        def flush():
             outputs = self.predict_batch(np.stack(images))
             for i, key in enumerate(keys):
                 yield key, {name: value[i] for name, value in outputs.items()}
             keys.clear()
             images.clear()
 
-        for key, image in pairs:
-            image = as_rgb_uint8(image)
-            if images and (image.shape != images[0].shape or len(images) >= batch_size):
+        for index, (key, image) in enumerate(pairs):
+            image = as_rgb_uint8(image, name=_name(key, index))
+            if images and image.shape != images[0].shape:
                 yield from flush()
             keys.append(key)
             images.append(image)
+            if len(images) == batch_size:
+                yield from flush()
         if images:
             yield from flush()
 
 
+def _name(key: Any, index: int) -> str:
+    """How error messages name an image: its path, or its position."""
+    if isinstance(key, str | os.PathLike):
+        return os.fspath(key)
+    if isinstance(key, tuple) and key and isinstance(key[0], str | os.PathLike):
+        return os.fspath(key[0])
+    return f"image #{index}"
+
+
 def predict_images(
-    model: AesthalModel | str | os.PathLike, images: Sequence[np.ndarray]
+    model: AesthalModel | str | os.PathLike | Predictor,
+    images: Sequence[np.ndarray],
+    batch_size: int = 8,
 ) -> list[dict[str, Any]]:
-    """Predicts a list of arrays; see `Predictor.predict`."""
-    return list(Predictor(model).predict_many(images))
+    """Predicts a list of arrays of any sizes; see `Predictor.predict`.
+
+    Args:
+        model: a model, a `.keras` path, a SavedModel folder or a `Predictor`.
+        images: arrays `[h, w]`, `[h, w, 1|3|4]` (uint8, uint16 or 0..255).
+        batch_size: images per model call.
+
+    Returns:
+        One dict per image, in order: `{"saliency": float32 [h, w] summing to
+        1, "aesthetics": float32 [10], "aesthetics_mean": float32}`.
+    """
+    predictor = model if isinstance(model, Predictor) else Predictor(model)
+    return list(predictor.predict_many(images, batch_size=batch_size))

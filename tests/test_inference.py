@@ -1,0 +1,165 @@
+"""`aesthal.inference`: image conversion, `Predictor`, safe loading, no pickle."""
+
+from __future__ import annotations
+
+import pathlib
+import re
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import aesthal
+from aesthal.export import serving_function
+from aesthal.inference import Predictor, as_rgb_uint8, load_model, predict_images
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def model() -> aesthal.AesthalModel:
+    keras.utils.set_random_seed(0)
+    return aesthal.build_model(aesthal.ModelConfig(input_size=(32, 48)))
+
+
+def _images() -> list[np.ndarray]:
+    rng = np.random.default_rng(0)
+    return [
+        rng.integers(0, 256, (40, 50, 3), dtype=np.uint8),
+        rng.integers(0, 256, (17, 90, 3), dtype=np.uint8),
+        rng.integers(0, 256, (40, 50, 3), dtype=np.uint8),
+        rng.integers(0, 256, (64, 33, 3), dtype=np.uint8),
+        rng.integers(0, 256, (5, 7, 3), dtype=np.uint8),
+    ]
+
+
+def test_as_rgb_uint8_conversions():
+    gray = np.array([[0, 128], [255, 7]], np.uint8)
+    np.testing.assert_array_equal(as_rgb_uint8(gray), np.stack([gray] * 3, -1))
+    np.testing.assert_array_equal(as_rgb_uint8(gray[..., None])[..., 1], gray)
+    rgba = np.zeros((2, 2, 4), np.uint8)
+    rgba[..., 0], rgba[..., 3] = 200, 10
+    assert as_rgb_uint8(rgba).shape == (2, 2, 3)
+    assert as_rgb_uint8(rgba)[0, 0].tolist() == [200, 0, 0]  # alpha dropped
+    deep = np.array([[0, 257, 65535, 385]], np.uint16)
+    assert as_rgb_uint8(deep)[0, :, 0].tolist() == [0, 1, 255, 1]  # 385/257=1.5 -> 1
+    floats = np.array([[0.4, 254.6]], np.float32)
+    assert as_rgb_uint8(floats)[0, :, 2].tolist() == [0, 255]
+
+
+@pytest.mark.parametrize(
+    "image, match",
+    [
+        (np.full((4, 4, 3), np.nan, np.float32), "NaN or Inf"),
+        (np.full((4, 4, 3), -1.0, np.float32), r"in 0\.\.255"),
+        (np.zeros((4, 4, 2), np.uint8), "got shape"),
+        (np.zeros((0, 4, 3), np.uint8), "empty"),
+        (np.zeros((4,), np.uint8), "got shape"),
+    ],
+)
+def test_as_rgb_uint8_rejects_bad_images_by_name(image, match):
+    with pytest.raises(ValueError, match=match):
+        as_rgb_uint8(image, name="photo.jpg")
+    with pytest.raises(ValueError, match="photo.jpg"):
+        as_rgb_uint8(image, name="photo.jpg")
+
+
+def test_mixed_sizes_batched_equal_the_serving_function_one_by_one(model):
+    images = _images()
+    serve = serving_function(model)
+    predictor = Predictor(model)
+    outputs = list(predictor.predict_many(images, batch_size=3))
+    assert len(outputs) == len(images)
+    for image, out in zip(images, outputs, strict=True):
+        assert out["saliency"].shape == image.shape[:2]
+        assert out["saliency"].dtype == np.float32
+        np.testing.assert_allclose(out["saliency"].sum(), 1.0, rtol=1e-5)
+        assert out["saliency"].min() >= 0
+        np.testing.assert_allclose(out["aesthetics"].sum(), 1.0, rtol=1e-5)
+        expected = serve(tf.constant(image[None]))
+        np.testing.assert_allclose(
+            out["saliency"], expected["saliency"][0, ..., 0], rtol=1e-4, atol=1e-8
+        )
+        np.testing.assert_allclose(
+            out["aesthetics"], expected["aesthetics"][0], rtol=1e-4, atol=1e-7
+        )
+        np.testing.assert_allclose(
+            out["aesthetics_mean"], out["aesthetics"] @ np.arange(1, 11), rtol=1e-5
+        )
+        assert 1.0 <= out["aesthetics_mean"] <= 10.0
+
+
+def test_batch_size_does_not_change_predictions(model):
+    images = _images()
+    one = predict_images(model, images, batch_size=1)
+    four = predict_images(Predictor(model), images, batch_size=4)
+    for a, b in zip(one, four, strict=True):
+        np.testing.assert_allclose(a["saliency"], b["saliency"], rtol=1e-4, atol=1e-8)
+        np.testing.assert_allclose(a["aesthetics"], b["aesthetics"], rtol=1e-4)
+
+
+def test_predict_one_gray_image_equals_its_rgb_copy(model):
+    gray = np.random.default_rng(1).integers(0, 256, (30, 20), dtype=np.uint8)
+    predictor = Predictor(model)
+    a, b = predictor.predict(gray), predictor.predict(np.stack([gray] * 3, -1))
+    np.testing.assert_array_equal(a["saliency"], b["saliency"])
+    assert a["saliency"].shape == (30, 20)
+
+
+def test_keras_file_round_trip_predicts_the_same(model, tmp_path):
+    path = tmp_path / "model.keras"
+    model.save(path)
+    image = _images()[1]
+    np.testing.assert_allclose(
+        Predictor(path).predict(image)["saliency"],
+        Predictor(model).predict(image)["saliency"],
+        rtol=1e-5,
+        atol=1e-9,
+    )
+
+
+def test_bad_model_paths_are_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no model file"):
+        Predictor(tmp_path / "missing.keras")
+    with pytest.raises(ValueError, match="expected a .keras file"):
+        Predictor(tmp_path / "weights.h5")
+    with pytest.raises(ValueError, match="without saved_model.pb"):
+        Predictor(tmp_path)
+    with pytest.raises(ValueError, match="batch_size"):
+        list(Predictor.__new__(Predictor).predict_pairs([], batch_size=0))
+
+
+def test_keras_files_load_in_safe_mode(tmp_path):
+    # A Lambda layer's bytecode is what safe mode refuses to deserialise.
+    unsafe = keras.Sequential([keras.Input((2,)), keras.layers.Lambda(lambda x: x * 2)])
+    path = tmp_path / "unsafe.keras"
+    unsafe.save(path)
+    with pytest.raises(ValueError, match="safe_mode"):
+        load_model(path)
+    plain = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    plain.save(tmp_path / "plain.keras")
+    with pytest.raises(ValueError, match="not an AesthalModel"):
+        load_model(tmp_path / "plain.keras")
+
+
+def test_nothing_in_the_project_uses_pickle():
+    pattern = re.compile(
+        r"\b(import (c?pickle|dill|cloudpickle|joblib|shelve)|"
+        r"from (c?pickle|dill|cloudpickle|joblib|shelve) import|"
+        r"allow_pickle\s*=\s*True|safe_mode\s*=\s*False|"
+        r"enable_unsafe_deserialization)"
+    )
+    sources = [
+        p
+        for folder in ("aesthal", "experiments")
+        for p in (REPO / folder).rglob("*.py")
+    ]
+    assert len(sources) > 20
+    offenders = [
+        f"{p.relative_to(REPO)}:{n}: {line.strip()}"
+        for p in sources
+        for n, line in enumerate(p.read_text().splitlines(), 1)
+        if pattern.search(line)
+    ]
+    assert offenders == []
