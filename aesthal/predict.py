@@ -1,32 +1,42 @@
 r"""Predicts saliency and aesthetics for an image file or a folder of images.
 
-    python -m aesthal.predict --model=runs/quickstart/saved_model \
+    python -m aesthal.predict --model=runs/quickstart/model.keras \
         --input=photos/ --output=predictions/
 
-For every image (jpg, jpeg, png, bmp, webp; any size; grayscale and RGBA are
-converted to RGB, 16-bit to 8-bit) it writes, under `--output`, mirroring the
-input folder's layout:
+`--model` is a `.keras` file (loaded in Keras safe mode) or a SavedModel folder
+(`aesthal.export_saved_model`). For every image under `--input` (a file, or a
+folder searched recursively for .jpg, .jpeg, .png, .bmp, .webp; any size;
+grayscale and RGBA are converted to RGB, 16-bit to 8-bit, EXIF orientation is
+applied) it writes, under `--output`, mirroring the input folder's layout:
 
-    <name>_saliency.png   the saliency map at the image's own size, 16-bit PNG
-                          (scaled so the map's maximum is 65535)
-    <name>_overlay.jpg    a JET heat map blended on the image
-    predictions.csv       one row per image: file, height, width, p1..p10
-                          (the aesthetics distribution), mean_score
-    summary.json          counts of written and skipped files, with reasons
+    <name>_saliency.png   the saliency map at the image's own size, a 16-bit
+                          grayscale PNG scaled so that the map's maximum is 65535
+    <name>_overlay.jpg    a JET heat map of the map blended 50/50 on the image
+    predictions.csv       one row per image: file, height, width, p1..p10 (the
+                          aesthetics distribution over scores 1..10), mean_score
+    summary.json          counts of files found, written and skipped, with the
+                          reason for each skipped file
 
-Images are streamed: only one batch is decoded at a time. Unreadable files
-are reported and skipped, and counted in the summary.
+(`<name>` is the file name without its extension; two inputs in one folder
+that differ only by extension keep it: `photo_jpg_saliency.png`.)
+
+Images are streamed: a few are decoded ahead, one batch is predicted at a time,
+so a folder of any size runs in constant memory. Unreadable files (empty,
+truncated, not an image) are reported, skipped and counted in the summary.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
+import concurrent.futures
 import csv
 import dataclasses
 import json
 import os
 import pathlib
 import sys
+import time
 from collections.abc import Iterator
 
 import cv2
@@ -35,25 +45,45 @@ from tqdm import tqdm
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 OVERLAY_ALPHA = 0.5
+CSV_HEADER = ["file", "height", "width", *(f"p{s}" for s in range(1, 11)), "mean_score"]
 
 
 @dataclasses.dataclass
 class PredictSummary:
-    """What a `predict_folder` run did."""
+    """What a `predict_folder` run did.
 
+    Attributes:
+        found: image files found (by extension).
+        written: images whose outputs were written.
+        skipped: `{file (relative to the input folder): reason}` for the files
+            that could not be read.
+        seconds: wall time of the run.
+    """
+
+    found: int = 0
     written: int = 0
     skipped: dict[str, str] = dataclasses.field(default_factory=dict)
+    seconds: float = 0.0
 
     def to_dict(self) -> dict:
         return {
+            "found": self.found,
             "written": self.written,
             "skipped": len(self.skipped),
             "skipped_files": self.skipped,
+            "seconds": round(self.seconds, 3),
         }
 
 
-def list_images(path: str | os.PathLike) -> list[pathlib.Path]:
-    """The image files under `path` (a file or a folder, recursive), sorted.
+def list_images(
+    path: str | os.PathLike, exclude: str | os.PathLike | None = None
+) -> list[pathlib.Path]:
+    """The image files under `path` (a file, or a folder searched recursively), sorted.
+
+    Args:
+        path: an image file or a folder.
+        exclude: a folder whose files are left out (the output folder, when
+            it lies inside the input folder).
 
     Raises:
         FileNotFoundError: `path` does not exist.
@@ -63,34 +93,45 @@ def list_images(path: str | os.PathLike) -> list[pathlib.Path]:
         raise FileNotFoundError(f"--input {path} does not exist")
     if path.is_file():
         return [path]
-    return sorted(
-        p
-        for p in path.rglob("*")
-        if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
-    )
+    excluded = pathlib.Path(exclude).resolve() if exclude is not None else None
+    files = []
+    for p in path.rglob("*"):
+        if not (p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS):
+            continue
+        if excluded is not None and p.resolve().is_relative_to(excluded):
+            continue
+        files.append(p)
+    return sorted(files)
 
 
-def read_image(path: pathlib.Path) -> np.ndarray:
+def read_image(path: str | os.PathLike) -> np.ndarray:
     """Decodes an image file to uint8 RGB `[h, w, 3]`.
 
+    EXIF orientation is applied (the map matches the image as viewers show
+    it); alpha is dropped; grayscale is repeated; 16-bit is scaled to 8-bit.
+
     Raises:
-        ValueError: the file cannot be decoded as an image (naming it).
+        ValueError: the file is empty or cannot be decoded (truncated,
+            corrupt, not an image), naming it.
     """
-    data = np.fromfile(path, dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    if image is None:
-        raise ValueError(f"{path}: not a readable image (empty, truncated or corrupt)")
-    if image.ndim == 3 and image.shape[-1] == 4:
-        image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA)
-    elif image.ndim == 3 and image.shape[-1] == 3:
-        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
     from aesthal.inference import as_rgb_uint8
 
+    data = np.fromfile(path, dtype=np.uint8)
+    if data.size == 0:
+        raise ValueError(f"{path}: empty file")
+    try:
+        image = cv2.imdecode(data, cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR)
+    except cv2.error as error:
+        raise ValueError(f"{path}: cannot be decoded ({error.err})") from error
+    if image is None:
+        raise ValueError(f"{path}: not a readable image (truncated or corrupt)")
+    if image.ndim == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
     return as_rgb_uint8(image, name=str(path))
 
 
 def saliency_png(saliency: np.ndarray) -> np.ndarray:
-    """A density `[h, w]` as uint16, scaled so its maximum is 65535."""
+    """A density `[h, w]` as uint16, scaled so that its maximum is 65535."""
     peak = float(saliency.max())
     if not peak > 0:
         return np.zeros(saliency.shape, np.uint16)
@@ -98,7 +139,11 @@ def saliency_png(saliency: np.ndarray) -> np.ndarray:
 
 
 def overlay(image: np.ndarray, saliency: np.ndarray) -> np.ndarray:
-    """RGB image blended with a JET colour map of `saliency`; returns BGR uint8."""
+    """RGB uint8 `[h, w, 3]` blended with a JET heat map of `saliency` `[h, w]`.
+
+    Returns:
+        BGR uint8 `[h, w, 3]` (for `cv2.imwrite`).
+    """
     heat = cv2.applyColorMap(
         (saliency_png(saliency) // 257).astype(np.uint8), cv2.COLORMAP_JET
     )
@@ -106,17 +151,51 @@ def overlay(image: np.ndarray, saliency: np.ndarray) -> np.ndarray:
     return cv2.addWeighted(bgr, 1.0 - OVERLAY_ALPHA, heat, OVERLAY_ALPHA, 0.0)
 
 
+def output_names(files: list[pathlib.Path], root: pathlib.Path) -> list[pathlib.Path]:
+    """Output path prefixes (relative to the output folder), one per file.
+
+    `a/photo.jpg` gives `a/photo`; when two files of one folder share a stem
+    (`photo.jpg`, `photo.png`) they keep their extension (`a/photo_jpg`).
+    """
+    relative = [f.relative_to(root) for f in files]
+    counts = collections.Counter((r.parent, r.stem) for r in relative)
+    return [
+        r.parent
+        / (r.stem if counts[(r.parent, r.stem)] == 1 else r.stem + "_" + r.suffix[1:])
+        for r in relative
+    ]
+
+
 def _decoded(
-    files: list[pathlib.Path], summary: PredictSummary, root: pathlib.Path
+    files: list[pathlib.Path],
+    root: pathlib.Path,
+    summary: PredictSummary,
+    bar: tqdm,
+    read_ahead: int,
 ) -> Iterator[tuple[tuple[pathlib.Path, np.ndarray], np.ndarray]]:
-    """Yields `((path, image), image)`; records undecodable files in `summary`."""
-    for path in files:
-        try:
-            image = read_image(path)
-        except (ValueError, OSError, cv2.error) as error:
-            summary.skipped[str(path.relative_to(root))] = str(error)
-            continue
-        yield (path, image), image
+    """Yields `((file, image), image)` in order, decoding up to `read_ahead` ahead.
+
+    Unreadable files are recorded in `summary` and skipped.
+    """
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        pending = collections.deque()
+        queue = iter(files)
+        for path in queue:
+            pending.append((path, pool.submit(read_image, path)))
+            if len(pending) >= read_ahead:
+                break
+        while pending:
+            path, future = pending.popleft()
+            next_path = next(queue, None)
+            if next_path is not None:
+                pending.append((next_path, pool.submit(read_image, next_path)))
+            try:
+                image = future.result()
+            except (ValueError, OSError) as error:
+                summary.skipped[str(path.relative_to(root))] = str(error)
+                bar.update(1)
+                continue
+            yield (path, image), image
 
 
 def predict_folder(
@@ -133,64 +212,84 @@ def predict_folder(
             `aesthal.inference.Predictor`.
         input_path: an image file or a folder (searched recursively).
         output_dir: where the outputs go (created).
-        batch_size: images per batch (consecutive images of one size).
-        progress: show a progress bar.
+        batch_size: images per model call.
+        progress: show a progress bar (on a terminal).
 
     Returns:
         A `PredictSummary`; also written to `output_dir/summary.json`.
+
+    Raises:
+        FileNotFoundError: `input_path` does not exist.
+        ValueError: no image files under `input_path`, or a bad model path.
     """
     from aesthal.inference import Predictor
 
-    predictor = model if isinstance(model, Predictor) else Predictor(model)
+    start = time.perf_counter()
     input_path = pathlib.Path(input_path)
-    root = input_path if input_path.is_dir() else input_path.parent
-    files = list_images(input_path)
     out = pathlib.Path(output_dir)
+    root = input_path if input_path.is_dir() else input_path.parent
+    files = list_images(input_path, exclude=out)
+    if not files:
+        raise ValueError(
+            f"--input {input_path}: no image files ({', '.join(IMAGE_EXTENSIONS)})"
+        )
+    predictor = model if isinstance(model, Predictor) else Predictor(model)
+    names = dict(zip(files, output_names(files, root), strict=True))
     out.mkdir(parents=True, exist_ok=True)
-    summary = PredictSummary()
+    summary = PredictSummary(found=len(files))
+    bar = tqdm(total=len(files), unit="img", disable=None if progress else True)
     with open(out / "predictions.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(
-            ["file", "height", "width"]
-            + [f"p{s}" for s in range(1, 11)]
-            + ["mean_score"]
-        )
-        pairs = predictor.predict_pairs(_decoded(files, summary, root), batch_size)
-        bar = tqdm(total=len(files), unit="img", disable=not progress)
-        for (path, image), outputs in pairs:
-            relative = path.relative_to(root)
-            target = out / relative.parent
-            target.mkdir(parents=True, exist_ok=True)
+        writer.writerow(CSV_HEADER)
+        decoded = _decoded(files, root, summary, bar, read_ahead=2 * batch_size)
+        for (path, image), outputs in predictor.predict_pairs(decoded, batch_size):
+            name = names[path]
+            (out / name.parent).mkdir(parents=True, exist_ok=True)
             saliency = outputs["saliency"]
-            stem = relative.stem
-            cv2.imwrite(str(target / f"{stem}_saliency.png"), saliency_png(saliency))
-            cv2.imwrite(str(target / f"{stem}_overlay.jpg"), overlay(image, saliency))
+            prefix = str(out / name)
+            if not (
+                cv2.imwrite(prefix + "_saliency.png", saliency_png(saliency))
+                and cv2.imwrite(prefix + "_overlay.jpg", overlay(image, saliency))
+            ):
+                raise OSError(f"cannot write the outputs of {path} under {out}")
             writer.writerow(
-                [str(relative), saliency.shape[0], saliency.shape[1]]
+                [str(path.relative_to(root)), *saliency.shape]
                 + [f"{p:.6f}" for p in outputs["aesthetics"]]
                 + [f"{float(outputs['aesthetics_mean']):.4f}"]
             )
             summary.written += 1
-            bar.update(summary.written + len(summary.skipped) - bar.n)
-        bar.update(len(files) - bar.n)
-        bar.close()
+            bar.update(1)
+    bar.close()
+    summary.seconds = time.perf_counter() - start
     (out / "summary.json").write_text(json.dumps(summary.to_dict(), indent=2) + "\n")
     return summary
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line; returns the exit status (0 ok, 1 nothing written, 2 error)."""
     parser = argparse.ArgumentParser(
-        prog="python -m aesthal.predict", description=__doc__.split("\n\n")[0]
+        prog="python -m aesthal.predict",
+        description=__doc__.split("\n\n")[0],
+        epilog="Outputs: <name>_saliency.png (16-bit), <name>_overlay.jpg, "
+        "predictions.csv, summary.json.",
     )
     parser.add_argument(
         "--model", required=True, help=".keras file or SavedModel folder"
     )
-    parser.add_argument("--input", required=True, help="an image file or a folder")
-    parser.add_argument("--output", required=True, help="output folder")
-    parser.add_argument("--batch_size", type=int, default=8)
-    parser.add_argument("--no_progress", action="store_true")
+    parser.add_argument(
+        "--input", required=True, help="an image file or a folder (recursive)"
+    )
+    parser.add_argument("--output", required=True, help="output folder (created)")
+    parser.add_argument(
+        "--batch_size", type=int, default=8, help="images per model call"
+    )
+    parser.add_argument("--no_progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
+    if args.batch_size < 1:
+        parser.error(f"--batch_size must be >= 1, got {args.batch_size}")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # Errors only: a broken file is reported below, once.
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
     try:
         summary = predict_folder(
             args.model,
@@ -205,10 +304,11 @@ def main(argv: list[str] | None = None) -> int:
     for name, reason in summary.skipped.items():
         print(f"skipped {name}: {reason}", file=sys.stderr)
     print(
-        f"wrote {summary.written} predictions to {args.output}; "
-        f"skipped {len(summary.skipped)} unreadable file(s)"
+        f"{summary.found} image file(s): wrote {summary.written} prediction(s) to "
+        f"{args.output}, skipped {len(summary.skipped)} unreadable "
+        f"({summary.seconds:.1f} s)"
     )
-    return 0
+    return 0 if summary.written else 1
 
 
 if __name__ == "__main__":

@@ -1,0 +1,229 @@
+"""`python -m aesthal.predict` on a folder of good and broken files."""
+
+from __future__ import annotations
+
+import csv
+import json
+import pathlib
+import subprocess
+import sys
+
+import cv2
+import keras
+import numpy as np
+import pytest
+
+import aesthal
+from aesthal import predict
+from aesthal.inference import Predictor
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> dict[str, pathlib.Path]:
+    """A small untrained model as a `.keras` file and as a SavedModel."""
+    folder = tmp_path_factory.mktemp("models")
+    keras.utils.set_random_seed(0)
+    model = aesthal.build_model(aesthal.ModelConfig(input_size=(32, 48)))
+    model.save(folder / "model.keras")
+    aesthal.export_saved_model(model, folder / "saved_model")
+    return {"keras": folder / "model.keras", "saved_model": folder / "saved_model"}
+
+
+def _write(path: pathlib.Path, image: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    assert cv2.imwrite(str(path), image), path
+
+
+# file -> (height, width) of the good images
+GOOD = {
+    "a.jpg": (40, 60),
+    "gray.png": (33, 21),
+    "rgba.png": (50, 50),
+    "deep16.png": (24, 70),
+    "b.bmp": (40, 60),
+    "c.webp": (64, 48),
+    "sub/d.JPG": (90, 30),
+    "sub/a.png": (12, 12),
+    "a.png": (40, 60),  # same stem as a.jpg
+}
+BROKEN = ["truncated.jpg", "empty.png", "notes.jpg"]
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory) -> pathlib.Path:
+    folder = tmp_path_factory.mktemp("photos")
+    rng = np.random.default_rng(0)
+    for name, (h, w) in GOOD.items():
+        if name == "gray.png":
+            image = rng.integers(0, 256, (h, w), dtype=np.uint8)
+        elif name == "rgba.png":
+            image = rng.integers(0, 256, (h, w, 4), dtype=np.uint8)
+        elif name == "deep16.png":
+            image = rng.integers(0, 65536, (h, w, 3), dtype=np.uint16)
+        else:
+            image = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        _write(folder / name, image)
+    jpeg = (folder / "a.jpg").read_bytes()
+    (folder / "truncated.jpg").write_bytes(jpeg[: len(jpeg) // 2])
+    (folder / "empty.png").write_bytes(b"")
+    (folder / "notes.jpg").write_text("not an image, just text\n")
+    (folder / "readme.txt").write_text("ignored: not an image extension\n")
+    return folder
+
+
+def test_read_image_conversions(photos):
+    assert predict.read_image(photos / "gray.png").shape == (33, 21, 3)
+    assert predict.read_image(photos / "rgba.png").shape == (50, 50, 3)
+    stored = cv2.imread(str(photos / "deep16.png"), cv2.IMREAD_UNCHANGED)
+    assert stored.dtype == np.uint16
+    np.testing.assert_array_equal(
+        predict.read_image(photos / "deep16.png"),
+        np.round(stored[..., ::-1] / 257.0).astype(np.uint8),
+    )
+    for name, match in [
+        ("truncated.jpg", "truncated or corrupt"),
+        ("empty.png", "empty file"),
+        ("notes.jpg", "truncated or corrupt"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            predict.read_image(photos / name)
+
+
+def test_output_names_keep_extensions_only_on_collisions(tmp_path):
+    files = [tmp_path / n for n in ("a.jpg", "a.png", "b.png", "s/a.jpg")]
+    names = predict.output_names(files, tmp_path)
+    assert [str(n) for n in names] == ["a_jpg", "a_png", "b", "s/a"]
+
+
+def test_folder_of_good_and_broken_files(models, photos, tmp_path, capsys):
+    out = tmp_path / "predictions"
+    status = predict.main(
+        [
+            f"--model={models['keras']}",
+            f"--input={photos}",
+            f"--output={out}",
+            "--batch_size=4",
+            "--no_progress",
+        ]
+    )
+    assert status == 0
+    printed = capsys.readouterr()
+    assert "12 image file(s): wrote 9 prediction(s)" in printed.out
+    assert "skipped 3 unreadable" in printed.out
+    for name in BROKEN:
+        assert f"skipped {name}:" in printed.err
+
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["found"], summary["written"], summary["skipped"]) == (12, 9, 3)
+    assert sorted(summary["skipped_files"]) == sorted(BROKEN)
+
+    with open(out / "predictions.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert sorted(r["file"] for r in rows) == sorted(GOOD)
+    predictor = Predictor(models["keras"])
+    for row in rows:
+        h, w = GOOD[row["file"]]
+        assert (int(row["height"]), int(row["width"])) == (h, w)
+        probs = np.array([float(row[f"p{s}"]) for s in range(1, 11)])
+        np.testing.assert_allclose(probs.sum(), 1.0, atol=1e-5)
+        np.testing.assert_allclose(
+            float(row["mean_score"]), probs @ np.arange(1, 11), atol=1e-3
+        )
+    paths = [photos / name for name in GOOD]
+    names = dict(zip(GOOD, predict.output_names(paths, photos), strict=True))
+    assert names["a.jpg"] == pathlib.Path("a_jpg")
+    for file, (h, w) in GOOD.items():
+        saliency = cv2.imread(str(out / f"{names[file]}_saliency.png"), -1)
+        overlay = cv2.imread(str(out / f"{names[file]}_overlay.jpg"))
+        assert saliency.dtype == np.uint16 and saliency.shape == (h, w), file
+        assert saliency.max() == 65535
+        assert overlay.shape == (h, w, 3), file
+        # The 16-bit map is the predicted density scaled to its maximum.
+        expected = predictor.predict(predict.read_image(photos / file))["saliency"]
+        np.testing.assert_allclose(
+            saliency / 65535.0, expected / expected.max(), atol=2e-4
+        )
+
+
+def test_saved_model_and_keras_file_agree(models, photos):
+    files = [photos / name for name in GOOD]
+    images = [predict.read_image(f) for f in files]
+    from_keras = list(Predictor(models["keras"]).predict_many(images, batch_size=4))
+    from_saved = list(
+        Predictor(models["saved_model"]).predict_many(images, batch_size=4)
+    )
+    for file, a, b in zip(files, from_keras, from_saved, strict=True):
+        assert a["saliency"].shape == b["saliency"].shape
+        np.testing.assert_allclose(
+            a["saliency"], b["saliency"], rtol=1e-4, atol=1e-8, err_msg=str(file)
+        )
+        np.testing.assert_allclose(a["aesthetics"], b["aesthetics"], rtol=1e-4)
+        np.testing.assert_allclose(a["aesthetics_mean"], b["aesthetics_mean"], 1e-5)
+
+
+def test_single_file_and_errors(models, photos, tmp_path, capsys):
+    out = tmp_path / "one"
+    assert (
+        predict.main(
+            [
+                f"--model={models['saved_model']}",
+                f"--input={photos / 'c.webp'}",
+                f"--output={out}",
+                "--no_progress",
+            ]
+        )
+        == 0
+    )
+    assert cv2.imread(str(out / "c_saliency.png"), -1).shape == (64, 48)
+    assert (
+        predict.main(
+            [
+                f"--model={models['keras']}",
+                f"--input={photos / 'notes.jpg'}",
+                f"--output={out}",
+                "--no_progress",
+            ]
+        )
+        == 1
+    )  # nothing written
+    assert (
+        predict.main(
+            [
+                f"--model={models['keras']}",
+                f"--input={tmp_path / 'nope'}",
+                f"--output={out}",
+            ]
+        )
+        == 2
+    )
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_output_folder_inside_the_input_is_not_read_back(models, photos, tmp_path):
+    folder = tmp_path / "in"
+    _write(folder / "x.png", np.zeros((8, 8, 3), np.uint8))
+    for _ in range(2):  # the second run must not predict the first run's PNGs
+        summary = predict.predict_folder(
+            models["keras"], folder, folder / "out", progress=False
+        )
+        assert (summary.found, summary.written) == (1, 1)
+
+
+@pytest.mark.slow
+def test_command_line_entry_point(models, photos, tmp_path):
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "aesthal.predict",
+            f"--model={models['keras']}",
+            f"--input={photos / 'sub'}",
+            f"--output={tmp_path}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "2 image file(s): wrote 2 prediction(s)" in result.stdout
+    assert cv2.imread(str(tmp_path / "d_saliency.png"), -1).shape == (90, 30)
