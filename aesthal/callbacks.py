@@ -16,24 +16,36 @@ import math
 import os
 import shutil
 
+import cv2
 import keras
 import numpy as np
 import tensorflow as tf
 
 from aesthal.config import TASKS
+from aesthal.training import GROUPS
 
 
 class NonFiniteLossError(FloatingPointError):
-    """A training step produced a NaN or Inf loss; the run stops at once."""
+    """A training step had a NaN or Inf loss or gradient; the run stops at once."""
 
 
 class StopOnNonFinite(keras.callbacks.Callback):
-    """Ends `fit` with an error naming the step and task at the first NaN/Inf loss.
+    """Ends `fit` with an error naming the step and task at the first NaN/Inf.
 
-    The model's train step refuses to apply a non-finite update, so the
-    weights in memory and every checkpoint written so far are the last good
-    ones; raising here (rather than `stop_training`) keeps the epoch-end
-    checkpoints from being written after the bad step.
+    `AesthalModel.train_step` refuses to apply an update whose task losses or
+    gradients are not all finite, and counts the refused steps of the epoch in
+    the `{group}_nonfinite` logs (`"saliency"`, `"aesthetics"`: that task's
+    loss or its head's gradients; `"shared"`: the trunk's gradients). This
+    callback raises `NonFiniteLossError` at the first batch whose logs show
+    one (or a non-finite loss), so the weights in memory are the last good
+    ones and no epoch-end checkpoint (`BackupAndRestore`, `ModelCheckpoint`)
+    is written after the bad step: the last checkpoint is the last good state,
+    and rerunning the same command resumes from it.
+
+    The step named is the global training step (1-based) of the refused
+    update: the shared optimizer's `iterations` (applied steps) + 1. With
+    `steps_per_execution > 1` the logs arrive once per execution, so the step
+    and batch named are those of the execution's last step.
     """
 
     def __init__(self):
@@ -45,39 +57,61 @@ class StopOnNonFinite(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         logs = logs or {}
-        bad = [
+        counts = {g: float(logs.get(f"{g}_nonfinite", 0.0)) for g in GROUPS}
+        bad_losses = [
             name
             for name in ("loss", *(f"{t}_loss" for t in TASKS))
             if name in logs and not math.isfinite(float(logs[name]))
         ]
-        flagged = [t for t in TASKS if float(logs.get(f"{t}_nonfinite", 0.0)) > 0]
-        if not bad and not flagged:
+        if not bad_losses and not any(c > 0 for c in counts.values()):
             return
-        tasks = flagged or [n[: -len("_loss")] for n in bad if n != "loss"] or ["total"]
-        step = int(self.model.group_optimizers["shared"].iterations.numpy())
+        tasks = [t for t in TASKS if counts[t] > 0] or [
+            n[: -len("_loss")] for n in bad_losses if n != "loss"
+        ]
+        if tasks:
+            where = f"task(s) {', '.join(tasks)}"
+        elif counts["shared"] > 0:
+            where = "the shared trunk's gradients"
+        else:
+            where = "the total loss"
+        step = int(self.model.group_optimizers["shared"].iterations.numpy()) + 1
         raise NonFiniteLossError(
-            f"non-finite loss or gradient at epoch {self._epoch + 1}, batch "
-            f"{batch + 1} (optimizer step {step + 1}) in task(s) {', '.join(tasks)}: "
-            "the update was not applied; the last checkpoint is the last good state. "
-            "Check the labels of this batch (NaN/Inf in a map or in the votes) or "
-            "lower the learning rate."
+            f"NaN or Inf loss or gradient at training step {step} (epoch "
+            f"{self._epoch + 1}, batch {batch + 1}) in {where}: the update was not "
+            "applied and training stopped; the last checkpoint is the last good "
+            "state. Check this batch's labels and images (NaN/Inf in a map, the "
+            "votes or the pixels) or lower the learning rate, then rerun the same "
+            "command to resume."
         )
 
 
-def _to_image(maps: np.ndarray) -> np.ndarray:
-    """[N, H, W, 1] non-negative maps to [N, H, W, 1] in [0, 1] (per-image max)."""
-    peak = maps.reshape(len(maps), -1).max(axis=1).reshape(-1, 1, 1, 1)
-    return np.where(peak > 0, maps / np.maximum(peak, 1e-30), 0.0).astype(np.float32)
+def heat_map(maps: np.ndarray) -> np.ndarray:
+    """Non-negative maps `[N, H, W, 1]` to JET colours, uint8 RGB `[N, H, W, 3]`.
+
+    Each map is scaled to its own maximum (all-zero maps stay at the cold end).
+    """
+    maps = np.asarray(maps, np.float32)[..., 0]
+    peak = maps.reshape(len(maps), -1).max(axis=1).reshape(-1, 1, 1)
+    scaled = np.where(peak > 0, maps / np.maximum(peak, 1e-30), 0.0)
+    grey = np.round(np.clip(scaled, 0, 1) * 255).astype(np.uint8)
+    return np.stack([cv2.applyColorMap(g, cv2.COLORMAP_JET)[..., ::-1] for g in grey])
 
 
 class SaliencyImageLogger(keras.callbacks.Callback):
-    """Writes image | ground truth | prediction for fixed examples every epoch.
+    """Logs image | ground truth | prediction panels for fixed examples per epoch.
+
+    Each example becomes one uint8 RGB image `[H, 3W, 3]`: the input image, the
+    ground-truth density and the predicted density (both as JET heat maps,
+    each scaled to its maximum), side by side, under the TensorBoard tag
+    `TAG`, at step = epoch index (as the `TensorBoard` callback's scalars).
 
     Args:
         log_dir: TensorBoard folder of the image summaries.
         examples: an unbatched dataset of `(image, targets, sample_weights)` as
             `aesthal.data.make_dataset` yields them (before batching); read once.
     """
+
+    TAG = "validation/image_truth_prediction"
 
     def __init__(self, log_dir: str, examples: tf.data.Dataset):
         super().__init__()
@@ -90,26 +124,24 @@ class SaliencyImageLogger(keras.callbacks.Callback):
         self._truths = np.stack(truths) if truths else None
         self._writer = None
 
-    def on_epoch_end(self, epoch, logs=None):
+    def panels(self) -> np.ndarray | None:
+        """The current panels, uint8 `[N, H, 3W, 3]` (None without examples)."""
         if self._images is None:
+            return None
+        prediction = self.model(self._images, training=False)["saliency"]
+        image = np.round(np.clip(self._images, 0, 255)).astype(np.uint8)
+        return np.concatenate(
+            [image, heat_map(self._truths), heat_map(np.asarray(prediction))], axis=2
+        )
+
+    def on_epoch_end(self, epoch, logs=None):
+        panels = self.panels()
+        if panels is None:
             return
         if self._writer is None:
             self._writer = tf.summary.create_file_writer(self.log_dir)
-        prediction = self.model.predict_on_batch(self._images)["saliency"]
         with self._writer.as_default(step=epoch):
-            tf.summary.image(
-                "image", self._images / 255.0, max_outputs=len(self._images)
-            )
-            tf.summary.image(
-                "saliency/ground_truth",
-                _to_image(self._truths),
-                max_outputs=len(self._images),
-            )
-            tf.summary.image(
-                "saliency/prediction",
-                _to_image(np.asarray(prediction)),
-                max_outputs=len(self._images),
-            )
+            tf.summary.image(self.TAG, panels, max_outputs=len(panels))
         self._writer.flush()
 
     def on_train_end(self, logs=None):

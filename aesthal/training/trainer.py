@@ -18,7 +18,9 @@ position, three `AdamOptimizer`s, one grouped op, in Keras 3):
    each part applied by that group's optimizer (`_apply_grouped_gradients`);
 5. the NaN/Inf guard: if any task loss or any gradient is NaN or Inf (on any
    replica), *no* group's update is applied: weights, Adam moments and the
-   optimizers' `iterations` (hence learning-rate schedules) stay as they were.
+   optimizers' `iterations` (hence learning-rate schedules) stay as they were,
+   and the state the forward pass changed (BatchNorm moving statistics; float
+   non-trainable variables) is put back.
    The step is counted in the `{group}_nonfinite` logs ("saliency" and
    "aesthetics": that task's loss or its head's gradients; "shared": the
    trunk's gradients), which `aesthal.callbacks.StopOnNonFinite` turns into an
@@ -448,6 +450,13 @@ class MultiTaskTrainer:
         num_replicas = self.distribute_strategy.num_replicas_in_sync
         groups = self.variable_groups()
         flat = [v for g in GROUPS for v in groups[g]]
+        # The forward pass itself updates state (BatchNorm moving statistics):
+        # kept here so that the guard can undo it for a refused step.
+        state = [
+            (v, tf.identity(v.value))
+            for v in self.non_trainable_variables
+            if v.dtype.startswith("float")
+        ]
         with tf.GradientTape() as tape:
             outputs, side_outputs = self._forward(images, training=True)
             task_losses, loss_logs = self._compute_losses(
@@ -471,6 +480,8 @@ class MultiTaskTrainer:
             values[f"{group}_nonfinite"] = flags[group]
         finite = tf.equal(tf.add_n(list(flags.values())), 0.0)
         self._apply_grouped_gradients(groups, grads_by_group, finite)
+        for variable, before in state:
+            variable.assign(tf.where(finite, variable.value, before))
         self._update_trackers(values)
         self._update_task_metrics(targets, masks, outputs)
         return self._logs(training=True)

@@ -1,0 +1,189 @@
+"""NaN/Inf during training: which check catches what, and what state is left.
+
+Three layers, from the data to the update:
+
+1. `aesthal.data` (`standardize_example`, in tf.data): a NaN/Inf/negative
+   fixation map or vote vector fails when its example is read, naming the
+   source: training stops before any step sees it.
+2. `AesthalModel.fit`: `validate_batch` on the first batch, then in-graph
+   asserts on every batch's labels; the asserts are compiled out under XLA
+   (`jit_compile=True`, Keras' "auto" choice on a GPU).
+3. The train step's guard: a NaN/Inf task loss or gradient (from labels under
+   XLA, or from pixels, which no label check sees) skips the whole update,
+   and `StopOnNonFinite` ends the run naming the step and the task.
+"""
+
+from __future__ import annotations
+
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import aesthal
+from aesthal import data as data_lib
+from aesthal.callbacks import NonFiniteLossError, StopOnNonFinite
+
+SIZE = (32, 48)
+
+
+def _batch(seed: int, nan: str | None = None):
+    rng = np.random.default_rng(seed)
+    images = rng.uniform(0, 255, (2, *SIZE, 3)).astype("float32")
+    targets = {
+        "saliency": rng.uniform(0, 1, (2, *SIZE, 1)).astype("float32"),
+        "aesthetics": rng.integers(1, 9, (2, 10)).astype("float32"),
+    }
+    weights = {"saliency": np.ones(2, "float32"), "aesthetics": np.ones(2, "float32")}
+    if nan == "pixel":
+        images[1, 5, 7, 0] = np.nan
+    elif nan == "votes":
+        targets["aesthetics"][0, 3] = np.nan
+    return images, targets, weights
+
+
+def _model(jit_compile: bool = False) -> aesthal.AesthalModel:
+    keras.utils.set_random_seed(0)
+    model = aesthal.build_model(aesthal.ModelConfig(input_size=SIZE))
+    model.compile(jit_compile=jit_compile)
+    return model
+
+
+class _Snapshot(keras.callbacks.Callback):
+    """Weights and all three optimizers' variables after each good batch."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        if all(float(logs[f"{g}_nonfinite"]) == 0 for g in aesthal.GROUPS):
+            self.weights = [v.numpy().copy() for v in self.model.weights]
+            self.optimizers = _optimizer_values(self.model)
+
+
+def _optimizer_values(model) -> list[np.ndarray]:
+    return [
+        v.numpy().copy() for o in model.group_optimizers.values() for v in o.variables
+    ]
+
+
+def _assert_state(model, weights, optimizers):
+    for variable, value in zip(model.weights, weights, strict=True):
+        np.testing.assert_array_equal(variable.numpy(), value, err_msg=variable.path)
+    for current, value in zip(_optimizer_values(model), optimizers, strict=True):
+        np.testing.assert_array_equal(current, value)
+
+
+def _stream(*batches) -> tf.data.Dataset:
+    ds = tf.data.Dataset.from_tensors(batches[0])
+    for batch in batches[1:]:
+        ds = ds.concatenate(tf.data.Dataset.from_tensors(batch))
+    return ds
+
+
+def test_nan_pixel_skips_the_update_and_stops_with_step_and_tasks(tmp_path):
+    # Epoch 1: one good batch (checkpointed). Epoch 2: a NaN pixel, which the
+    # label checks cannot see; its gradients are NaN in every group.
+    model = _model()
+    snapshot = _Snapshot()
+    backup = tmp_path / "backup"
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(backup), delete_checkpoint=False),
+        keras.callbacks.ModelCheckpoint(str(tmp_path / "last.keras")),
+        StopOnNonFinite(),
+        snapshot,
+    ]
+    data = _stream(_batch(0), _batch(1, nan="pixel"), _batch(2))
+    with pytest.raises(NonFiniteLossError) as caught:
+        model.fit(data, epochs=3, steps_per_epoch=1, callbacks=callbacks, verbose=0)
+    message = str(caught.value)
+    assert "training step 2 (epoch 2, batch 1)" in message
+    assert "task(s) saliency, aesthetics" in message
+    assert "update was not applied" in message
+
+    # Nothing moved: weights, Adam moments, iteration counts.
+    _assert_state(model, snapshot.weights, snapshot.optimizers)
+    assert [int(o.iterations.numpy()) for o in model.group_optimizers.values()] == [
+        1,
+        1,
+        1,
+    ]
+    # The last checkpoints are epoch 1's, and hold this same state.
+    assert json.loads((backup / "training_metadata.json").read_text())["epoch"] == 1
+    saved = aesthal.inference.load_model(tmp_path / "last.keras")
+    _assert_state(saved, snapshot.weights, snapshot.optimizers)
+
+
+def test_guard_counts_only_bad_steps_and_good_steps_still_apply():
+    model = _model()
+    logs = model.train_on_batch(*_batch(0), return_dict=True)
+    assert {logs[f"{g}_nonfinite"] for g in aesthal.GROUPS} == {0.0}
+    before = [v.numpy().copy() for v in model.trainable_weights]
+    images, targets, weights = _batch(1)
+    images[0, 0, 0, :] = np.inf
+    model.reset_metrics()
+    logs = model.train_on_batch(images, targets, weights, return_dict=True)
+    assert logs["shared_nonfinite"] == 1.0
+    for variable, value in zip(model.trainable_weights, before, strict=True):
+        np.testing.assert_array_equal(variable.numpy(), value)
+    model.reset_metrics()
+    logs = model.train_on_batch(*_batch(2), return_dict=True)
+    assert logs["shared_nonfinite"] == 0.0
+    assert int(model.group_optimizers["shared"].iterations.numpy()) == 2
+    assert not np.array_equal(model.trainable_weights[0].numpy(), before[0])
+
+
+@pytest.mark.slow
+def test_nan_fixation_map_is_rejected_by_the_data_pipeline(tmp_path):
+    # A TFDS-style source (aesthal.data.SourceSpec) whose third example has a
+    # NaN in its fixation map: batch 2 fails in tf.data, before any step.
+    rng = np.random.default_rng(0)
+    maps = rng.uniform(0, 1, (4, 20, 30, 1)).astype("float32")
+    maps[2, 4, 4, 0] = np.nan
+    source = tf.data.Dataset.from_tensor_slices(
+        {
+            "image": rng.integers(0, 256, (4, 20, 30, 3), dtype=np.uint8),
+            "fixation_map": maps,
+            "aesthetics_votes": rng.integers(1, 9, (4, 10)).astype("int32"),
+        }
+    )
+    stream = data_lib.make_dataset(
+        data_lib.SourceSpec(source, name="nan_source"),
+        image_size=SIZE,
+        batch_size=2,
+        training=False,
+    )
+    model = _model()
+    snapshot = _Snapshot()
+    checkpoint = keras.callbacks.ModelCheckpoint(str(tmp_path / "last.keras"))
+    with pytest.raises(
+        tf.errors.InvalidArgumentError, match="nan_source: fixation_map has NaN or Inf"
+    ):
+        model.fit(
+            stream,
+            epochs=2,
+            steps_per_epoch=1,
+            callbacks=[StopOnNonFinite(), checkpoint, snapshot],
+            verbose=0,
+        )
+    _assert_state(model, snapshot.weights, snapshot.optimizers)
+    saved = aesthal.inference.load_model(tmp_path / "last.keras")
+    _assert_state(saved, snapshot.weights, snapshot.optimizers)
+
+
+def test_nan_votes_without_xla_are_stopped_by_the_in_graph_assert():
+    model = _model()
+    with pytest.raises(tf.errors.InvalidArgumentError, match="contains NaN or Inf"):
+        model.fit(_stream(_batch(0), _batch(1, nan="votes")), verbose=0)
+
+
+@pytest.mark.slow
+def test_nan_votes_under_xla_reach_the_guard():
+    # Under XLA the in-graph asserts are compiled out (as on a GPU with
+    # jit_compile="auto"): the NaN reaches the aesthetics loss, and the guard
+    # refuses the update. The saliency loss and head are untouched by it.
+    model = _model(jit_compile=True)
+    snapshot = _Snapshot()
+    data = _stream(_batch(0), _batch(1, nan="votes"))
+    with pytest.raises(NonFiniteLossError, match=r"step 2 .* in task\(s\) aesthetics:"):
+        model.fit(data, callbacks=[StopOnNonFinite(), snapshot], verbose=0)
+    _assert_state(model, snapshot.weights, snapshot.optimizers)
