@@ -1,0 +1,100 @@
+"""TensorBoard output of `aesthal.experiment.train`, read back from the event files."""
+
+from __future__ import annotations
+
+import collections
+import json
+import pathlib
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import aesthal
+from aesthal import callbacks as callbacks_lib
+from aesthal import experiment
+
+
+def _events(folder: pathlib.Path) -> dict[str, dict[int, np.ndarray]]:
+    """`{tag: {step: value}}` of every event file directly in `folder`."""
+    out = collections.defaultdict(dict)
+    files = sorted(folder.glob("events.out.tfevents.*"))
+    assert files, f"no event files in {folder}"
+    for path in files:
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                out[value.tag][event.step] = tf.make_ndarray(value.tensor)
+    return out
+
+
+def test_heat_map_scales_each_map_to_its_maximum():
+    maps = np.zeros((2, 2, 3, 1), np.float32)
+    maps[0, 0, 0], maps[0, 1, 2] = 2.0, 1.0
+    colours = callbacks_lib.heat_map(maps)
+    assert colours.shape == (2, 2, 3, 3) and colours.dtype == np.uint8
+    # JET: the maximum is dark red, zero is dark blue (RGB).
+    assert colours[0, 0, 0].tolist() == [128, 0, 0]
+    assert colours[0, 0, 1].tolist() == [0, 0, 128]
+    np.testing.assert_array_equal(
+        colours[1], colours[0, 0, 1][None, None].repeat(2, 0).repeat(3, 1)
+    )
+
+
+@pytest.mark.slow
+def test_train_writes_losses_weights_learning_rates_and_map_panels(tmp_path):
+    config = experiment.ExperimentConfig(
+        output_dir=str(tmp_path / "run"),
+        model=aesthal.ModelConfig(input_size=(32, 48)),
+        data=experiment.DataConfig(
+            dataset="synthetic_scenes/tiny",
+            data_dir=str(tmp_path / "tfds"),
+            batch_size=4,
+        ),
+        train=experiment.TrainConfig(
+            epochs=2,
+            steps_per_epoch=2,
+            validation_steps=1,
+            group_learning_rates={"shared": 1e-4, "saliency": 2e-3},
+            loss_weights={"saliency": 2.0, "aesthetics": 0.5},
+            tensorboard_images=3,
+        ),
+    )
+    experiment.train(config, verbose=0)
+    board = tmp_path / "run" / "tensorboard"
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+
+    train = _events(board / "train")
+    for task in aesthal.TASKS:
+        assert set(train[f"epoch_{task}_loss"]) == {0, 1}
+    for epoch in (0, 1):
+        np.testing.assert_allclose(
+            train["epoch_loss"][epoch], history["loss"][epoch], rtol=1e-6
+        )
+        np.testing.assert_allclose(train["epoch_saliency_weight"][epoch], 2.0)
+        np.testing.assert_allclose(train["epoch_aesthetics_weight"][epoch], 0.5)
+        np.testing.assert_allclose(train["epoch_shared_lr"][epoch], 1e-4, rtol=1e-6)
+        np.testing.assert_allclose(train["epoch_saliency_lr"][epoch], 2e-3, rtol=1e-6)
+        np.testing.assert_allclose(train["epoch_aesthetics_lr"][epoch], 1e-3, rtol=1e-6)
+        assert train["epoch_shared_nonfinite"][epoch] == 0
+    validation = _events(board / "validation")
+    np.testing.assert_allclose(
+        validation["epoch_saliency_loss"][1], history["val_saliency_loss"][1], rtol=1e-6
+    )
+
+    panels = _events(board / "images")[callbacks_lib.SaliencyImageLogger.TAG]
+    assert set(panels) == {0, 1}
+    width, height, *encoded = panels[1]  # summary v2 images: w, h, PNGs
+    assert (int(width), int(height), len(encoded)) == (3 * 48, 32, 3)
+    first = tf.io.decode_png(encoded[0]).numpy()
+    assert first.shape == (32, 3 * 48, 3)
+    examples = experiment.validation_dataset(config.data, (32, 48)).unbatch()
+    image, targets, _ = next(iter(examples))
+    np.testing.assert_array_equal(
+        first[:, :48], np.round(image.numpy()).astype(np.uint8)
+    )
+    np.testing.assert_array_equal(
+        first[:, 48:96], callbacks_lib.heat_map(targets["saliency"].numpy()[None])[0]
+    )
+    # The prediction panel changes as the model trains.
+    earlier = tf.io.decode_png(panels[0][2]).numpy()
+    assert not np.array_equal(earlier[:, 96:], first[:, 96:])
