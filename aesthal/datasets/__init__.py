@@ -1,7 +1,7 @@
 """TFDS builders. Importing this package registers every builder with TFDS.
 
-    import aesthal.datasets  # noqa: F401
-    ds = tfds.load("synthetic_scenes", split="train", data_dir=...)
+Example: `import aesthal.datasets`, then
+`tfds.load("synthetic_scenes", split="train", data_dir=...)`.
 """
 
 from aesthal.datasets.ava import ava_dataset_builder  # noqa: F401
