@@ -227,3 +227,39 @@ def test_command_line_entry_point(models, photos, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert "2 image file(s): wrote 2 prediction(s)" in result.stdout
     assert cv2.imread(str(tmp_path / "d_saliency.png"), -1).shape == (90, 30)
+
+
+@pytest.mark.slow
+def test_figure_script_renders_the_grid(models, tmp_path):
+    import tensorflow_datasets as tfds
+
+    import aesthal.datasets  # noqa: F401  (registers the builders)
+
+    data_dir = tmp_path / "tfds"
+    tfds.builder("synthetic_scenes/tiny", data_dir=str(data_dir)).download_and_prepare()
+    output = tmp_path / "figure.png"
+    script = pathlib.Path(__file__).resolve().parents[1] / "experiments" / "figures.py"
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            f"--model={models['keras']}",
+            "--dataset=synthetic_scenes/tiny",
+            "--split=test",
+            "--num_examples=3",
+            "--cell_height=64",
+            f"--data_dir={data_dir}",
+            f"--output={output}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    grid = cv2.imread(str(output))[..., ::-1]
+    # 3 rows of 64 px cells (48x32 images -> 96 px wide), header and captions.
+    assert grid.shape == (24 + 3 * (64 + 18 + 4) + 4, 4 * 96 + 5 * 4, 3)
+    first = tfds.load("synthetic_scenes/tiny", split="test", data_dir=str(data_dir))
+    image = next(iter(first))["image"].numpy()
+    expected = cv2.resize(image, (96, 64), interpolation=cv2.INTER_AREA)
+    np.testing.assert_array_equal(grid[24 : 24 + 64, 4 : 4 + 96], expected)
