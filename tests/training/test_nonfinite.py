@@ -16,6 +16,9 @@ Three layers, from the data to the update:
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -187,3 +190,70 @@ def test_nan_votes_under_xla_reach_the_guard():
     with pytest.raises(NonFiniteLossError, match=r"step 2 .* in task\(s\) aesthetics:"):
         model.fit(data, callbacks=[StopOnNonFinite(), snapshot], verbose=0)
     _assert_state(model, snapshot.weights, snapshot.optimizers)
+
+
+_MIRRORED_SCRIPT = r"""
+import json
+import os
+import subprocess
+import sys
+import numpy as np
+import tensorflow as tf
+
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(
+    cpu, [tf.config.LogicalDeviceConfiguration()] * 2
+)
+import keras
+import aesthal
+
+rng = np.random.default_rng(0)
+images = rng.uniform(0, 255, (2, 4, 32, 32, 3)).astype("float32")
+images[1, 3, 0, 0, 0] = np.nan  # batch 2, example 4: the second replica only
+targets = {
+    "saliency": rng.uniform(0, 1, (2, 4, 32, 32, 1)).astype("float32"),
+    "aesthetics": rng.integers(1, 9, (2, 4, 10)).astype("float32"),
+}
+data = tf.data.Dataset.from_tensor_slices((images, targets))
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+keras.utils.set_random_seed(0)
+with strategy.scope():
+    model = aesthal.build_model(aesthal.ModelConfig(input_size=(32, 32)))
+    model.compile(jit_compile=False)
+state = {}
+
+
+class Snapshot(keras.callbacks.Callback):
+    def on_train_batch_end(self, batch, logs=None):
+        state[batch] = {
+            "weights": [v.numpy().tolist() for v in self.model.weights[:3]],
+            "moving": [v.numpy().tolist() for v in self.model.non_trainable_weights],
+            "iterations": [
+                int(o.iterations.numpy()) for o in self.model.group_optimizers.values()
+            ],
+            "flags": {k: float(v) for k, v in logs.items() if "nonfinite" in k},
+        }
+
+
+model.fit(data, epochs=1, callbacks=[Snapshot()], verbose=0)
+print("RESULT" + json.dumps(state))
+"""
+
+
+@pytest.mark.slow
+def test_nan_on_one_replica_skips_the_update_on_every_replica():
+    result = subprocess.run(
+        [sys.executable, "-c", _MIRRORED_SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "CUDA_VISIBLE_DEVICES": ""},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    state = json.loads(result.stdout.split("RESULT", 1)[1])
+    first, second = state["0"], state["1"]
+    assert first["iterations"] == [1, 1, 1]
+    assert second["iterations"] == [1, 1, 1]  # refused on both replicas
+    assert second["flags"]["shared_nonfinite"] == 1.0
+    assert second["weights"] == first["weights"]
+    assert second["moving"] == first["moving"]  # BatchNorm statistics put back
