@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import os
 import pathlib
@@ -49,6 +50,7 @@ from aesthal.inference import Predictor, load_model
 from aesthal.models import AesthalModel, build_model
 from aesthal.training import GROUPS
 
+_LOG = logging.getLogger("aesthal")
 BUDGET_MODES = ("independent", "disjoint", "nested")
 # Information gain compares densities (Kummerer et al. 2015): maps are divided
 # by their sum, not min-max scaled as MIT's InfoGain.m does (which gives each
@@ -255,8 +257,20 @@ def prepare_data(data: DataConfig) -> tfds.core.DatasetBuilder:
     return builder
 
 
-def _splits(builder: tfds.core.DatasetBuilder) -> set[str]:
-    return set(builder.info.splits.keys())
+def _split_names(expression: str) -> set[str]:
+    """The split names a TFDS split expression reads, e.g. 'train[:90%]+test'."""
+    return {part.split("[")[0].strip() for part in expression.split("+")}
+
+
+def check_split(builder: tfds.core.DatasetBuilder, expression: str) -> None:
+    """Raises ValueError naming the data set's splits if `expression` reads others."""
+    available = set(builder.info.splits.keys())
+    missing = _split_names(expression) - available
+    if missing:
+        raise ValueError(
+            f"{builder.info.full_name}: split expression {expression!r} names "
+            f"{sorted(missing)}, but the data set has {sorted(available)}"
+        )
 
 
 def training_dataset(data: DataConfig, image_size, seed: int) -> tf.data.Dataset:
@@ -352,10 +366,21 @@ def train(config: ExperimentConfig, verbose: int | str = "auto") -> AesthalModel
     out.mkdir(parents=True, exist_ok=True)
     _write_json(out / "config.json", config.to_dict())
     builder = prepare_data(config.data)
-    splits = _splits(builder)
     data = config.data
-    if data.validation_split is not None and data.validation_split not in splits:
-        data = dataclasses.replace(data, validation_split=None)
+    check_split(builder, data.train_split)
+    if data.validation_split is not None:
+        if data.validation_split == DataConfig.validation_split and not (
+            _split_names(data.validation_split) <= set(builder.info.splits.keys())
+        ):
+            # The default "validation" on a data set without one (osie, mit1003).
+            _LOG.warning(
+                "%s has no 'validation' split; training without validation "
+                "(set validation_split, e.g. 'train[90%%:]', to hold some out).",
+                data.dataset,
+            )
+            data = dataclasses.replace(data, validation_split=None)
+        else:
+            check_split(builder, data.validation_split)
 
     keras.utils.set_random_seed(config.train.seed)
     model = build_model(config.model)
@@ -451,10 +476,7 @@ def evaluate(
     predictor = model if isinstance(model, Predictor) else Predictor(model)
     builder = prepare_data(data)
     split = split or data.test_split
-    if split not in _splits(builder) and "[" not in split:
-        raise ValueError(
-            f"{data.dataset} has no split {split!r}; it has {sorted(_splits(builder))}"
-        )
+    check_split(builder, split)
     examples = data_lib.iterate_eval_examples(
         data.dataset, split=split, data_dir=data.data_dir
     )

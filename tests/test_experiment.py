@@ -99,3 +99,11 @@ def test_init_from_rejects_another_trunk(tmp_path):
 def test_unknown_dataset_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown data set 'no_such_set'"):
         experiment.prepare_data(experiment.DataConfig(dataset="no_such_set"))
+
+
+def test_split_expressions_are_checked_against_the_data_set(tmp_path):
+    data = experiment.DataConfig(dataset="synthetic_scenes/tiny", data_dir=str(tmp_path))
+    builder = experiment.prepare_data(data)
+    experiment.check_split(builder, "train[:50%]+validation")  # valid: no error
+    with pytest.raises(ValueError, match=r"names \['valid'\], but the data set has"):
+        experiment.check_split(builder, "train[:10]+valid[:2]")
