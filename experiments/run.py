@@ -1,10 +1,12 @@
-r"""Trains, evaluates or exports an aesthal model.
+r"""Trains, evaluates, exports or runs an aesthal model on images.
 
     python experiments/run.py --flagfile=experiments/configs/quickstart.flags
     python experiments/run.py --mode=evaluate --model=runs/quickstart/model.keras \
         --dataset=synthetic_scenes --output_dir=runs/quickstart/eval
     python experiments/run.py --mode=export --model=runs/quickstart/model.keras \
         --output_dir=runs/export
+    python experiments/run.py --mode=predict --model=runs/quickstart/saved_model \
+        --input=photos/ --output_dir=predictions/
 
 `--mode=train` (the default) trains, exports the SavedModel, evaluates on the
 test split and prints the results table. Every artefact goes to
@@ -22,13 +24,16 @@ from absl import app, flags, logging
 # Flags, defined once. Library modules never read them: `_configs` turns them
 # into aesthal's config dataclasses.
 _MODE = flags.DEFINE_enum(
-    "mode", "train", ["train", "evaluate", "export"], "What to do."
+    "mode", "train", ["train", "evaluate", "export", "predict"], "What to do."
 )
 _OUTPUT_DIR = flags.DEFINE_string(
     "output_dir", None, "Run directory: config, logs, checkpoints, model, metrics."
 )
 _MODEL = flags.DEFINE_string(
-    "model", None, "evaluate/export: a .keras file or SavedModel folder."
+    "model", None, "evaluate/export/predict: a .keras file or SavedModel folder."
+)
+_INPUT = flags.DEFINE_string(
+    "input", None, "predict: an image file or a folder (searched recursively)."
 )
 
 # Data.
@@ -139,6 +144,10 @@ def _configs():
         raise app.UsageError("--output_dir is required.")
     if _MODE.value != "train" and not _MODEL.value:
         raise app.UsageError(f"--mode={_MODE.value} needs --model.")
+    if _MODE.value == "predict" and not _INPUT.value:
+        raise app.UsageError("--mode=predict needs --input.")
+    if _INPUT.value and _MODE.value != "predict":
+        raise app.UsageError("--input is for --mode=predict.")
     if _MODE.value == "train" and _MODEL.value:
         raise app.UsageError(
             "--model is for evaluate/export; use --init_from to start from one."
@@ -248,6 +257,19 @@ def main(argv: list[str]) -> None:
     out = pathlib.Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "flags.txt").write_text(flags.FLAGS.flags_into_string())
+    if _MODE.value == "predict":
+        from aesthal.predict import predict_folder
+
+        summary = predict_folder(
+            _MODEL.value, _INPUT.value, out, batch_size=_BATCH_SIZE.value
+        )
+        for name, reason in summary.skipped.items():
+            logging.warning("skipped %s: %s", name, reason)
+        print(
+            f"{summary.found} image file(s): wrote {summary.written} prediction(s) "
+            f"to {out}, skipped {len(summary.skipped)} unreadable"
+        )
+        return
     if _MODE.value == "export":
         path = experiment.export(_MODEL.value, out)
         print(f"SavedModel: {path}")

@@ -120,6 +120,32 @@ def test_evaluate_and_export_modes(tiny_run, tmp_path):
     assert (tmp_path / "x" / "saved_model" / "saved_model.pb").exists()
 
 
+@pytest.mark.slow
+def test_predict_mode_writes_maps_and_counts_broken_files(tiny_run, tmp_path):
+    import cv2
+
+    out, _, _ = tiny_run
+    images = tmp_path / "images"
+    images.mkdir()
+    rng = np.random.default_rng(1)
+    cv2.imwrite(str(images / "a.jpg"), rng.integers(0, 256, (30, 50, 3), np.uint8))
+    cv2.imwrite(str(images / "b.png"), rng.integers(0, 256, (64, 40), np.uint8))
+    (images / "broken.jpg").write_bytes(b"not an image")
+    result = _run(
+        "--mode=predict",
+        f"--model={out / 'saved_model'}",
+        f"--input={images}",
+        f"--output_dir={tmp_path / 'pred'}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "3 image file(s): wrote 2 prediction(s)" in result.stdout
+    assert "skipped 1 unreadable" in result.stdout
+    saliency = cv2.imread(
+        str(tmp_path / "pred" / "b_saliency.png"), cv2.IMREAD_UNCHANGED
+    )
+    assert saliency.dtype == np.uint16 and saliency.shape == (64, 40)
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -138,6 +164,7 @@ def test_evaluate_and_export_modes(tiny_run, tmp_path):
         (["--output_dir=OUT", "--permute_aesthetics", "--tasks=saliency"], "permute"),
         (["--output_dir=OUT", "--init_from=/no/such.keras"], "no such file"),
         (["--output_dir=OUT", "--no_such_flag=1"], "no_such_flag"),
+        (["--output_dir=OUT", "--mode=predict", "--model=."], "needs --input"),
     ],
 )
 def test_bad_flags_fail_before_any_work(args, message, tmp_path):
