@@ -62,23 +62,27 @@ TRAINING_FLOPS_FACTOR = 3
 
 
 # --------------------------------------------------------------- threading
-def configure_threads(intra_op: int = 2, inter_op: int = 1) -> dict[str, int]:
+def configure_threads(intra_op: int = 0, inter_op: int = 0) -> dict[str, int]:
     """Sets TensorFlow's thread pools; call before any TF op runs.
 
-    The defaults are what `experiments/bench.py --parts=threads` measured best
-    on the 2-core development machine (see docs/performance.md): one
-    inter-op pool thread (the training graph is a chain, little runs in
-    parallel) and one intra-op thread per core. `0` means "TF decides"
-    (all cores).
+    Measured on the 2-core development machine (`experiments/bench.py
+    --parts=threads`, docs/performance.md): no setting of (intra, inter) in
+    {(2, 1), (2, 2), (1, 1)} beat TF's default (0, 0) by more than the noise
+    (0.96-1.03x the default's step time), so the defaults here are TF's own
+    and the experiment runner need not call this. It exists for machines where
+    a setting does win (measure with `--parts=threads`).
 
     Args:
-        intra_op: threads used inside one op (e.g. a convolution), >= 0.
-        inter_op: threads running independent ops concurrently, >= 0.
+        intra_op: threads used inside one op (e.g. a convolution), >= 0;
+            0 = TF decides (all cores).
+        inter_op: threads running independent ops concurrently, >= 0;
+            0 = TF decides.
 
     Returns:
         `{"intra_op": ..., "inter_op": ...}` as now in effect.
 
     Raises:
+        ValueError: a negative count.
         RuntimeError: TF has already started its pools with other sizes (the
             settings cannot change after the first op has run).
     """
