@@ -536,6 +536,10 @@ class MultiTaskTrainer:
         if not hasattr(self, "loss_weighting"):
             raise RuntimeError("call model.compile(optimizers=...) before fit().")
         self.validate_data(x, y, sample_weight)
+        if isinstance(x, tf.data.Dataset):
+            # A tf.data pipeline shuffles itself (aesthal.data does, by seed);
+            # Keras would only warn that it ignores `shuffle=True`.
+            kwargs.setdefault("shuffle", False)
         return super().fit(x, y, *args, sample_weight=sample_weight, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, sample_weight=None, **kwargs):
