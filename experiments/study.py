@@ -55,6 +55,7 @@ CONDITIONS = {
     "6a": ("6a_uncertainty_weighting", "6a best of 2/3 + uncertainty weighting"),
     "6b": ("6b_per_group_learning_rates", "6b best of 2/3 + per-group learning rates"),
     "6c": ("6c_side_heads", "6c best of 2/3 + side heads"),
+    "7": ("7_extra_images_no_aesthetics_loss", "7 as 3, aesthetics loss weight 0"),
 }
 EVALUATED = [c for c in CONDITIONS if c != "4a"]
 SALIENCY_METRICS = (
@@ -177,7 +178,12 @@ def summarise(seeds: list[str]) -> dict:
             continue
         entry: dict = {"label": CONDITIONS[condition][1], "seeds": sorted(runs)}
         config = _run_dir(condition, sorted(runs)[0]) / "config.json"
-        trained = json.loads(config.read_text())["data"]["tasks"]
+        config = json.loads(config.read_text())
+        trained = [
+            task
+            for task in config["data"]["tasks"]
+            if config["train"]["loss_weights"].get(task, 1.0) > 0
+        ]
         for task, names in (
             ("saliency", SALIENCY_METRICS),
             ("aesthetics", AESTHETICS_METRICS),

@@ -45,7 +45,8 @@ def _fake_run(root, stem, seed, cc, tasks, seconds=10.0):
         }
     }
     (out / "metrics.json").write_text(json.dumps(result))
-    (out / "config.json").write_text(json.dumps({"data": {"tasks": tasks}}))
+    config = {"data": {"tasks": tasks}, "train": {"loss_weights": {}}}
+    (out / "config.json").write_text(json.dumps(config))
     (out / "train_time.json").write_text(json.dumps({"seconds": seconds}))
 
 
