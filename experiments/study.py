@@ -318,7 +318,7 @@ def plot(summary: dict, path: pathlib.Path, metrics=("cc", "nss", "ig")) -> None
         return
     panel_w, panel_h, margin = 420, 360, 70
     image = np.full(
-        (panel_h + 2 * margin, panel_w * len(metrics) + margin, 3), 255, np.uint8
+        (panel_h + 2 * margin, (panel_w + 60) * len(metrics) + margin, 3), 255, np.uint8
     )
     colours = [
         (180, 119, 31),
@@ -346,7 +346,7 @@ def plot(summary: dict, path: pathlib.Path, metrics=("cc", "nss", "ig")) -> None
         lo = min(marks + [v - h for _, v, h in values])
         hi = max(marks + [v + h for _, v, h in values])
         span = (hi - lo) or 1.0
-        x0 = margin + p * panel_w
+        x0 = margin + p * (panel_w + 60)
 
         def y_of(v, lo=lo, span=span):
             return int(margin + panel_h - (v - lo) / span * (panel_h - 20))
