@@ -353,8 +353,40 @@ def _write_json(path: pathlib.Path, value: Any) -> None:
     path.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n")
 
 
+def _check_resumable(out: pathlib.Path, config: ExperimentConfig) -> None:
+    """Refuses to resume a backup that another configuration wrote.
+
+    Raises:
+        ValueError: `out` holds a training backup whose `config.json` differs
+            from `config` (other than in `output_dir`).
+    """
+    previous_path = out / "config.json"
+    if not (out / "backup").exists() or not previous_path.exists():
+        return
+    previous = json.loads(previous_path.read_text())
+    current = json.loads(json.dumps(config.to_dict()))  # tuples -> lists
+    previous.pop("output_dir", None)
+    current.pop("output_dir", None)
+    if previous != current:
+        changed = sorted(
+            f"{section}.{key}"
+            for section in current
+            for key in set(current[section]) | set(previous.get(section, {}))
+            if current[section].get(key) != previous.get(section, {}).get(key)
+        )
+        raise ValueError(
+            f"{out} holds a training run with another configuration (differs in "
+            f"{', '.join(changed)}); resuming it would mix the two. Use a new "
+            "output directory, or delete this one to start over."
+        )
+
+
 def train(config: ExperimentConfig, verbose: int | str = "auto") -> AesthalModel:
     """Trains a model as `config` says; resumes if the run directory has a backup.
+
+    A backup is only resumed under the configuration that wrote it; a run that
+    already finished resumes at its last epoch, so training is skipped and the
+    model is saved again.
 
     Writes `config.json`, TensorBoard logs, `backup/`, `checkpoints/last.keras`
     and `model.keras` under `config.output_dir`.
@@ -363,6 +395,7 @@ def train(config: ExperimentConfig, verbose: int | str = "auto") -> AesthalModel
         The trained model.
     """
     out = pathlib.Path(config.output_dir)
+    _check_resumable(out, config)
     out.mkdir(parents=True, exist_ok=True)
     _write_json(out / "config.json", config.to_dict())
     builder = prepare_data(config.data)

@@ -1,5 +1,7 @@
 """aesthal.experiment: config checks, round trip, trunk initialisation."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -102,8 +104,24 @@ def test_unknown_dataset_is_a_clear_error():
 
 
 def test_split_expressions_are_checked_against_the_data_set(tmp_path):
-    data = experiment.DataConfig(dataset="synthetic_scenes/tiny", data_dir=str(tmp_path))
+    data = experiment.DataConfig(
+        dataset="synthetic_scenes/tiny", data_dir=str(tmp_path)
+    )
     builder = experiment.prepare_data(data)
     experiment.check_split(builder, "train[:50%]+validation")  # valid: no error
     with pytest.raises(ValueError, match=r"names \['valid'\], but the data set has"):
         experiment.check_split(builder, "train[:10]+valid[:2]")
+
+
+def test_a_backup_is_only_resumed_under_its_own_config(tmp_path):
+    first = experiment.ExperimentConfig(
+        output_dir=str(tmp_path), train=experiment.TrainConfig(learning_rate=1e-3)
+    )
+    (tmp_path / "backup").mkdir()
+    (tmp_path / "config.json").write_text(json.dumps(first.to_dict()))
+    experiment._check_resumable(tmp_path, first)  # same config: resumable
+    second = experiment.ExperimentConfig(
+        output_dir=str(tmp_path), train=experiment.TrainConfig(learning_rate=1e-2)
+    )
+    with pytest.raises(ValueError, match=r"differs in train\.learning_rate\)"):
+        experiment.train(second)
