@@ -109,12 +109,20 @@ class SourceSpec:
         return "dataset"
 
 
-def load_source(spec: SourceSpec, skip_decoding: bool = False) -> tf.data.Dataset:
+# Features the training stream never reads; they stay encoded there.
+_EVAL_ONLY_FEATURES = ("true_density",)
+
+
+def load_source(
+    spec: SourceSpec, skip_decoding: bool = False, training: bool = False
+) -> tf.data.Dataset:
     """The raw example dicts of a source, in a fixed order.
 
     Args:
         spec: the source.
         skip_decoding: leave image features encoded (for label-only passes).
+        training: drop the features only evaluation reads (`true_density`)
+            without decoding them.
 
     Returns:
         A `tf.data.Dataset` of example dicts.
@@ -122,20 +130,26 @@ def load_source(spec: SourceSpec, skip_decoding: bool = False) -> tf.data.Datase
     if not isinstance(spec.dataset, str):
         return spec.dataset
     decoders = None
-    if skip_decoding:
-        builder = tfds.builder(spec.dataset, data_dir=spec.data_dir)
+    if skip_decoding or training:
+        features = tfds.builder(spec.dataset, data_dir=spec.data_dir).info.features
         decoders = {
             key: tfds.decode.SkipDecoding()
-            for key, feature in builder.info.features.items()
-            if isinstance(feature, tfds.features.Image)
+            for key, feature in features.items()
+            if (skip_decoding and isinstance(feature, tfds.features.Image))
+            or (training and key in _EVAL_ONLY_FEATURES)
         }
-    return tfds.load(
+    ds = tfds.load(
         spec.dataset,
         split=spec.split,
         data_dir=spec.data_dir,
         shuffle_files=False,
-        decoders=decoders,
+        decoders=decoders or None,
     )
+    if training and any(key in ds.element_spec for key in _EVAL_ONLY_FEATURES):
+        ds = ds.map(
+            lambda ex: {k: v for k, v in ex.items() if k not in _EVAL_ONLY_FEATURES}
+        )
+    return ds
 
 
 def _label_table(spec: SourceSpec) -> dict[str, np.ndarray]:
@@ -251,7 +265,11 @@ def _prepared_source(
             features[flag] = has
         return features
 
-    ds = load_source(spec).enumerate().map(edit, num_parallel_calls=num_parallel_calls)
+    ds = (
+        load_source(spec, training=True)
+        .enumerate()
+        .map(edit, num_parallel_calls=num_parallel_calls)
+    )
     if spec.drop_unlabelled:
         ds = ds.filter(lambda f: tf.logical_or(f["has_saliency"], f["has_aesthetics"]))
     return ds.map(

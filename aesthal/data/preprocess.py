@@ -151,15 +151,21 @@ def resize_example(features: dict, image_size: tuple[int, int]) -> dict:
     height, width = int(image_size[0]), int(image_size[1])
     image = features["image"]
     src = tf.cast(tf.shape(image)[:2], tf.float32)
-    resized = tf.image.resize(
-        tf.cast(image, tf.float32), (height, width), method="bilinear", antialias=True
-    )
-    resized = tf.clip_by_value(resized, 0.0, 255.0)
+    # A resize to the same size is the identity (bit for bit): skip it when
+    # the size is known at trace time, e.g. generated data at the model size.
+    same_size = tuple(image.shape[:2]) == (height, width)
+    resized = tf.cast(image, tf.float32)
+    if not same_size:
+        resized = tf.image.resize(
+            resized, (height, width), method="bilinear", antialias=True
+        )
+        resized = tf.clip_by_value(resized, 0.0, 255.0)
     # Density at the source resolution, resampled, then its mass renormalised.
     density = _normalise_mass(features["fixation_map"])
-    density = tf.image.resize(
-        density, (height, width), method="bilinear", antialias=True
-    )
+    if not same_size:
+        density = tf.image.resize(
+            density, (height, width), method="bilinear", antialias=True
+        )
     saliency_mask = tf.cast(features["has_saliency"], tf.float32)
     density = _normalise_mass(tf.nn.relu(density)) * saliency_mask
     aesthetics_mask = tf.cast(features["has_aesthetics"], tf.float32)

@@ -54,6 +54,25 @@ def test_shapes_dtypes_and_targets():
     assert float(out["saliency_mask"]) == 1.0 and float(out["aesthetics_mask"]) == 1.0
 
 
+def test_same_size_skips_the_resize_with_the_same_result():
+    """At the model size the (skipped) resize is the identity: image and
+    density come through unchanged; an unknown static size takes the resize
+    path and gives the same values."""
+    ex = data.standardize_example(_example())
+    direct = data.resize_example(ex, (32, 48))
+    np.testing.assert_array_equal(
+        direct["image"].numpy(), ex["image"].numpy().astype(np.float32)
+    )
+    density = ex["fixation_map"].numpy() / ex["fixation_map"].numpy().sum()
+    np.testing.assert_allclose(direct["saliency"].numpy(), density, rtol=1e-6)
+    unknown = tf.TensorSpec([None, None, 3], tf.uint8)
+    traced = tf.function(
+        lambda image: data.resize_example(dict(ex, image=image), (32, 48))["image"],
+        input_signature=[unknown],
+    )
+    np.testing.assert_array_equal(traced(ex["image"]).numpy(), direct["image"].numpy())
+
+
 def test_resize_preserves_mass_and_where_it_lies():
     h, w = 32, 48
     m = np.zeros((h, w, 1), np.float32)
