@@ -151,4 +151,11 @@ def test_blurred_fixation_maps_work_as_ground_truth():
         ex["fixation_map"] = fixation_utils.blur_fixation_map(binary, 2.0)
     preds = [ex["true_density"] for ex in examples]
     result = evaluation.evaluate_saliency_maps(preds, examples)
+    # The blurred map, not the true density, is the truth of CC, KLD and SIM.
+    model = result["per_image"]["model"]
+    for i, (pred, ex) in enumerate(zip(preds, examples, strict=True)):
+        assert model["cc"][i] == saliency.cc(pred, ex["fixation_map"])
+        assert model["kld"][i] == saliency.kld(pred, ex["fixation_map"])
+        assert model["sim"][i] == saliency.sim(pred, ex["fixation_map"])
+        assert model["cc"][i] != pytest.approx(1.0, abs=1e-3)
     assert 0.3 < result["metrics"]["model"]["cc"]["mean"] < 1.0
