@@ -67,6 +67,17 @@ def test_map_resize_policy():
     smap[12, 16] = 255
     out = common.fit_map_to_image(smap, (48, 64, 3), "m.png")
     assert out.shape == (48, 64)
+    # Bilinear x2 with pixel centres: source pixel 12 sits between output
+    # pixels 24 and 25 (weights 3/4 each, 1/4 for 23 and 26), likewise 16 ->
+    # 32, 33: a 2x2 block of 255 * 9/16 = 143.4, edges 255 * 3/16 = 47.8.
+    expected = np.zeros((48, 64), np.uint8)
+    expected[23:27, 31:35] = [
+        [16, 48, 48, 16],
+        [48, 143, 143, 48],
+        [48, 143, 143, 48],
+        [16, 48, 48, 16],
+    ]
+    np.testing.assert_array_equal(out, expected)
     with pytest.raises(common.BadExampleError) as info:
         common.fit_map_to_image(smap, (48, 48, 3), "m.png")
     assert info.value.reason == "map_size_mismatch"
