@@ -112,6 +112,36 @@ def test_masked_loss_averages_only_labelled_examples():
     np.testing.assert_allclose(logs["aesthetics_loss"], emd[[0, 2]].mean(), rtol=1e-5)
 
 
+def test_task_metrics_count_only_labelled_examples():
+    # `compile(metrics=...)` passes each task's mask as the sample weight.
+    from aesthal.metrics import aesthetics, saliency, streaming
+
+    model = _model()
+    model.compile(
+        metrics={
+            "saliency": [streaming.SaliencyCC()],
+            "aesthetics": [streaming.AestheticsEMD()],
+        },
+        jit_compile=False,
+    )
+    images, targets, weights = _batch()
+    weights["saliency"] = np.array([1, 0, 0, 1], "float32")
+    targets["saliency"][1:3] = 0.0  # unlabelled: all-zero maps, not NaN
+    weights["aesthetics"] = np.array([0, 1, 1, 1], "float32")
+    out = model.predict(images, verbose=0)
+    logs = model.evaluate(
+        images, targets, sample_weight=weights, verbose=0, return_dict=True
+    )
+    expected_cc = np.mean(
+        [saliency.cc(out["saliency"][i], targets["saliency"][i]) for i in (0, 3)]
+    )
+    expected_emd = aesthetics.emd(
+        targets["aesthetics"][1:], out["aesthetics"][1:], r=2
+    ).mean()
+    assert logs["saliency_cc"] == pytest.approx(expected_cc, rel=1e-4)
+    assert logs["aesthetics_emd"] == pytest.approx(expected_emd, rel=1e-4)
+
+
 def test_uncertainty_log_variances_learn_fixed_weights_do_not():
     model = _model()
     model.compile(
