@@ -12,24 +12,101 @@ aesthal nor Keras objects. Its `serving_default` signature:
 Resize policy (the same as `aesthal.data`): the image is *stretched* to the
 model's `input_size` (bilinear, antialiased, ignoring aspect ratio); the
 predicted density is stretched back to `(h, w)` the same way, clipped at 0 and
-renormalised to sum 1. Side heads are not exported.
+renormalised to sum 1 (`to_model_input` and `to_image_size` below). Side heads
+are not exported.
+
+Two more signatures let a caller batch images of *different* sizes: resize
+each image to the model size itself (as `to_model_input` does), batch, predict,
+and resize each map back (as `to_image_size` does). `aesthal.inference.Predictor`
+does exactly that.
+
+    input_size              no inputs
+                            -> input_size  int32 [2], the model's (H, W)
+    predict_at_model_size   images  float32 [B, H, W, 3], 0..255, at input_size
+                            -> saliency    float32 [B, H, W, 1], the model's
+                                           density at its own size (sums to 1)
+                               aesthetics  float32 [B, 10]
+
+SavedModels written before these two signatures existed have only
+`serving_default`; `Predictor` still reads them.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 
 import keras
 import tensorflow as tf
 
 from aesthal.models.aesthal_model import AesthalModel
 
+#: Names of the signatures beyond `serving_default`.
+INPUT_SIZE_SIGNATURE = "input_size"
+MODEL_SIZE_SIGNATURE = "predict_at_model_size"
 
-def serving_function(model: AesthalModel):
+
+def to_model_input(images: tf.Tensor, input_size: Sequence[int] | tf.Tensor):
+    """Stretches images to the model's input size (the export's first step).
+
+    Args:
+        images: uint8 or float `[B, h, w, 3]`, values in 0..255.
+        input_size: the model's `(H, W)`.
+
+    Returns:
+        float32 `[B, H, W, 3]`, bilinear and antialiased, clipped to 0..255.
+    """
+    x = tf.image.resize(
+        tf.cast(images, tf.float32), input_size, "bilinear", antialias=True
+    )
+    return tf.clip_by_value(x, 0.0, 255.0)
+
+
+def to_image_size(saliency: tf.Tensor, image_size: Sequence[int] | tf.Tensor):
+    """Stretches predicted maps back to the image size (the export's last step).
+
+    Args:
+        saliency: float `[B, H, W, 1]`, the model's maps.
+        image_size: the images' `(h, w)`.
+
+    Returns:
+        float32 `[B, h, w, 1]`: bilinear and antialiased, clipped at 0,
+        renormalised to sum 1 per image.
+    """
+    density = tf.image.resize(
+        tf.cast(saliency, tf.float32), image_size, "bilinear", antialias=True
+    )
+    density = tf.nn.relu(density)
+    return density / tf.reduce_sum(density, axis=[1, 2, 3], keepdims=True)
+
+
+def model_size_function(model: AesthalModel) -> Callable[[tf.Tensor], dict]:
+    """The model at its own input size, outputs cast to float32.
+
+    Args:
+        model: a built `AesthalModel`.
+
+    Returns:
+        `predict(images)`: float32 `[B, H, W, 3]` (0..255, at the model's input
+        size) -> `{"saliency": float32 [B, H, W, 1], "aesthetics": float32 [B, 10]}`.
+    """
+
+    def predict(images):
+        outputs = model(images, training=False)
+        return {
+            "saliency": tf.cast(outputs["saliency"], tf.float32),
+            "aesthetics": tf.cast(outputs["aesthetics"], tf.float32),
+        }
+
+    return predict
+
+
+def serving_function(model: AesthalModel) -> Callable[[tf.Tensor], dict]:
     """The exported computation, as a plain function of uint8 images.
 
-    `aesthal.inference.Predictor` wraps a `.keras` model in this same function,
-    so in-memory, `.keras` and SavedModel predictions agree.
+    `aesthal.inference.Predictor` runs the same three steps per image
+    (`to_model_input`, the model, `to_image_size`), so in-memory, `.keras` and
+    SavedModel predictions agree.
 
     Args:
         model: a built `AesthalModel`.
@@ -37,27 +114,15 @@ def serving_function(model: AesthalModel):
     Returns:
         `serve(images)`: uint8 `[B, h, w, 3]` -> the dict of the module docstring.
     """
-    height, width = model.config.input_size
+    input_size = tuple(model.config.input_size)
+    predict = model_size_function(model)
     scores = tf.range(1, 11, dtype=tf.float32)
 
     def serve(images):
-        input_hw = tf.shape(images)[1:3]
-        x = tf.image.resize(
-            tf.cast(images, tf.float32), (height, width), "bilinear", antialias=True
-        )
-        x = tf.clip_by_value(x, 0.0, 255.0)
-        outputs = model(x, training=False)
-        saliency = tf.image.resize(
-            tf.cast(outputs["saliency"], tf.float32),
-            input_hw,
-            "bilinear",
-            antialias=True,
-        )
-        saliency = tf.nn.relu(saliency)
-        saliency = saliency / tf.reduce_sum(saliency, axis=[1, 2, 3], keepdims=True)
-        aesthetics = tf.cast(outputs["aesthetics"], tf.float32)
+        outputs = predict(to_model_input(images, input_size))
+        aesthetics = outputs["aesthetics"]
         return {
-            "saliency": saliency,
+            "saliency": to_image_size(outputs["saliency"], tf.shape(images)[1:3]),
             "aesthetics": aesthetics,
             "aesthetics_mean": tf.reduce_sum(aesthetics * scores, axis=-1),
         }
@@ -66,7 +131,7 @@ def serving_function(model: AesthalModel):
 
 
 def export_saved_model(model: AesthalModel, path: str | os.PathLike) -> str:
-    """Writes `model` as a SavedModel with the `serving_default` signature above.
+    """Writes `model` as a SavedModel with the signatures of the module docstring.
 
     Args:
         model: a built `AesthalModel`.
@@ -79,14 +144,26 @@ def export_saved_model(model: AesthalModel, path: str | os.PathLike) -> str:
         raise TypeError(
             f"export_saved_model expects an AesthalModel; got {type(model).__name__}."
         )
-    serve = serving_function(model)
+    height, width = model.config.input_size
 
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.add_endpoint(
         "serving_default",
-        serve,
+        serving_function(model),
         input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")],
+    )
+    archive.add_endpoint(
+        MODEL_SIZE_SIGNATURE,
+        model_size_function(model),
+        input_signature=[
+            tf.TensorSpec([None, height, width, 3], tf.float32, name="images")
+        ],
+    )
+    archive.add_endpoint(
+        INPUT_SIZE_SIGNATURE,
+        lambda: {"input_size": tf.constant([height, width], tf.int32)},
+        input_signature=[],
     )
     archive.write_out(os.fspath(path), verbose=False)
     return os.fspath(path)

@@ -11,12 +11,15 @@ stretch the density back to the image's size, clip at 0, renormalise to sum 1.
     outputs["aesthetics"]                # float32 [10], sums to 1
     outputs["aesthetics_mean"]           # float32 scalar, in 1..10
 
-Batching. With a model or a `.keras` file, images of *any* mix of sizes share
-a batch: each is resized to the model size first (the same ops as the export,
-applied per image), so a folder of mixed sizes runs in full batches. A
-SavedModel only offers `serving_default`, which takes one size per batch:
+Batching. Images of *any* mix of sizes share a batch: each is resized to the
+model size first (`aesthal.export.to_model_input`, per image), the batch runs
+at the model size, and each map is resized back (`aesthal.export.to_image_size`),
+so a folder of mixed sizes runs in full batches. This holds for a model, a
+`.keras` file, and a SavedModel that has the `predict_at_model_size` and
+`input_size` signatures (all that `aesthal.export_saved_model` writes now). An
+older SavedModel offers only `serving_default`, which takes one size per batch:
 there, consecutive images of the same size share a batch (a folder of mixed
-sizes then runs one image at a time; use the `.keras` file for throughput).
+sizes then runs one image at a time; re-export it for throughput).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from aesthal import export
 from aesthal.models import AesthalModel
 
 _SCORES = np.arange(1, 11, dtype=np.float32)
@@ -109,34 +113,32 @@ class Predictor:
             model.name if isinstance(model, AesthalModel) else os.fspath(model)
         )
         self.model: AesthalModel | None = None
+        # The model's (H, W), or None for a SavedModel with only serving_default.
+        self.input_size: tuple[int, int] | None = None
+        self._serve = None  # serving_default of such a SavedModel
         if not isinstance(model, AesthalModel) and os.path.isdir(model):
             self._load_saved_model(os.fspath(model))
-            return
-        self.model = model if isinstance(model, AesthalModel) else load_model(model)
-        height, width = self.model.config.input_size
-        self.input_size = (height, width)
+        else:
+            self.model = model if isinstance(model, AesthalModel) else load_model(model)
+            height, width = self.model.config.input_size
+            self.input_size = (height, width)
+            self._forward = tf.function(
+                export.model_size_function(self.model),
+                input_signature=[tf.TensorSpec([None, height, width, 3])],
+            )
+        if self.input_size is not None:
+            self._build_resizes(self.input_size)
+
+    def _build_resizes(self, input_size: tuple[int, int]) -> None:
+        """Per-image versions of the export's first and last steps."""
+        height, width = input_size
 
         @tf.function(
             input_signature=[tf.TensorSpec([None, None, 3], tf.uint8)],
             reduce_retracing=True,
         )
         def to_model_input(image):
-            # The serving function's first step (aesthal.export), one image.
-            x = tf.image.resize(
-                tf.cast(image, tf.float32)[None],
-                (height, width),
-                "bilinear",
-                antialias=True,
-            )
-            return tf.clip_by_value(x, 0.0, 255.0)[0]
-
-        @tf.function(input_signature=[tf.TensorSpec([None, height, width, 3])])
-        def forward(images):
-            outputs = self.model(images, training=False)
-            return {
-                "saliency": tf.cast(outputs["saliency"], tf.float32),
-                "aesthetics": tf.cast(outputs["aesthetics"], tf.float32),
-            }
+            return export.to_model_input(image[None], (height, width))[0]
 
         @tf.function(
             input_signature=[
@@ -145,13 +147,9 @@ class Predictor:
             ]
         )
         def to_image_size(density, size):
-            # The serving function's last step: back to (h, w), renormalised.
-            density = tf.image.resize(density[None], size, "bilinear", antialias=True)
-            density = tf.nn.relu(density)
-            return (density / tf.reduce_sum(density))[0, ..., 0]
+            return export.to_image_size(density[None], size)[0, ..., 0]
 
         self._to_model_input = to_model_input
-        self._forward = forward
         self._to_image_size = to_image_size
 
     def _load_saved_model(self, path: str) -> None:
@@ -161,12 +159,28 @@ class Predictor:
                 "written by aesthal.export_saved_model (or pass a .keras file)"
             )
         loaded = tf.saved_model.load(path)
-        if "serving_default" not in loaded.signatures:
+        signatures = loaded.signatures
+        if "serving_default" not in signatures:
             raise ValueError(f"{path}: the SavedModel has no serving_default")
-        signature = loaded.signatures["serving_default"]
         self._loaded = loaded  # keeps the variables alive
-        self._serve = lambda images: signature(images=images)
-        self.input_size = None
+        if (
+            export.MODEL_SIZE_SIGNATURE not in signatures
+            or export.INPUT_SIZE_SIGNATURE not in signatures
+        ):
+            serve = signatures["serving_default"]
+            self._serve = lambda images: serve(images=images)
+            return
+        size = signatures[export.INPUT_SIZE_SIGNATURE]()["input_size"].numpy()
+        self.input_size = (int(size[0]), int(size[1]))
+        forward = signatures[export.MODEL_SIZE_SIGNATURE]
+        expected = forward.structured_input_signature[1]["images"].shape
+        if tuple(expected[1:3]) != self.input_size:
+            raise ValueError(
+                f"{path}: {export.MODEL_SIZE_SIGNATURE} takes images of shape "
+                f"{expected}, but {export.INPUT_SIZE_SIGNATURE} says "
+                f"{self.input_size}"
+            )
+        self._forward = lambda images: forward(images=images)
 
     # ---------------------------------------------------------------- batches
     def predict_batch(self, images: np.ndarray) -> dict[str, np.ndarray]:
@@ -185,7 +199,7 @@ class Predictor:
                 f"predict_batch expects uint8 [B, h, w, 3]; got {images.dtype} "
                 f"{images.shape}"
             )
-        if self.model is None:
+        if self._serve is not None:
             outputs = self._serve(tf.convert_to_tensor(images))
             return {
                 "saliency": outputs["saliency"].numpy()[..., 0],
@@ -227,16 +241,17 @@ class Predictor:
     ) -> Iterator[tuple[Any, dict[str, Any]]]:
         """Predicts `(key, image)` pairs lazily; yields `(key, outputs)` in order.
 
-        At most `batch_size` images are held at a time. A model or `.keras`
-        file batches images of any sizes together; a SavedModel batches only
-        consecutive images of the same size (see the module docstring).
+        At most `batch_size` images are held at a time. Images of any sizes
+        share a batch, except with an old SavedModel that has only
+        `serving_default`: that batches only consecutive images of the same
+        size (see the module docstring).
 
         Raises:
             ValueError: `batch_size < 1`, or an image `as_rgb_uint8` rejects.
         """
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if self.model is None:
+        if self._serve is not None:
             yield from self._saved_model_pairs(pairs, batch_size)
             return
         keys: list[Any] = []

@@ -22,11 +22,16 @@ try:
     raise SystemExit("aesthal is importable")
 except ImportError:
     pass
-serve = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
+signatures = tf.saved_model.load(sys.argv[1]).signatures
+serve = signatures["serving_default"]
 at_size = serve(images=tf.constant(np.load(sys.argv[2])))
 other = serve(images=tf.constant(np.load(sys.argv[3])))
+raw = signatures["predict_at_model_size"](
+    images=tf.constant(np.load(sys.argv[2]).astype("float32")))
 out = {"at_size": {k: v.numpy().tolist() for k, v in at_size.items()},
-       "other": {k: v.numpy().tolist() for k, v in other.items()}}
+       "other": {k: v.numpy().tolist() for k, v in other.items()},
+       "raw": {k: v.numpy().tolist() for k, v in raw.items()},
+       "input_size": signatures["input_size"]()["input_size"].numpy().tolist()}
 print(json.dumps(out))
 """
 
@@ -79,6 +84,15 @@ def test_saved_model_reloads_without_aesthal(tmp_path):
     np.testing.assert_allclose(
         at_size["aesthetics_mean"], expected["aesthetics"] @ np.arange(1, 11), rtol=1e-5
     )
+
+    # The two extra signatures: the model's size, and the model at that size.
+    assert out["input_size"] == [32, 48]
+    raw = {k: np.asarray(v) for k, v in out["raw"].items()}
+    assert sorted(raw) == ["aesthetics", "saliency"]
+    np.testing.assert_allclose(
+        raw["saliency"], expected["saliency"], rtol=1e-4, atol=1e-9
+    )
+    np.testing.assert_allclose(raw["aesthetics"], expected["aesthetics"], rtol=1e-5)
 
     other_out = {k: np.asarray(v) for k, v in out["other"].items()}
     assert other_out["saliency"].shape == (3, 50, 70, 1)

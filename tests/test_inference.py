@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 import aesthal
-from aesthal.export import serving_function
+from aesthal.export import INPUT_SIZE_SIGNATURE, MODEL_SIZE_SIGNATURE, serving_function
 from aesthal.inference import Predictor, as_rgb_uint8, load_model, predict_images
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -97,6 +97,134 @@ def test_batch_size_does_not_change_predictions(model):
     for a, b in zip(one, four, strict=True):
         np.testing.assert_allclose(a["saliency"], b["saliency"], rtol=1e-4, atol=1e-8)
         np.testing.assert_allclose(a["aesthetics"], b["aesthetics"], rtol=1e-4)
+
+
+def _count_calls(predictor: Predictor, attribute: str) -> list[int]:
+    """Wraps `predictor.<attribute>` to record the batch size of each call."""
+    calls: list[int] = []
+    wrapped = getattr(predictor, attribute)
+
+    def counting(images):
+        calls.append(int(images.shape[0]))
+        return wrapped(images)
+
+    setattr(predictor, attribute, counting)
+    return calls
+
+
+def _assert_same_outputs(outputs, expected):
+    assert len(outputs) == len(expected)
+    for out, want in zip(outputs, expected, strict=True):
+        assert out["saliency"].shape == want["saliency"].shape
+        np.testing.assert_allclose(
+            out["saliency"], want["saliency"], rtol=1e-4, atol=1e-8
+        )
+        np.testing.assert_allclose(
+            out["aesthetics"], want["aesthetics"], rtol=1e-4, atol=1e-7
+        )
+        np.testing.assert_allclose(
+            out["aesthetics_mean"], want["aesthetics_mean"], rtol=1e-5
+        )
+
+
+@pytest.fixture(scope="module")
+def trained_model() -> aesthal.AesthalModel:
+    """A model fitted a few steps, so that its maps are far from uniform."""
+    keras.utils.set_random_seed(0)
+    model = aesthal.build_model(aesthal.ModelConfig(input_size=(32, 48)))
+    model.compile(
+        optimizers={
+            group: keras.optimizers.Adam(0.03)
+            for group in ("shared", "saliency", "aesthetics")
+        },
+        jit_compile=False,
+    )
+    rng = np.random.default_rng(0)
+    model.fit(
+        rng.integers(0, 256, (2, 32, 48, 3)).astype("float32"),
+        {
+            "saliency": rng.uniform(size=(2, 32, 48, 1)).astype("float32") ** 8,
+            "aesthetics": rng.uniform(size=(2, 10)).astype("float32"),
+        },
+        epochs=10,
+        verbose=0,
+    )
+    return model
+
+
+@pytest.fixture(scope="module")
+def saved_models(trained_model, tmp_path_factory) -> dict[str, pathlib.Path]:
+    """The model as a SavedModel now, and as one with only serving_default."""
+    model = trained_model
+    folder = tmp_path_factory.mktemp("saved")
+    aesthal.export_saved_model(model, folder / "new")
+    # What export_saved_model wrote before predict_at_model_size existed.
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(
+        "serving_default",
+        serving_function(model),
+        input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")],
+    )
+    archive.write_out(str(folder / "old"), verbose=False)
+    return {"new": folder / "new", "old": folder / "old"}
+
+
+def _serving_default_one_by_one(path, images):
+    serve = tf.saved_model.load(str(path)).signatures["serving_default"]
+    results = []
+    for image in images:
+        out = serve(images=tf.constant(image[None]))
+        results.append(
+            {
+                "saliency": out["saliency"].numpy()[0, ..., 0],
+                "aesthetics": out["aesthetics"].numpy()[0],
+                "aesthetics_mean": out["aesthetics_mean"].numpy()[0],
+            }
+        )
+    return results
+
+
+def test_saved_model_batches_mixed_sizes_like_serving_default(saved_models):
+    images = _images()  # 5 images of 4 sizes, no two neighbours alike
+    loaded = tf.saved_model.load(str(saved_models["new"]))
+    assert {MODEL_SIZE_SIGNATURE, INPUT_SIZE_SIGNATURE} <= set(loaded.signatures)
+    predictor = Predictor(saved_models["new"])
+    assert predictor.input_size == (32, 48)
+    calls = _count_calls(predictor, "_forward")
+    outputs = list(predictor.predict_many(images, batch_size=3))
+    assert calls == [3, 2]  # mixed sizes share full batches
+    expected = _serving_default_one_by_one(saved_models["new"], images)
+    # Maps far from flat, so that a wrong resize could not pass unseen.
+    assert all(e["saliency"].std() / e["saliency"].mean() > 0.02 for e in expected)
+    _assert_same_outputs(outputs, expected)
+    # predict_batch and predict take the same path.
+    batch = predictor.predict_batch(np.stack([images[0], images[2]]))
+    np.testing.assert_allclose(
+        batch["saliency"][1], outputs[2]["saliency"], rtol=1e-4, atol=1e-8
+    )
+
+
+def test_old_saved_model_without_model_size_signature_still_works(
+    saved_models, trained_model
+):
+    assert set(tf.saved_model.load(str(saved_models["old"])).signatures) == {
+        "serving_default"
+    }
+    images = _images()
+    images = [images[0], images[2], images[1], images[3], images[4]]  # A A B C D
+    predictor = Predictor(saved_models["old"])
+    assert predictor.input_size is None
+    calls = _count_calls(predictor, "_serve")
+    outputs = list(predictor.predict_many(images, batch_size=3))
+    assert calls == [2, 1, 1, 1]  # only neighbours of the same size share a call
+    expected = _serving_default_one_by_one(saved_models["old"], images)
+    _assert_same_outputs(outputs, expected)
+    # The same maps as the in-memory model and the new SavedModel.
+    _assert_same_outputs(list(Predictor(trained_model).predict_many(images)), expected)
+    _assert_same_outputs(
+        list(Predictor(saved_models["new"]).predict_many(images)), expected
+    )
 
 
 def test_predict_one_gray_image_equals_its_rgb_copy(model):
