@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import pathlib
+import struct
 import subprocess
 import sys
 
@@ -87,6 +88,23 @@ def test_read_image_conversions(photos):
     ]:
         with pytest.raises(ValueError, match=match):
             predict.read_image(photos / name)
+
+
+def test_read_image_applies_exif_orientation(tmp_path):
+    # A 20x40 JPEG, bright in its left 10 columns, tagged EXIF orientation 6
+    # ("rotate 90 degrees clockwise to display"): shown 40x20, bright on top.
+    image = np.zeros((20, 40, 3), np.uint8)
+    image[:, :10] = 255
+    jpeg = cv2.imencode(".jpg", image)[1].tobytes()
+    ifd = struct.pack("<H", 1) + struct.pack("<HHIHH", 0x0112, 3, 1, 6, 0)
+    exif = b"Exif\x00\x00II*\x00" + struct.pack("<I", 8) + ifd + b"\x00" * 4
+    app1 = b"\xff\xe1" + struct.pack(">H", len(exif) + 2) + exif
+    path = tmp_path / "rotated.jpg"
+    path.write_bytes(jpeg[:2] + app1 + jpeg[2:])
+    shown = predict.read_image(path)
+    assert shown.shape == (40, 20, 3)
+    np.testing.assert_allclose(shown[:10].mean(), 255, atol=3)
+    np.testing.assert_allclose(shown[10:].mean(), 0, atol=3)
 
 
 def test_output_names_keep_extensions_only_on_collisions(tmp_path):
