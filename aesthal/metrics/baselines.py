@@ -135,12 +135,19 @@ def explainable_information_gain_share(
         The share (a float, or an array for array inputs); can be < 0 or > 1.
 
     Raises:
-        ValueError: the truth does not beat the centre bias (no explainable
-            information, the share is undefined).
+        ValueError: an input is NaN or infinite, or the truth does not beat the
+            centre bias (no explainable information, the share is undefined).
     """
     model, centre, truth = (
         np.asarray(v, dtype=np.float64) for v in (ig_model, ig_centre, ig_truth)
     )
+    for name, value in (
+        ("IG_model", model),
+        ("IG_centre", centre),
+        ("IG_truth", truth),
+    ):
+        if not np.all(np.isfinite(value)):
+            raise ValueError(f"{name} is NaN or infinite: {value}")
     explainable = truth - centre
     if np.any(explainable <= 0):
         raise ValueError(

@@ -79,8 +79,17 @@ def confidence_interval(values: Sequence[float], level: float = 0.95) -> dict:
     Returns:
         `{"mean", "ci_low", "ci_high", "n"}`; the bounds are None for fewer
         than 2 values, the mean is None for none.
+
+    Raises:
+        ValueError: a value is NaN or infinite (it would make every field NaN).
     """
     array = np.asarray(values, dtype=np.float64)
+    bad = np.flatnonzero(~np.isfinite(array))
+    if bad.size:
+        raise ValueError(
+            f"confidence_interval: values at positions {bad[:10].tolist()} "
+            "are NaN or infinite"
+        )
     n = int(array.size)
     if n == 0:
         return {"mean": None, "ci_low": None, "ci_high": None, "n": 0}

@@ -59,6 +59,10 @@ def test_explainable_information_gain_share():
     np.testing.assert_allclose(share(np.array([0.0, 1.0]), 0.0, 2.0), [0.0, 0.5])
     with pytest.raises(ValueError, match="IG_truth must exceed IG_centre"):
         share(1.0, 1.0, 1.0)
+    with pytest.raises(ValueError, match="IG_truth is NaN or infinite"):
+        share(1.0, 0.0, np.nan)
+    with pytest.raises(ValueError, match="IG_model is NaN or infinite"):
+        share(np.array([0.5, np.inf]), 0.0, 2.0)
 
 
 def test_centre_bias_uniform_weight_sets_a_floor():

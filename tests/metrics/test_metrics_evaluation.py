@@ -39,6 +39,8 @@ def test_confidence_interval_hand_worked():
     assert summary["ci_low"] == pytest.approx(4.0 - summary["ci_high"])
     assert evaluation.confidence_interval([5.0])["ci_low"] is None
     assert evaluation.confidence_interval([])["mean"] is None
+    with pytest.raises(ValueError, match=r"positions \[1, 3\] are NaN or infinite"):
+        evaluation.confidence_interval([1.0, np.nan, 2.0, np.inf])
 
 
 def test_evaluate_saliency_maps_with_baselines():
