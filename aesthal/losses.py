@@ -58,6 +58,11 @@ def normalize_distribution(scores) -> tf.Tensor:
 def kld(target_map, log_density) -> tf.Tensor:
     """KL(target || prediction) per example, in nats.
 
+    The saliency KL divergence of Bylinskii et al. (TPAMI 2019, "KLdiv.m")
+    and of the SALICON-era models (e.g. SAM, ML-Net), computed exactly from the
+    log-density instead of with MIT's `eps` regulariser (the evaluation metric
+    `aesthal.metrics.saliency.kld` keeps the `eps`).
+
     Args:
         target_map: non-negative `[B, H, W, 1]`, any scale.
         log_density: float `[B, H, W, 1]`, the model's log-density
@@ -101,7 +106,11 @@ def nss(target_map, density) -> tf.Tensor:
     """Normalised scanpath saliency with the fixation map as weights, per example.
 
     `sum_i t_i * (q_i - mean(q)) / sqrt(var(q) + eps)` with `t` the target
-    normalised to sum 1 (see the module docstring).
+    normalised to sum 1 (see the module docstring). On a binary fixation map
+    this is NSS as defined by Peters et al. (2005) and Bylinskii et al. (TPAMI
+    2019, "NSS.m"), except that `var` here divides by N (MIT's `std` divides by
+    N - 1; the difference is a factor sqrt(N / (N - 1)), about 1 + 1e-5 at
+    96x128, immaterial for a loss).
 
     Args:
         target_map: non-negative `[B, H, W, 1]`: a binary fixation map or a
