@@ -56,6 +56,7 @@ CONDITIONS = {
     "6b": ("6b_per_group_learning_rates", "6b best of 2/3 + per-group learning rates"),
     "6c": ("6c_side_heads", "6c best of 2/3 + side heads"),
     "7": ("7_extra_images_no_aesthetics_loss", "7 as 3, aesthetics loss weight 0"),
+    "8": ("8_saliency_only_small_batches", "8 as 1, batches of 2"),
 }
 EVALUATED = [c for c in CONDITIONS if c != "4a"]
 SALIENCY_METRICS = (
