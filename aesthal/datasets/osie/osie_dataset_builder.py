@@ -146,22 +146,7 @@ tfds.download.DownloadConfig(manual_dir="../shared/data/osie")}).
         return tfds.core.DatasetInfo(
             builder=self,
             description=__doc__,
-            features=tfds.features.FeaturesDict(
-                {
-                    "image": tfds.features.Image(
-                        shape=(None, None, 3), dtype=np.uint8, encoding_format="jpeg"
-                    ),
-                    "image/filename": tfds.features.Text(),
-                    "has_saliency": tfds.features.Scalar(dtype=np.bool_),
-                    "has_aesthetics": tfds.features.Scalar(dtype=np.bool_),
-                    "fixation_map": tfds.features.Image(
-                        shape=(None, None, 1), dtype=np.uint16, encoding_format="png"
-                    ),
-                    "fixations": tfds.features.Tensor(
-                        shape=(None, 2), dtype=np.float32
-                    ),
-                }
-            ),
+            features=common.saliency_features(np.uint16),
             homepage="https://github.com/NUS-VIP/predicting-human-gaze-beyond-pixels",
             citation=_CITATION,
         )
