@@ -129,6 +129,10 @@ def load_source(
     """
     if not isinstance(spec.dataset, str):
         return spec.dataset
+    # Registers aesthal's builders with TFDS (imported here, not at module
+    # level, so `aesthal.data` stays usable on plain tf.data sources cheaply).
+    import aesthal.datasets  # noqa: F401
+
     decoders = None
     if skip_decoding or training:
         features = tfds.builder(spec.dataset, data_dir=spec.data_dir).info.features

@@ -1,5 +1,7 @@
 """Tests of aesthal.data.make_dataset and iterate_eval_examples."""
 
+import os
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -276,3 +278,28 @@ def test_iterate_eval_examples_at_original_resolution(tiny_dir):
     np.testing.assert_array_equal(ex.fixation_map, scene.fixation_map[..., 0])
     np.testing.assert_array_equal(ex.aesthetics_votes, scene.aesthetics_votes)
     assert ex.has_saliency and ex.has_aesthetics
+
+
+def test_tfds_names_work_after_a_plain_import_aesthal(tmp_path):
+    """`import aesthal` alone is enough for make_dataset("synthetic_scenes/...")
+    (the README's Python example): the builders register themselves on use.
+    Run in a fresh interpreter, since this test process imported them already."""
+    import subprocess
+    import sys
+
+    code = (
+        "import aesthal\n"
+        "ds = aesthal.data.make_dataset('synthetic_scenes/tiny', image_size=(32, 48),"
+        " batch_size=4, seed=0, cache=False)\n"
+        "print(tuple(next(iter(ds))[0].shape))\n"
+    )
+    env = {**os.environ, "TFDS_DATA_DIR": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().endswith("(4, 32, 48, 3)")
