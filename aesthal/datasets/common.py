@@ -101,6 +101,7 @@ def check_manual_files(
     *,
     dataset: str,
     instructions: str,
+    downloads: bool = False,
 ) -> None:
     """Checks the manual_dir layout; raises once, naming every missing path.
 
@@ -110,6 +111,8 @@ def check_manual_files(
         globs: patterns relative to `manual_dir` that must match >= 1 file.
         dataset: builder name, for the message.
         instructions: the builder's `MANUAL_DOWNLOAD_INSTRUCTIONS`, appended.
+        downloads: the builder downloads the files itself when the manual_dir
+            holds none of them; the message then says so.
 
     Raises:
         FileNotFoundError: if anything is missing; the message lists all of it.
@@ -126,10 +129,47 @@ def check_manual_files(
                 missing.append(f"{join(manual_dir, pattern)} (no file matches)")
     if missing:
         listing = "\n  ".join(missing)
+        download_note = (
+            f"\n\nOr, on a machine with network access: leave manual_dir unset "
+            f"(or point it at a folder holding none of these files) and {dataset} "
+            "downloads its files automatically."
+            if downloads
+            else ""
+        )
         raise FileNotFoundError(
             f"{dataset}: {len(missing)} expected path(s) missing from the "
-            f"manual_dir:\n  {listing}\n\n{instructions}"
+            f"manual_dir:\n  {listing}{download_note}\n\n{instructions}"
         )
+
+
+def manual_dir_holding(
+    dl_manager: tfds.download.DownloadManager, entries: Sequence[str]
+) -> str | None:
+    """The manual_dir when it holds any of `entries`, else None.
+
+    How a builder that can download decides between its two sources: files
+    the user placed by hand always win; a manual_dir that is unset, absent,
+    empty or holds none of the data set's top-level `entries` means "download
+    them". A manual_dir holding some but not all files is still the manual
+    source, so `check_manual_files` names what is missing instead of a
+    download silently replacing the user's copy.
+
+    Args:
+        dl_manager: the builder's download manager.
+        entries: top-level names of the manual layout, e.g. `["data"]`.
+
+    Returns:
+        The manual_dir as a string, or None to download.
+    """
+    try:
+        # TFDS raises AssertionError for an absent or empty manual_dir (its
+        # default is <data_dir>/downloads/manual).
+        manual_dir = str(dl_manager.manual_dir)
+    except AssertionError:
+        return None
+    if any(tf.io.gfile.exists(join(manual_dir, entry)) for entry in entries):
+        return manual_dir
+    return None
 
 
 def list_files(directory: str, suffixes: Iterable[str]) -> list[str]:
@@ -144,23 +184,21 @@ def list_files(directory: str, suffixes: Iterable[str]) -> list[str]:
     )
 
 
-def _jpeg_components(data: bytes) -> int | None:
-    """Number of colour components in a baseline/progressive JPEG, or None."""
-    if not data.startswith(b"\xff\xd8"):
-        return None
-    i = 2
-    while i + 9 < len(data):
-        if data[i] != 0xFF:
-            return None
-        marker = data[i + 1]
-        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7 or marker == 0xFF:
-            i += 1 if marker == 0xFF else 2
-            continue
-        length = int.from_bytes(data[i + 2 : i + 4], "big")
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            return data[i + 9]
-        i += 2 + length
-    return None
+def _is_three_component_jpeg(data: bytes) -> bool:
+    """Whether `data` is a JPEG whose header declares 3 colour components.
+
+    `tf.image.extract_jpeg_shape` reads only the header (~0.6 ms for an
+    800x600 OSIE image, against ~4 ms for cv2 to decode it). The magic-bytes
+    test first is `tf.io.is_jpeg`'s own rule; it keeps libjpeg from being
+    called (and logging) on PNGs.
+    """
+    if not data.startswith(b"\xff\xd8\xff"):
+        return False
+    try:
+        shape = tf.image.extract_jpeg_shape(data)
+    except tf.errors.InvalidArgumentError:
+        return False
+    return int(shape[2]) == 3
 
 
 def _to_uint8(array: np.ndarray, path: str) -> np.ndarray:
@@ -237,7 +275,7 @@ def read_rgb_image(path: str) -> tuple[np.ndarray, bytes | np.ndarray]:
         raise BadExampleError(
             "corrupt_image", f"{path}: {array.shape[2]} channels is not an image"
         )
-    if _jpeg_components(data) == 3 and array.dtype == np.uint8 and array.ndim == 3:
+    if array.dtype == np.uint8 and array.ndim == 3 and _is_three_component_jpeg(data):
         return rgb, data
     return rgb, rgb
 

@@ -4,6 +4,7 @@ import cv2
 import numpy as np
 import pytest
 import tensorflow as tf
+import tensorflow_datasets as tfds
 
 from aesthal.datasets import common
 
@@ -21,6 +22,24 @@ def test_rgb_jpeg_is_passed_through_unchanged(tmp_path):
     rgb, encoded = common.read_rgb_image(path)
     assert encoded == (tmp_path / "a.jpg").read_bytes()
     np.testing.assert_array_equal(rgb, cv2.imread(path)[..., ::-1])
+
+
+def test_only_three_component_jpegs_are_passed_through(tmp_path):
+    """A grayscale JPEG (1 component in its header) is re-encoded as RGB."""
+    gray = np.full((6, 7), 90, np.uint8)
+    rgb, encoded = common.read_rgb_image(_write(tmp_path / "g.jpg", gray, ".jpg"))
+    assert isinstance(encoded, np.ndarray) and encoded.shape == (6, 7, 3)
+    np.testing.assert_array_equal(rgb[..., 0], rgb[..., 2])
+
+
+def test_cmyk_jpeg_is_converted_not_passed_through(tmp_path):
+    """A 4-component JPEG: TFDS's RGB JPEG decoding cannot take its bytes."""
+    image_module = pytest.importorskip("PIL.Image")
+    path = tmp_path / "cmyk.jpg"
+    image_module.new("CMYK", (5, 4), (0, 0, 0, 0)).save(path, "JPEG")
+    rgb, encoded = common.read_rgb_image(str(path))
+    assert isinstance(encoded, np.ndarray) and encoded is rgb
+    assert rgb.shape == (4, 5, 3)
 
 
 def test_png_bgr_is_returned_as_rgb_array(tmp_path):
@@ -128,6 +147,40 @@ def test_check_manual_files_lists_everything_missing(tmp_path):
     assert "3 expected path(s)" in message
     assert "a/b.mat" in message and "/c" in message and "d/*.jpg" in message
     assert "present.txt" not in message and "PUT FILES HERE" in message
+
+
+def test_missing_files_message_says_when_the_builder_downloads(tmp_path):
+    kwargs = dict(files=["a.mat"], dataset="demo", instructions="PUT FILES HERE")
+    with pytest.raises(FileNotFoundError) as info:
+        common.check_manual_files(str(tmp_path), downloads=True, **kwargs)
+    assert "leave manual_dir unset" in str(info.value)
+    assert "demo downloads its files automatically" in str(info.value)
+    with pytest.raises(FileNotFoundError) as info:
+        common.check_manual_files(str(tmp_path), **kwargs)
+    assert "download" not in str(info.value)
+
+
+def _dl_manager(tmp_path, manual_dir):
+    return tfds.download.DownloadManager(
+        download_dir=tmp_path / "downloads",
+        manual_dir=manual_dir,
+        manual_dir_instructions="PUT FILES HERE",
+    )
+
+
+def test_manual_dir_holding_means_download_unless_files_are_there(tmp_path):
+    manual = tmp_path / "manual"
+    # Absent, then empty: TFDS itself refuses them; the builder downloads.
+    assert common.manual_dir_holding(_dl_manager(tmp_path, manual), ["data"]) is None
+    manual.mkdir()
+    assert common.manual_dir_holding(_dl_manager(tmp_path, manual), ["data"]) is None
+    # Something else only: still none of the data set's files.
+    (manual / "README.txt").write_text("x")
+    assert common.manual_dir_holding(_dl_manager(tmp_path, manual), ["data"]) is None
+    # A top-level entry of the layout: the manual copy wins (even if partial).
+    (manual / "data").mkdir()
+    dl_manager = _dl_manager(tmp_path, manual)
+    assert common.manual_dir_holding(dl_manager, ["x", "data"]) == str(manual)
 
 
 def test_hashed_test_set_is_order_free_and_sized():
