@@ -1,5 +1,6 @@
 """Tests for the `osie` builder: dummy data in the real format, and the real files."""
 
+import hashlib
 import logging
 import time
 
@@ -18,6 +19,56 @@ class OsieBuilderTest(tfds.testing.DatasetBuilderTestCase):
     DATASET_CLASS = osie_dataset_builder.Builder
     SPLITS = {"train": 2, "test": 1}
     SKIP_CHECKSUMS = True
+
+
+class OsieDownloadTest(tfds.testing.DatasetBuilderTestCase):
+    """No manual files: the builder downloads them (TFDS's mocked `download`).
+
+    TFDS's test case passes EXAMPLE_DIR as the manual_dir too; `dummy_data/data`
+    holds no `data/` folder, so the builder takes its download path, and TFDS
+    checks that every URL it asked for is recorded in `checksums.tsv`.
+    """
+
+    DATASET_CLASS = osie_dataset_builder.Builder
+    SPLITS = {"train": 2, "test": 1}
+    EXAMPLE_DIR = DUMMY + "/data"
+    # What the download returns for the dummy data (paths relative to
+    # EXAMPLE_DIR): the release's paths, minus 1004.jpg and 1006-1600 etc.
+    DL_DOWNLOAD_RESULT = {
+        "data/eye/fixations.mat": "eye/fixations.mat",
+        **{
+            f"data/stimuli/{number}.jpg": f"stimuli/{number}.jpg"
+            for number in (1001, 1002, 1003, 1005, 1601, 1602, 1603)
+        },
+    }
+
+    def _download_and_prepare_as_dataset(self, builder):
+        super()._download_and_prepare_as_dataset(builder)
+        # The download path ran: the builder asked for all 701 upstream files
+        # (`_download_urls` is where TFDS's test case records them).
+        expected_urls = set(osie_dataset_builder.upstream_files().values())
+        self.assertLen(expected_urls, 701)
+        self.assertEqual(self._download_urls, expected_urls)
+        # Same examples and skips as from the manual_dir.
+        self.assertEqual(
+            dict(builder.skip_counters["train"].skipped),
+            {"corrupt_image": 1, "missing_file": 1, "bad_mat_entry": 1},
+        )
+        self.assertEqual(
+            dict(builder.skip_counters["test"].skipped),
+            {"zero_map": 1, "no_fixations": 1},
+        )
+
+
+def test_upstream_files_are_the_release_at_the_recorded_commit():
+    files = osie_dataset_builder.upstream_files()
+    assert len(files) == 701
+    assert files["data/stimuli/1700.jpg"] == (
+        "https://raw.githubusercontent.com/NUS-VIP/predicting-human-gaze-beyond-"
+        "pixels/4a467890fcb40a2fec04cdded552760942bac7a4/data/stimuli/1700.jpg"
+    )
+    assert "data/stimuli/1000.jpg" not in files
+    assert "data/stimuli/1701.jpg" not in files
 
 
 def _prepare(tmp_path, manual_dir=DUMMY):
@@ -96,6 +147,7 @@ def test_missing_files_are_all_listed(tmp_path):
     assert "data/eye/fixations.mat" in message
     assert "data/stimuli" in message and "data/stimuli/*.jpg" in message
     assert "3 expected path(s) missing" in message
+    assert "osie downloads its files automatically" in message
 
 
 @pytest.mark.real_data
@@ -122,3 +174,19 @@ def test_real_osie_has_700_images_and_98321_fixations(osie_dir, tmp_path, caplog
     np.testing.assert_allclose(first["fixations"][0], [265.7 - 1, 395.5 - 1], atol=1e-4)
     assert all(c.skipped == {} for c in builder.skip_counters.values())
     print(f"OSIE real build: {seconds:.1f} s")
+
+
+@pytest.mark.real_data
+def test_recorded_checksums_match_the_shared_copy(osie_dir):
+    """checksums.tsv (as TFDS parses it) holds each shared file's size and SHA-256."""
+    url_infos = osie_dataset_builder.Builder.url_infos
+    files = osie_dataset_builder.upstream_files()
+    assert set(url_infos) == set(files.values())
+    for path, url in files.items():
+        data = (osie_dir / path).read_bytes()
+        info = url_infos[url]
+        assert (int(info.size), info.checksum) == (
+            len(data),
+            hashlib.sha256(data).hexdigest(),
+        ), path
+        assert info.filename == path.rsplit("/", 1)[-1]

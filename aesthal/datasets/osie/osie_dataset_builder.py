@@ -14,6 +14,14 @@ nearest pixel lies outside the image (none in the real data) are dropped.
 observers' points into a binary map (round, clip), blur with a Gaussian of
 sigma 24 px at 800x600 (scaled by sqrt(H * W / (800 * 600)) for another
 size), min-max normalise, and store as uint16 PNG (round(v * 65535)).
+
+Sources: files placed in the manual_dir win; when the manual_dir is unset or
+holds no `data/` folder, the builder downloads the 701 files one by one from
+the upstream repository at `UPSTREAM_COMMIT` (raw.githubusercontent.com;
+GitHub's zip archives are not byte-stable, single files are). `checksums.tsv`
+holds their size and SHA-256, hashed from the byte-identical copy in
+`../shared/data/osie` (`python -m aesthal.datasets.osie.record_checksums`),
+and TFDS checks every download against it.
 """
 
 from __future__ import annotations
@@ -22,8 +30,6 @@ import functools
 import os
 
 import numpy as np
-import scipy.io
-import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from aesthal import fixations as fixlib
@@ -33,6 +39,15 @@ _TRAIN_RANGE = (1001, 1600)
 _TEST_RANGE = (1601, 1700)
 _SIGMA_AT_800X600 = 24.0
 
+# The upstream commit the checksums were recorded at (shared/data/osie/UPSTREAM_COMMIT).
+UPSTREAM_COMMIT = "4a467890fcb40a2fec04cdded552760942bac7a4"
+_RAW_URL = (
+    "https://raw.githubusercontent.com/NUS-VIP/predicting-human-gaze-beyond-pixels/"
+    "{commit}/{path}"
+)
+FIXATIONS_MAT = "data/eye/fixations.mat"
+STIMULI_DIR = "data/stimuli"
+
 _CITATION = """\
 @article{xu2014predicting,
   title={Predicting human gaze beyond pixels},
@@ -41,6 +56,19 @@ _CITATION = """\
   journal={Journal of Vision}, volume={14}, number={1}, pages={28}, year={2014}
 }
 """
+
+
+def upstream_files() -> dict[str, str]:
+    """`{path in the release: raw URL at UPSTREAM_COMMIT}` for its 701 files.
+
+    The paths are those of the manual layout: `data/eye/fixations.mat` and
+    `data/stimuli/1001.jpg` ... `data/stimuli/1700.jpg`.
+    """
+    paths = [FIXATIONS_MAT] + [
+        f"{STIMULI_DIR}/{number}.jpg"
+        for number in range(_TRAIN_RANGE[0], _TEST_RANGE[1] + 1)
+    ]
+    return {path: _RAW_URL.format(commit=UPSTREAM_COMMIT, path=path) for path in paths}
 
 
 def fixation_sigma(height: int, width: int) -> float:
@@ -74,14 +102,12 @@ def load_fixations_mat(path: str) -> dict[str, object]:
     and `subjects` (a cell of structs with `fix_x`, `fix_y`, `fix_duration`).
 
     Raises:
-        ValueError: the file cannot be read or has no `fixations` cell (a
-            problem with the whole data set, so it fails before any example).
+        ValueError: the file is missing, cannot be read (both as
+            `common.BadExampleError`, a ValueError) or has no `fixations`
+            cell: a problem with the whole data set, so it fails before any
+            example.
     """
-    with tf.io.gfile.GFile(path, "rb") as f:
-        try:
-            mat = scipy.io.loadmat(f, squeeze_me=True, struct_as_record=False)
-        except Exception as error:  # scipy raises several types
-            raise ValueError(f"{path}: not a readable MAT-file ({error})") from error
+    mat = common.load_mat(path)
     if "fixations" not in mat:
         keys = sorted(k for k in mat if not k.startswith("__"))
         raise ValueError(f"{path}: no `fixations` variable (found {keys})")
@@ -132,8 +158,10 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     VERSION = tfds.core.Version("1.0.0")
     RELEASE_NOTES = {"1.0.0": "Initial release."}
     MANUAL_DOWNLOAD_INSTRUCTIONS = """\
-Copy the OSIE release (github.com/NUS-VIP/predicting-human-gaze-beyond-pixels)
-into the manual_dir, keeping its layout:
+Only needed offline: with network access and no manual_dir, the builder
+downloads the files itself. Otherwise copy the OSIE release
+(github.com/NUS-VIP/predicting-human-gaze-beyond-pixels) into the manual_dir,
+keeping its layout:
 
     <manual_dir>/data/stimuli/1001.jpg ... 1700.jpg   (700 images, 800x600)
     <manual_dir>/data/eye/fixations.mat               (MATLAB 5 MAT-file)
@@ -152,19 +180,34 @@ tfds.download.DownloadConfig(manual_dir="../shared/data/osie")}).
         )
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
-        manual_dir = str(dl_manager.manual_dir)
-        common.check_manual_files(
-            manual_dir,
-            files=["data/eye/fixations.mat", "data/stimuli"],
-            globs=["data/stimuli/*.jpg"],
-            dataset=self.name,
-            instructions=self.MANUAL_DOWNLOAD_INSTRUCTIONS,
-        )
-        entries = load_fixations_mat(common.join(manual_dir, "data/eye/fixations.mat"))
-        stimuli = common.join(manual_dir, "data/stimuli")
-        names = set(common.list_files(stimuli, [".jpg"])) | set(entries)
+        manual_dir = common.manual_dir_holding(dl_manager, ["data"])
+        if manual_dir is not None:
+            common.check_manual_files(
+                manual_dir,
+                files=[FIXATIONS_MAT, STIMULI_DIR],
+                globs=[f"{STIMULI_DIR}/*.jpg"],
+                dataset=self.name,
+                instructions=self.MANUAL_DOWNLOAD_INSTRUCTIONS,
+                downloads=True,
+            )
+            mat_path = common.join(manual_dir, FIXATIONS_MAT)
+            stimuli = common.join(manual_dir, STIMULI_DIR)
+            images = {
+                name: common.join(stimuli, name)
+                for name in common.list_files(stimuli, [".jpg"])
+            }
+        else:
+            downloaded = {
+                path: str(local)
+                for path, local in dl_manager.download(upstream_files()).items()
+            }
+            mat_path = downloaded.pop(FIXATIONS_MAT)
+            images = {
+                path.rsplit("/", 1)[-1]: local for path, local in downloaded.items()
+            }
+        entries = load_fixations_mat(mat_path)
         by_split: dict[str, list[str]] = {"train": [], "test": []}
-        for name in sorted(names):
+        for name in sorted(set(images) | set(entries)):
             split = _split_of(name)
             if split is not None:
                 by_split[split].append(name)
@@ -173,14 +216,14 @@ tfds.download.DownloadConfig(manual_dir="../shared/data/osie")}).
         }
         return {
             split: self._generate_examples(
-                stimuli, split_names, entries, self.skip_counters[split]
+                images, split_names, entries, self.skip_counters[split]
             )
             for split, split_names in by_split.items()
         }
 
     def _generate_examples(
         self,
-        stimuli_dir: str,
+        images: dict[str, str],
         names: list[str],
         entries: dict[str, object],
         counter: common.SkipCounter,
@@ -189,21 +232,22 @@ tfds.download.DownloadConfig(manual_dir="../shared/data/osie")}).
             (
                 (
                     name,
-                    functools.partial(
-                        self._example, stimuli_dir, name, entries, counter
-                    ),
+                    functools.partial(self._example, images, name, entries, counter),
                 )
                 for name in names
             ),
             counter,
         )
 
-    def _example(self, stimuli_dir, name, entries, counter) -> dict:
-        path = common.join(stimuli_dir, name)
+    def _example(self, images, name, entries, counter) -> dict:
         if name not in entries:
             raise common.BadExampleError("no_fixations", f"{name} has no entry")
         points = entry_points(entries[name], f"fixations.mat entry {name}")
-        rgb, encoded = common.read_rgb_image(path)
+        if name not in images:
+            raise common.BadExampleError(
+                "missing_file", f"{name} is in fixations.mat but not among the stimuli"
+            )
+        rgb, encoded = common.read_rgb_image(images[name])
         height, width = rgb.shape[:2]
         points = common.keep_points_in_image(points, rgb.shape, counter)
         binary = fixlib.points_to_binary_map(points, (height, width))
