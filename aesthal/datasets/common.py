@@ -172,6 +172,37 @@ def manual_dir_holding(
     return None
 
 
+def extracted_folder(extracted: str, folder: str, pattern: str, *, url: str) -> str:
+    """Where a downloaded archive's data landed: `<extracted>/<folder>` or `extracted`.
+
+    Upstream zips are re-published now and then, with or without their top
+    folder (CAT2000's `trainSet.zip` has had both); whichever of the two
+    holds files matching `pattern` is the answer.
+
+    Args:
+        extracted: the folder TFDS extracted the archive into.
+        folder: the archive's usual top folder, e.g. `"ALLSTIMULI"`.
+        pattern: a glob relative to the answer that must match, e.g. `"*.jpeg"`.
+        url: the archive's URL, for the message.
+
+    Raises:
+        FileNotFoundError: neither holds `pattern`; names both places and what
+            the archive did contain.
+    """
+    candidates = [join(extracted, folder), str(extracted)]
+    for candidate in candidates:
+        if tf.io.gfile.glob(join(candidate, pattern)):
+            return candidate
+    found = (
+        sorted(tf.io.gfile.listdir(extracted)) if tf.io.gfile.isdir(extracted) else []
+    )
+    raise FileNotFoundError(
+        f"{url} extracted to {extracted}, but no file matches {folder}/{pattern} "
+        f"or {pattern} there (top level holds {found[:10]}). The upstream archive "
+        "has changed; place the files in the manual_dir instead."
+    )
+
+
 def list_files(directory: str, suffixes: Iterable[str]) -> list[str]:
     """Sorted base names in `directory` ending in one of `suffixes` (any case)."""
     if not tf.io.gfile.isdir(directory):

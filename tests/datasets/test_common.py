@@ -183,6 +183,24 @@ def test_manual_dir_holding_means_download_unless_files_are_there(tmp_path):
     assert common.manual_dir_holding(dl_manager, ["x", "data"]) == str(manual)
 
 
+def test_extracted_folder_takes_the_archive_with_or_without_its_top_folder(
+    tmp_path,
+):
+    with_top = tmp_path / "a" / "trainSet" / "Stimuli" / "Action"
+    with_top.mkdir(parents=True)
+    (with_top / "001.jpg").write_bytes(b"x")
+    without_top = tmp_path / "b" / "Stimuli" / "Action"
+    without_top.mkdir(parents=True)
+    (without_top / "001.jpg").write_bytes(b"x")
+    args = dict(folder="trainSet", pattern="Stimuli/*/*.jpg", url="http://u/t.zip")
+    found = common.extracted_folder(str(tmp_path / "a"), **args)
+    assert found == str(tmp_path / "a" / "trainSet")
+    assert common.extracted_folder(str(tmp_path / "b"), **args) == str(tmp_path / "b")
+    (tmp_path / "c" / "other").mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match=r"http://u/t.zip.*\['other'\]"):
+        common.extracted_folder(str(tmp_path / "c"), **args)
+
+
 def test_hashed_test_set_is_order_free_and_sized():
     names = [f"n{i}" for i in range(50)]
     chosen = common.hashed_test_set(names, 5)

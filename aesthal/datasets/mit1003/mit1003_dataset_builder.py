@@ -14,6 +14,16 @@ integer pixel centres, pooled over observers, one per fixated pixel, in
 row-major order. A `_fixPts.jpg` of another size than its image is a
 `map_size_mismatch` skip (points cannot be resized safely).
 
+Sources: files placed in the manual_dir win; when the manual_dir is unset or
+holds neither `ALLSTIMULI/` nor `ALLFIXATIONMAPS/`, the builder downloads
+`ALLSTIMULI.zip` and `ALLFIXATIONMAPS.zip` from the authors' page (`DOWNLOADS`).
+Their checksums are not in `checksums.tsv`: no copy of the zips exists offline
+to hash them. TFDS hashes each zip on its first download and keeps the SHA-256
+beside it (the download's `.INFO` file); building once with
+`DownloadConfig(register_checksums=True)` writes them into `checksums.tsv`,
+after which TFDS checks every later download against them. (`DATA.zip`, the
+raw per-observer eye traces, is not needed and not downloaded.)
+
 Split (MIT1003 has no official one): the 100 stems with the smallest SHA-256
 of `<stem>.jpeg` form `test`, the other 903 `train`
 (`common.hashed_test_set`); with another number of images, round(n * 100 /
@@ -32,6 +42,12 @@ from aesthal.datasets import common
 
 _NUM_TEST_OF_1003 = 100
 POINT_THRESHOLD = 128
+
+_URL_ROOT = "http://people.csail.mit.edu/tjudd/WherePeopleLook/"
+DOWNLOADS = {
+    "stimuli": _URL_ROOT + "ALLSTIMULI.zip",
+    "maps": _URL_ROOT + "ALLFIXATIONMAPS.zip",
+}
 
 _CITATION = """\
 @inproceedings{judd2009learning,
@@ -80,9 +96,10 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     VERSION = tfds.core.Version("1.0.0")
     RELEASE_NOTES = {"1.0.0": "Initial release."}
     MANUAL_DOWNLOAD_INSTRUCTIONS = """\
-Download ALLSTIMULI.zip and ALLFIXATIONMAPS.zip from
-http://people.csail.mit.edu/tjudd/WherePeopleLook/ and unpack both into the
-manual_dir:
+Only needed offline: with network access and no manual_dir, the builder
+downloads the files itself. Otherwise download ALLSTIMULI.zip and
+ALLFIXATIONMAPS.zip from http://people.csail.mit.edu/tjudd/WherePeopleLook/
+and unpack both into the manual_dir:
 
     <manual_dir>/ALLSTIMULI/<stem>.jpeg                  (1003 images)
     <manual_dir>/ALLFIXATIONMAPS/<stem>_fixMap.jpg       (one per image)
@@ -99,19 +116,39 @@ manual_dir:
         )
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
-        root = str(dl_manager.manual_dir)
-        common.check_manual_files(
-            root,
-            files=["ALLSTIMULI", "ALLFIXATIONMAPS"],
-            globs=[
-                "ALLSTIMULI/*.jpeg",
-                "ALLFIXATIONMAPS/*_fixMap.jpg",
-                "ALLFIXATIONMAPS/*_fixPts.jpg",
-            ],
-            dataset=self.name,
-            instructions=self.MANUAL_DOWNLOAD_INSTRUCTIONS,
+        manual_dir = common.manual_dir_holding(
+            dl_manager, ["ALLSTIMULI", "ALLFIXATIONMAPS"]
         )
-        names = common.list_files(common.join(root, "ALLSTIMULI"), [".jpeg"])
+        if manual_dir is not None:
+            common.check_manual_files(
+                manual_dir,
+                files=["ALLSTIMULI", "ALLFIXATIONMAPS"],
+                globs=[
+                    "ALLSTIMULI/*.jpeg",
+                    "ALLFIXATIONMAPS/*_fixMap.jpg",
+                    "ALLFIXATIONMAPS/*_fixPts.jpg",
+                ],
+                dataset=self.name,
+                instructions=self.MANUAL_DOWNLOAD_INSTRUCTIONS,
+                downloads=True,
+            )
+            stimuli = common.join(manual_dir, "ALLSTIMULI")
+            maps = common.join(manual_dir, "ALLFIXATIONMAPS")
+        else:
+            extracted = dl_manager.download_and_extract(DOWNLOADS)
+            stimuli = common.extracted_folder(
+                str(extracted["stimuli"]),
+                "ALLSTIMULI",
+                "*.jpeg",
+                url=DOWNLOADS["stimuli"],
+            )
+            maps = common.extracted_folder(
+                str(extracted["maps"]),
+                "ALLFIXATIONMAPS",
+                "*_fixMap.jpg",
+                url=DOWNLOADS["maps"],
+            )
+        names = common.list_files(stimuli, [".jpeg"])
         stems = [os.path.splitext(n)[0] for n in names]
         test = test_stems(stems)
         splits = {
@@ -120,20 +157,22 @@ manual_dir:
         }
         self.skip_counters = {s: common.SkipCounter(self.name, s) for s in splits}
         return {
-            split: self._generate_examples(root, split_stems, self.skip_counters[split])
+            split: self._generate_examples(
+                stimuli, maps, split_stems, self.skip_counters[split]
+            )
             for split, split_stems in splits.items()
         }
 
-    def _generate_examples(self, root: str, stems: list[str], counter):
-        maps = common.join(root, "ALLFIXATIONMAPS")
-
+    def _generate_examples(
+        self, stimuli: str, maps: str, stems: list[str], counter: common.SkipCounter
+    ):
         def make(stem: str) -> dict:
             map_path = common.join(maps, stem + "_fixMap.jpg")
             pts_path = common.join(maps, stem + "_fixPts.jpg")
             common.require_files(map_path, pts_path)
             return common.published_map_example(
                 stem + ".jpeg",
-                common.join(root, "ALLSTIMULI", stem + ".jpeg"),
+                common.join(stimuli, stem + ".jpeg"),
                 map_path,
                 functools.partial(points_from_fixpts, pts_path),
                 counter,
