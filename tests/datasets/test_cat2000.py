@@ -17,6 +17,32 @@ class Cat2000BuilderTest(tfds.testing.DatasetBuilderTestCase):
     SKIP_CHECKSUMS = True
 
 
+class Cat2000DownloadTest(tfds.testing.DatasetBuilderTestCase):
+    """No manual files: the builder downloads trainSet.zip (TFDS's mocked download).
+
+    TFDS's test case passes EXAMPLE_DIR as the manual_dir too; `trainSet/`
+    holds no `trainSet/`, so the builder takes its download path. The zip
+    "extracts" to `dummy_data/` (EXAMPLE_DIR's parent), which holds its top
+    folder `trainSet/` as the real zip does.
+    """
+
+    DATASET_CLASS = cat2000_dataset_builder.Builder
+    SPLITS = {"train": 16, "test": 1}
+    EXAMPLE_DIR = DUMMY + "/trainSet"
+    DL_EXTRACT_RESULT = ".."
+    # The zip's checksum cannot be recorded offline (see the builder).
+    SKIP_CHECKSUMS = True
+
+    def _download_and_prepare_as_dataset(self, builder):
+        super()._download_and_prepare_as_dataset(builder)
+        # The download path ran (`_download_urls`: TFDS's record of the URLs).
+        self.assertEqual(self._download_urls, {"http://saliency.mit.edu/trainSet.zip"})
+        self.assertEqual(
+            dict(builder.skip_counters["train"].skipped),
+            {"map_size_mismatch": 1, "bad_mat_entry": 1},
+        )
+
+
 @pytest.fixture(scope="module")
 def builder(tmp_path_factory):
     builder = cat2000_dataset_builder.Builder(
@@ -54,3 +80,18 @@ def test_skips(builder):
     }
     assert dict(builder.skip_counters["test"].skipped) == {"zero_map": 1}
     assert "zero_map=1 (e.g. Indoor/005.jpg)" in builder.skip_counters["test"].summary()
+
+
+def test_partial_manual_dir_lists_what_is_missing(tmp_path):
+    """A manual_dir with part of the layout is the manual source: no download."""
+    (tmp_path / "manual" / "trainSet" / "Stimuli").mkdir(parents=True)
+    builder = cat2000_dataset_builder.Builder(data_dir=str(tmp_path / "out"))
+    with pytest.raises(FileNotFoundError, match="5 expected path") as info:
+        builder.download_and_prepare(
+            download_config=tfds.download.DownloadConfig(
+                manual_dir=str(tmp_path / "manual")
+            )
+        )
+    message = str(info.value)
+    assert "trainSet/FIXATIONLOCS/*/*.mat (no file matches)" in message
+    assert "cat2000 downloads its files automatically" in message

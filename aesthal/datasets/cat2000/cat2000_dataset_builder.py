@@ -14,6 +14,14 @@ already 0-based: the map is a pixel grid, not MATLAB coordinates, so no shift
 applies. Points are integer pixel centres, one per fixated pixel, row-major.
 A `fixLocs` of another size than its image is a `map_size_mismatch` skip.
 
+Sources: files placed in the manual_dir win; when the manual_dir is unset or
+holds no `trainSet/`, the builder downloads `trainSet.zip` (`TRAIN_SET_URL`,
+the MIT saliency benchmark's server). Its checksum is not in `checksums.tsv`:
+no copy of the zip exists offline to hash it. TFDS hashes it on its first
+download and keeps the SHA-256 beside it (the download's `.INFO` file);
+building once with `DownloadConfig(register_checksums=True)` writes it into
+`checksums.tsv`, after which TFDS checks every later download against it.
+
 Split (only the training set has labels; no official split of it): in each
 category, the 10% of images (rounded, 10 of 100) with the smallest SHA-256 of
 `<category>/<name>.jpg` form `test`; the rest (90 per category, 1800 in all)
@@ -32,6 +40,13 @@ import tensorflow_datasets as tfds
 from aesthal.datasets import common
 
 TEST_FRACTION = 0.1
+TRAIN_SET_URL = "http://saliency.mit.edu/trainSet.zip"
+_LAYOUT_FILES = ["trainSet/Stimuli", "trainSet/FIXATIONMAPS", "trainSet/FIXATIONLOCS"]
+_LAYOUT_GLOBS = [
+    "trainSet/Stimuli/*/*.jpg",
+    "trainSet/FIXATIONMAPS/*/*.jpg",
+    "trainSet/FIXATIONLOCS/*/*.mat",
+]
 
 _CITATION = """\
 @article{borji2015cat2000,
@@ -97,8 +112,11 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     VERSION = tfds.core.Version("1.0.0")
     RELEASE_NOTES = {"1.0.0": "Initial release."}
     MANUAL_DOWNLOAD_INSTRUCTIONS = """\
-Download trainSet.zip from http://saliency.mit.edu/results_cat2000.html and
-unpack it into the manual_dir:
+Only needed offline: with network access and no manual_dir, the builder
+downloads the files itself. Otherwise download trainSet.zip
+(http://saliency.mit.edu/trainSet.zip, linked from
+http://saliency.mit.edu/results_cat2000.html) and unpack it into the
+manual_dir:
 
     <manual_dir>/trainSet/Stimuli/<category>/<name>.jpg        (2000 images)
     <manual_dir>/trainSet/FIXATIONMAPS/<category>/<name>.jpg   (one per image)
@@ -115,22 +133,24 @@ unpack it into the manual_dir:
         )
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
-        root = common.join(str(dl_manager.manual_dir), "trainSet")
-        common.check_manual_files(
-            str(dl_manager.manual_dir),
-            files=[
-                "trainSet/Stimuli",
-                "trainSet/FIXATIONMAPS",
-                "trainSet/FIXATIONLOCS",
-            ],
-            globs=[
-                "trainSet/Stimuli/*/*.jpg",
-                "trainSet/FIXATIONMAPS/*/*.jpg",
-                "trainSet/FIXATIONLOCS/*/*.mat",
-            ],
-            dataset=self.name,
-            instructions=self.MANUAL_DOWNLOAD_INSTRUCTIONS,
-        )
+        manual_dir = common.manual_dir_holding(dl_manager, ["trainSet"])
+        if manual_dir is not None:
+            common.check_manual_files(
+                manual_dir,
+                files=_LAYOUT_FILES,
+                globs=_LAYOUT_GLOBS,
+                dataset=self.name,
+                instructions=self.MANUAL_DOWNLOAD_INSTRUCTIONS,
+                downloads=True,
+            )
+            root = common.join(manual_dir, "trainSet")
+        else:
+            root = common.extracted_folder(
+                str(dl_manager.download_and_extract(TRAIN_SET_URL)),
+                "trainSet",
+                "Stimuli/*/*.jpg",
+                url=TRAIN_SET_URL,
+            )
         stimuli = common.join(root, "Stimuli")
         names = []
         for category in sorted(tf.io.gfile.listdir(stimuli)):
