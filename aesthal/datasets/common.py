@@ -20,6 +20,7 @@ import hashlib
 import io
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -170,6 +171,42 @@ def manual_dir_holding(
     if any(tf.io.gfile.exists(join(manual_dir, entry)) for entry in entries):
         return manual_dir
     return None
+
+
+class DownloadError(OSError):
+    """A builder's download failed; the message gives the manual_dir fallback."""
+
+
+def download(
+    fetch: Callable[[Any], Any], urls: Any, *, dataset: str, instructions: str
+) -> Any:
+    """`fetch(urls)` (a `dl_manager` method); a failure names the manual fallback.
+
+    Offline, TFDS's downloader retries each URL for minutes and then raises a
+    connection error that says nothing about the manual_dir; this re-raises
+    any failure (network, checksum, HTTP status) with the builder's
+    instructions, chaining the original error.
+
+    Args:
+        fetch: `dl_manager.download` or `dl_manager.download_and_extract`.
+        urls: what `fetch` takes: a URL or a dict of them.
+        dataset: builder name, for the message.
+        instructions: the builder's `MANUAL_DOWNLOAD_INSTRUCTIONS`.
+
+    Returns:
+        What `fetch` returns: local path(s), same structure as `urls`.
+
+    Raises:
+        DownloadError: `fetch` raised.
+    """
+    try:
+        return fetch(urls)
+    except Exception as error:  # any failure gets the same way out
+        raise DownloadError(
+            f"{dataset}: the manual_dir holds none of its files, and downloading "
+            f"them failed ({type(error).__name__}: {error}).\nWithout network "
+            f"access, place the files in a manual_dir:\n\n{instructions}"
+        ) from error
 
 
 def extracted_folder(extracted: str, folder: str, pattern: str, *, url: str) -> str:

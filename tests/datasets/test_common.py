@@ -183,6 +183,23 @@ def test_manual_dir_holding_means_download_unless_files_are_there(tmp_path):
     assert common.manual_dir_holding(dl_manager, ["x", "data"]) == str(manual)
 
 
+def test_a_failed_download_names_the_manual_fallback():
+    def fetch(urls):
+        raise ConnectionError(f"no route to {urls['a']}")
+
+    with pytest.raises(common.DownloadError) as info:
+        common.download(
+            fetch, {"a": "http://u/a.zip"}, dataset="demo", instructions="PUT FILES"
+        )
+    message = str(info.value)
+    assert message.startswith("demo: the manual_dir holds none of its files")
+    assert "(ConnectionError: no route to http://u/a.zip)" in message
+    assert message.endswith("place the files in a manual_dir:\n\nPUT FILES")
+    assert isinstance(info.value.__cause__, ConnectionError)
+    ok = common.download(lambda urls: urls.upper(), "u", dataset="d", instructions="")
+    assert ok == "U"
+
+
 def test_extracted_folder_takes_the_archive_with_or_without_its_top_folder(
     tmp_path,
 ):

@@ -146,7 +146,14 @@ manual_dir:
             root = common.join(manual_dir, "trainSet")
         else:
             root = common.extracted_folder(
-                str(dl_manager.download_and_extract(TRAIN_SET_URL)),
+                str(
+                    common.download(
+                        dl_manager.download_and_extract,
+                        TRAIN_SET_URL,
+                        dataset=self.name,
+                        instructions=self.MANUAL_DOWNLOAD_INSTRUCTIONS,
+                    )
+                ),
                 "trainSet",
                 "Stimuli/*/*.jpg",
                 url=TRAIN_SET_URL,

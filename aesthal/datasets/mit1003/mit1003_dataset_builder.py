@@ -135,7 +135,12 @@ and unpack both into the manual_dir:
             stimuli = common.join(manual_dir, "ALLSTIMULI")
             maps = common.join(manual_dir, "ALLFIXATIONMAPS")
         else:
-            extracted = dl_manager.download_and_extract(DOWNLOADS)
+            extracted = common.download(
+                dl_manager.download_and_extract,
+                DOWNLOADS,
+                dataset=self.name,
+                instructions=self.MANUAL_DOWNLOAD_INSTRUCTIONS,
+            )
             stimuli = common.extracted_folder(
                 str(extracted["stimuli"]),
                 "ALLSTIMULI",

@@ -197,13 +197,15 @@ tfds.download.DownloadConfig(manual_dir="../shared/data/osie")}).
                 for name in common.list_files(stimuli, [".jpg"])
             }
         else:
-            downloaded = {
-                path: str(local)
-                for path, local in dl_manager.download(upstream_files()).items()
-            }
-            mat_path = downloaded.pop(FIXATIONS_MAT)
+            paths = common.download(
+                dl_manager.download,
+                upstream_files(),
+                dataset=self.name,
+                instructions=self.MANUAL_DOWNLOAD_INSTRUCTIONS,
+            )
+            mat_path = str(paths.pop(FIXATIONS_MAT))
             images = {
-                path.rsplit("/", 1)[-1]: local for path, local in downloaded.items()
+                path.rsplit("/", 1)[-1]: str(local) for path, local in paths.items()
             }
         entries = load_fixations_mat(mat_path)
         by_split: dict[str, list[str]] = {"train": [], "test": []}
