@@ -32,8 +32,8 @@ class OsieDownloadTest(tfds.testing.DatasetBuilderTestCase):
     DATASET_CLASS = osie_dataset_builder.Builder
     SPLITS = {"train": 2, "test": 1}
     EXAMPLE_DIR = DUMMY + "/data"
-    # What the download returns for the dummy data (paths relative to
-    # EXAMPLE_DIR): the release's paths, minus 1004.jpg and 1006-1600 etc.
+    # What the mocked download returns (paths relative to EXAMPLE_DIR): the
+    # release's keys for the dummy files only; 1004.jpg is absent on purpose.
     DL_DOWNLOAD_RESULT = {
         "data/eye/fixations.mat": "eye/fixations.mat",
         **{
@@ -179,6 +179,8 @@ def test_real_osie_has_700_images_and_98321_fixations(osie_dir, tmp_path, caplog
 @pytest.mark.real_data
 def test_recorded_checksums_match_the_shared_copy(osie_dir):
     """checksums.tsv (as TFDS parses it) holds each shared file's size and SHA-256."""
+    upstream_commit = (osie_dir / "UPSTREAM_COMMIT").read_text().strip()
+    assert upstream_commit == osie_dataset_builder.UPSTREAM_COMMIT
     url_infos = osie_dataset_builder.Builder.url_infos
     files = osie_dataset_builder.upstream_files()
     assert set(url_infos) == set(files.values())
