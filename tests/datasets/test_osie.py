@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from aesthal.datasets.osie import osie_dataset_builder
+from aesthal.datasets.osie import osie_dataset_builder, record_checksums
 
 DUMMY = osie_dataset_builder.__file__.rsplit("/", 1)[0] + "/dummy_data"
 
@@ -192,3 +192,16 @@ def test_recorded_checksums_match_the_shared_copy(osie_dir):
             hashlib.sha256(data).hexdigest(),
         ), path
         assert info.filename == path.rsplit("/", 1)[-1]
+
+
+def test_record_checksums_names_missing_release_files(tmp_path):
+    (tmp_path / "data" / "eye").mkdir(parents=True)
+    (tmp_path / "data" / "eye" / "fixations.mat").write_bytes(b"x")
+    with pytest.raises(FileNotFoundError, match="700 file.*data/stimuli/1001.jpg"):
+        record_checksums.checksum_lines(tmp_path)
+
+
+@pytest.mark.real_data
+def test_record_checksums_reproduces_the_committed_file(osie_dir):
+    lines = record_checksums.checksum_lines(osie_dir)
+    assert record_checksums.CHECKSUMS.read_text().splitlines() == lines
