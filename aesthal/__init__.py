@@ -1,16 +1,25 @@
 """aesthal: saliency prediction with a multi-task CNN that also learns aesthetics."""
 
 from aesthal import data, losses, metrics  # metrics registers streaming metrics
-from aesthal.config import BACKBONES, TAP_NAMES, TASKS, ModelConfig
+from aesthal.config import (
+    BACKBONES,
+    GROUPS,
+    TAP_NAMES,
+    TASKS,
+    DataConfig,
+    ExperimentConfig,
+    ModelConfig,
+    TrainConfig,
+)
 from aesthal.export import export_saved_model
 from aesthal.inference import Predictor, load_model, predict_images
 from aesthal.losses import SaliencyLoss
-from aesthal.models import AesthalModel, build_model
-from aesthal.training import (
-    GROUPS,
+from aesthal.models import (
+    AesthalModel,
     FixedWeighting,
     LossWeighting,
     UncertaintyWeighting,
+    build_model,
     validate_batch,
 )
 
@@ -22,10 +31,13 @@ __all__ = [
     "TAP_NAMES",
     "TASKS",
     "AesthalModel",
+    "DataConfig",
+    "ExperimentConfig",
     "FixedWeighting",
     "LossWeighting",
     "ModelConfig",
     "SaliencyLoss",
+    "TrainConfig",
     "UncertaintyWeighting",
     "Predictor",
     "build_model",

@@ -1,18 +1,38 @@
-"""Frozen configuration dataclasses for aesthal models.
+"""aesthal's constants and frozen configuration dataclasses: one home for each.
 
-`ModelConfig` fully describes an `AesthalModel`'s architecture; it round-trips
-through `to_dict()` / `from_dict()` (plain JSON types), which is what the model's
-`get_config()` stores inside a `.keras` file.
+- Constants: `TASKS`, `GROUPS` (the variable groups the grouped optimizers
+  train), `NUM_SCORES` / `SCORES` (the aesthetics scores 1..10), `BACKBONES`,
+  `TAP_NAMES`, `BUDGET_MODES`, `LR_SCHEDULES`, `DEFAULT_LEARNING_RATE`.
+- `ModelConfig` fully describes an `AesthalModel`'s architecture; it round-trips
+  through `to_dict()` / `from_dict()` (plain JSON types), which is what the
+  model's `get_config()` stores inside a `.keras` file.
+- `DataConfig`, `TrainConfig` and `ExperimentConfig` describe a run of
+  `aesthal.training.runner.train` (what `experiments/run.py` builds from its
+  flags).
+
+No module here imports absl, TensorFlow or Keras.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from typing import Any
 
 BACKBONES = ("tiny", "mobilenet_v2", "vgg16", "resnet50")
 TASKS = ("saliency", "aesthetics")
+# The trainable-variable groups, each applied by its own optimizer: the trunk
+# ("shared") and each task's heads (see `AesthalModel.variable_groups`).
+GROUPS = ("shared", "aesthetics", "saliency")
+# Aesthetics: a distribution over the scores 1..10 (AVA's), shape [..., NUM_SCORES].
+SCORES = tuple(range(1, 11))
+NUM_SCORES = len(SCORES)
+# How two label budgets' images relate (see `DataConfig.budget_mode`).
+BUDGET_MODES = ("independent", "disjoint", "nested")
+LR_SCHEDULES = ("constant", "cosine")
+# Adam's learning rate of every group unless a group's rate is given.
+DEFAULT_LEARNING_RATE = 1e-3
 
 # Tap names per trunk, shallow to deep. The spatial stride of `stageK` is
 # 2**K for every trunk except vgg16, whose `stage1` is at full resolution.
@@ -149,3 +169,179 @@ class ModelConfig:
         if unknown:
             raise ValueError(f"ModelConfig: unknown keys {sorted(unknown)}.")
         return cls(**config)
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Where the training and evaluation examples come from.
+
+    Attributes:
+        dataset: a TFDS name registered by `aesthal.datasets`, with its config
+            (e.g. "synthetic_scenes", "synthetic_scenes/tiny", "osie").
+        data_dir: TFDS data directory (None = TFDS's default).
+        manual_dir: folder with the data set's files, for builders that need
+            them (osie, salicon, mit1003, cat2000, ava).
+        train_split, validation_split, test_split: TFDS split expressions;
+            `validation_split=None` trains without validation.
+        tasks: tasks whose labels are used for training.
+        saliency_labels, aesthetics_labels: keep only this many labelled
+            training examples of the task (None = all).
+        budget_mode: how the two budgets' examples relate: "independent"
+            draws; "disjoint" (aesthetics on *other* images); "nested" (the
+            smaller set inside the larger: e.g. saliency on 200 images and
+            aesthetics on those 200 plus 2,000 more).
+        permute_aesthetics: shuffle aesthetics labels across images (control).
+        label_seed: seed of the label budgets and permutation (kept apart from
+            the training seed so that seeds vary training, not the labels,
+            unless asked).
+        batch_size: global batch size.
+        cache: cache the resized training set in memory.
+    """
+
+    dataset: str = "synthetic_scenes"
+    data_dir: str | None = None
+    manual_dir: str | None = None
+    train_split: str = "train"
+    validation_split: str | None = "validation"
+    test_split: str = "test"
+    tasks: tuple[str, ...] = TASKS
+    saliency_labels: int | None = None
+    aesthetics_labels: int | None = None
+    budget_mode: str = "independent"
+    permute_aesthetics: bool = False
+    label_seed: int = 0
+    batch_size: int = 16
+    cache: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tasks", tuple(self.tasks))
+        if not self.tasks or any(t not in TASKS for t in self.tasks):
+            raise ValueError(
+                f"DataConfig.tasks={self.tasks} must be a subset of {TASKS}."
+            )
+        if self.budget_mode not in BUDGET_MODES:
+            raise ValueError(
+                f"DataConfig.budget_mode={self.budget_mode!r}; expected one of "
+                f"{BUDGET_MODES}."
+            )
+        for name in ("saliency_labels", "aesthetics_labels"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"DataConfig.{name}={value} must be >= 1 or None.")
+        if self.batch_size < 1:
+            raise ValueError(f"DataConfig.batch_size={self.batch_size} must be >= 1.")
+        if self.permute_aesthetics and "aesthetics" not in self.tasks:
+            raise ValueError(
+                "DataConfig.permute_aesthetics needs 'aesthetics' in tasks."
+            )
+
+    def label_budget(self) -> dict[str, int]:
+        """`{task: number of labelled training examples kept}` for budgeted tasks."""
+        budget = {}
+        if self.saliency_labels is not None:
+            budget["saliency"] = self.saliency_labels
+        if self.aesthetics_labels is not None:
+            budget["aesthetics"] = self.aesthetics_labels
+        return budget
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """How to train.
+
+    Attributes:
+        epochs, steps_per_epoch: the step budget (`fit` epochs of fixed length).
+        learning_rate: base learning rate of every group.
+        group_learning_rates: per-group overrides, e.g. `{"shared": 1e-4}`.
+        lr_schedule: "constant" or "cosine" (decay to 0 over the whole budget).
+        loss_weighting: "fixed" or "uncertainty".
+        loss_weights: fixed task weights (missing tasks: 1.0).
+        saliency_loss: `{"kld_weight", "cc_weight", "nss_weight"}`.
+        seed: seed of initialisation, shuffling and flips.
+        validation_steps: batches of validation per epoch (None = whole split).
+        init_from: a `.keras` model whose trunk weights initialise this one
+            (pre-training then fine-tuning).
+        tensorboard_images: fixed validation images whose maps are logged.
+    """
+
+    epochs: int = 5
+    steps_per_epoch: int = 100
+    learning_rate: float = DEFAULT_LEARNING_RATE
+    group_learning_rates: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    lr_schedule: str = "constant"
+    loss_weighting: str = "fixed"
+    loss_weights: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    saliency_loss: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    seed: int = 0
+    validation_steps: int | None = None
+    init_from: str | None = None
+    tensorboard_images: int = 4
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "group_learning_rates", dict(self.group_learning_rates)
+        )
+        object.__setattr__(self, "loss_weights", dict(self.loss_weights))
+        object.__setattr__(self, "saliency_loss", dict(self.saliency_loss))
+        if self.epochs < 1 or self.steps_per_epoch < 1:
+            raise ValueError("TrainConfig.epochs and steps_per_epoch must be >= 1.")
+        unknown = set(self.group_learning_rates) - set(GROUPS)
+        if unknown:
+            raise ValueError(
+                f"TrainConfig.group_learning_rates: unknown groups {sorted(unknown)}; "
+                f"expected {GROUPS}."
+            )
+        rates = [self.learning_rate, *self.group_learning_rates.values()]
+        if any(not (r >= 0 and math.isfinite(r)) for r in rates):
+            raise ValueError(f"TrainConfig: learning rates must be >= 0, got {rates}.")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(
+                f"TrainConfig.lr_schedule={self.lr_schedule!r}; expected one of "
+                f"{LR_SCHEDULES}."
+            )
+        unknown = set(self.loss_weights) - set(TASKS)
+        if unknown:
+            raise ValueError(
+                f"TrainConfig.loss_weights: unknown tasks {sorted(unknown)}."
+            )
+        if self.loss_weighting == "uncertainty" and self.loss_weights:
+            raise ValueError(
+                "TrainConfig: loss_weighting='uncertainty' learns the task weights; "
+                f"fixed loss_weights={self.loss_weights} contradict it."
+            )
+
+    def learning_rates(self) -> dict[str, float]:
+        """`{group: learning rate}` for every group in `GROUPS`."""
+        return {
+            g: float(self.group_learning_rates.get(g, self.learning_rate))
+            for g in GROUPS
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentConfig:
+    """A whole run: where it writes, the model, the data and the training."""
+
+    output_dir: str
+    model: ModelConfig = ModelConfig()
+    data: DataConfig = DataConfig()
+    train: TrainConfig = TrainConfig()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Returns the config as JSON-compatible types (what `config.json` holds)."""
+        return {
+            "output_dir": self.output_dir,
+            "model": self.model.to_dict(),
+            "data": dataclasses.asdict(self.data) | {"tasks": list(self.data.tasks)},
+            "train": dataclasses.asdict(self.train),
+        }
+
+    @classmethod
+    def from_dict(cls, config: Mapping[str, Any]) -> ExperimentConfig:
+        """Inverse of `to_dict`."""
+        return cls(
+            output_dir=config["output_dir"],
+            model=ModelConfig.from_dict(config["model"]),
+            data=DataConfig(**config["data"]),
+            train=TrainConfig(**config["train"]),
+        )

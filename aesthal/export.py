@@ -34,6 +34,7 @@ SavedModels written before these two signatures existed have only
 from __future__ import annotations
 
 import os
+import pathlib
 from collections.abc import Callable, Sequence
 
 import keras
@@ -167,3 +168,20 @@ def export_saved_model(model: AesthalModel, path: str | os.PathLike) -> str:
     )
     archive.write_out(os.fspath(path), verbose=False)
     return os.fspath(path)
+
+
+def export_run(model: AesthalModel, output_dir: str | os.PathLike) -> str:
+    """Writes `saved_model/` (and `model.keras` if missing) under `output_dir`.
+
+    Args:
+        model: the model (`aesthal.inference.load_model` reads one from a file).
+        output_dir: a run directory.
+
+    Returns:
+        The SavedModel's path, `output_dir/saved_model`.
+    """
+    out = pathlib.Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if not (out / "model.keras").exists():
+        model.save(out / "model.keras")
+    return export_saved_model(model, out / "saved_model")

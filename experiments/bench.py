@@ -127,7 +127,7 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     settings = _settings()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from aesthal import benchmarks as bench
+    import benchmarks as bench  # experiments/benchmarks.py, beside this file
 
     common = {
         "steps": settings["steps"],

@@ -128,7 +128,8 @@ def main(argv: list[str]) -> None:
 
     import aesthal.datasets  # noqa: F401  (registers the builders)
     from aesthal import data as data_lib
-    from aesthal.experiment import DataConfig, prepare_data
+    from aesthal.config import DataConfig
+    from aesthal.data.prepare import prepare_data
     from aesthal.inference import Predictor
 
     prepare_data(DataConfig(dataset=_DATASET.value, data_dir=_DATA_DIR.value))

@@ -8,18 +8,34 @@ r"""Trains, evaluates, exports or runs an aesthal model on images.
     python experiments/run.py --mode=predict --model=runs/quickstart/saved_model \
         --input=photos/ --output_dir=predictions/
 
-`--mode=train` (the default) trains, exports the SavedModel, evaluates on the
-test split and prints the results table. Every artefact goes to
-`--output_dir` (see `aesthal.experiment`). Killed and started again with the
-same command, a training run resumes from its last backup.
+`--mode=train` (the default) trains (`aesthal.training.runner`), exports the
+SavedModel (`aesthal.export.export_run`), evaluates on the test split
+(`aesthal.metrics.report`) and prints the results table. Every artefact goes to
+`--output_dir` (the run directory is described in `aesthal.training.runner`).
+Killed and started again with the same command, a training run resumes from its
+last backup. `--mode=predict` is `python -m aesthal.predict` (same outputs,
+same exit status: 0 written, 1 nothing written, 2 bad arguments or input).
 """
 
 from __future__ import annotations
 
 import os
 import pathlib
+import sys
 
 from absl import app, flags, logging
+
+# Quiet TensorFlow's C++ start-up logs (importing aesthal imports it) unless the
+# user asked for them.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from aesthal.config import (  # noqa: E402
+    BACKBONES,
+    BUDGET_MODES,
+    DEFAULT_LEARNING_RATE,
+    LR_SCHEDULES,
+    TASKS,
+)
 
 # Flags, defined once. Library modules never read them: `_configs` turns them
 # into aesthal's config dataclasses.
@@ -51,7 +67,7 @@ _VALIDATION_SPLIT = flags.DEFINE_string(
     "validation_split", "validation", "Validation split ('' for none)."
 )
 _TEST_SPLIT = flags.DEFINE_string("test_split", "test", "Evaluation split.")
-_TASKS = flags.DEFINE_list("tasks", ["saliency", "aesthetics"], "Tasks trained.")
+_TASKS = flags.DEFINE_list("tasks", list(TASKS), "Tasks trained.")
 _SALIENCY_LABELS = flags.DEFINE_integer(
     "saliency_labels", None, "Keep only N saliency-labelled training images."
 )
@@ -61,7 +77,7 @@ _AESTHETICS_LABELS = flags.DEFINE_integer(
 _BUDGET_MODE = flags.DEFINE_enum(
     "budget_mode",
     "independent",
-    ["independent", "disjoint", "nested"],
+    list(BUDGET_MODES),
     "How the two label budgets' images relate.",
 )
 _PERMUTE_AESTHETICS = flags.DEFINE_bool(
@@ -73,7 +89,7 @@ _CACHE = flags.DEFINE_bool("cache", True, "Cache the resized training set in mem
 
 # Model.
 _BACKBONE = flags.DEFINE_enum(
-    "backbone", "tiny", ["tiny", "mobilenet_v2", "vgg16", "resnet50"], "Shared trunk."
+    "backbone", "tiny", list(BACKBONES), "Shared trunk."
 )
 _BACKBONE_WEIGHTS = flags.DEFINE_string(
     "backbone_weights",
@@ -108,14 +124,16 @@ _NSS_WEIGHT = flags.DEFINE_float(
 )
 
 # Optimisation.
-_LEARNING_RATE = flags.DEFINE_float("learning_rate", 1e-3, "Base Adam learning rate.")
+_LEARNING_RATE = flags.DEFINE_float(
+    "learning_rate", DEFAULT_LEARNING_RATE, "Base Adam learning rate."
+)
 _LR_SHARED = flags.DEFINE_float("lr_shared", None, "Learning rate of the trunk.")
 _LR_SALIENCY = flags.DEFINE_float("lr_saliency", None, "Learning rate of saliency.")
 _LR_AESTHETICS = flags.DEFINE_float(
     "lr_aesthetics", None, "Learning rate of aesthetics."
 )
 _LR_SCHEDULE = flags.DEFINE_enum(
-    "lr_schedule", "constant", ["constant", "cosine"], "Learning-rate schedule."
+    "lr_schedule", "constant", list(LR_SCHEDULES), "Learning-rate schedule."
 )
 _EPOCHS = flags.DEFINE_integer("epochs", 5, "Epochs.")
 _STEPS_PER_EPOCH = flags.DEFINE_integer("steps_per_epoch", 100, "Steps per epoch.")
@@ -137,15 +155,12 @@ _EVAL_MAX_IMAGES = flags.DEFINE_integer(
 
 def _configs():
     """All flags to an `ExperimentConfig`; raises `app.UsageError` on conflicts."""
-    from aesthal import ModelConfig
-    from aesthal.experiment import DataConfig, ExperimentConfig, TrainConfig
+    from aesthal.config import DataConfig, ExperimentConfig, ModelConfig, TrainConfig
 
     if not _OUTPUT_DIR.value:
         raise app.UsageError("--output_dir is required.")
     if _MODE.value != "train" and not _MODEL.value:
         raise app.UsageError(f"--mode={_MODE.value} needs --model.")
-    if _MODE.value == "predict" and not _INPUT.value:
-        raise app.UsageError("--mode=predict needs --input.")
     if _INPUT.value and _MODE.value != "predict":
         raise app.UsageError("--input is for --mode=predict.")
     if _MODE.value == "train" and _MODEL.value:
@@ -240,57 +255,61 @@ def _configs():
 
 
 def _print_results(results, output_dir) -> None:
-    from aesthal.experiment import format_results
+    from aesthal.metrics import report
 
-    print(format_results(results))
+    print(report.format_results(results))
     print(f"Results: {pathlib.Path(output_dir) / 'metrics.json'}")
+
+
+def _predict() -> int:
+    """`--mode=predict`: `python -m aesthal.predict`'s `main`, and its exit status."""
+    from aesthal import predict
+
+    argv = [f"--batch_size={_BATCH_SIZE.value}", "--no_progress"]
+    for name, flag in (("model", _MODEL), ("input", _INPUT), ("output", _OUTPUT_DIR)):
+        if flag.value:
+            argv.append(f"--{name}={flag.value}")
+    try:
+        return predict.main(argv)
+    except SystemExit as error:  # argparse: a missing flag (status 2)
+        return int(error.code or 0)
 
 
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    if _MODE.value == "predict":
+        sys.exit(_predict())
     config = _configs()  # every flag is checked before any work starts
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # TFDS logs every file at INFO
-    from aesthal import experiment
+    from aesthal.export import export_run
+    from aesthal.inference import load_model
+    from aesthal.metrics import report
+    from aesthal.training import runner
 
     out = pathlib.Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "flags.txt").write_text(flags.FLAGS.flags_into_string())
-    if _MODE.value == "predict":
-        from aesthal.predict import predict_folder
-
-        summary = predict_folder(
-            _MODEL.value, _INPUT.value, out, batch_size=_BATCH_SIZE.value
-        )
-        for name, reason in summary.skipped.items():
-            logging.warning("skipped %s: %s", name, reason)
-        print(
-            f"{summary.found} image file(s): wrote {summary.written} prediction(s) "
-            f"to {out}, skipped {len(summary.skipped)} unreadable"
-        )
-        return
     if _MODE.value == "export":
-        path = experiment.export(_MODEL.value, out)
+        path = export_run(load_model(_MODEL.value), out)
         print(f"SavedModel: {path}")
         return
     if _MODE.value == "evaluate":
-        results = experiment.evaluate(
+        results = report.evaluate(
             _MODEL.value, config.data, out, max_images=_EVAL_MAX_IMAGES.value
         )
         _print_results(results, out)
         return
-    model = experiment.train(config)
+    model = runner.train(config)
     if _EXPORT.value:
-        logging.info("SavedModel: %s", experiment.export(model, out))
+        logging.info("SavedModel: %s", export_run(model, out))
     if _EVALUATE.value:
-        results = experiment.evaluate(
+        results = report.evaluate(
             model, config.data, out, max_images=_EVAL_MAX_IMAGES.value
         )
         _print_results(results, out)
 
 
 if __name__ == "__main__":
-    # Quiet TensorFlow's C++ start-up logs unless the user asked for them.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     app.run(main)

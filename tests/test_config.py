@@ -1,10 +1,16 @@
-"""Tests for aesthal.config.ModelConfig."""
+"""Tests for aesthal.config: ModelConfig, DataConfig, TrainConfig, ExperimentConfig."""
 
 import json
 
 import pytest
 
-from aesthal.config import TAP_NAMES, ModelConfig
+from aesthal.config import (
+    TAP_NAMES,
+    DataConfig,
+    ExperimentConfig,
+    ModelConfig,
+    TrainConfig,
+)
 
 
 def test_round_trip_through_json():
@@ -46,3 +52,63 @@ def test_bad_values_are_rejected(kwargs, match):
 def test_unknown_dict_key_is_rejected():
     with pytest.raises(ValueError, match="unknown keys"):
         ModelConfig.from_dict({"backbone": "tiny", "depth": 3})
+
+
+def test_config_round_trip():
+    config = ExperimentConfig(
+        output_dir="runs/x",
+        model=ModelConfig(
+            input_size=(32, 48), side_heads=(("saliency", "stage2", 0.3),)
+        ),
+        data=DataConfig(
+            tasks=("saliency",),
+            saliency_labels=20,
+            aesthetics_labels=50,
+            budget_mode="nested",
+        ),
+        train=TrainConfig(
+            group_learning_rates={"shared": 1e-4}, lr_schedule="cosine"
+        ),
+    )
+    assert ExperimentConfig.from_dict(config.to_dict()) == config
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"tasks": ("depth",)}, "subset of"),
+        ({"budget_mode": "overlap"}, "budget_mode"),
+        ({"saliency_labels": 0}, "saliency_labels=0"),
+        ({"tasks": ("saliency",), "permute_aesthetics": True}, "permute_aesthetics"),
+        ({"batch_size": 0}, "batch_size"),
+    ],
+)
+def test_data_config_rejects(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        DataConfig(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"epochs": 0}, "epochs"),
+        ({"group_learning_rates": {"trunk": 1e-3}}, "unknown groups"),
+        ({"learning_rate": -1.0}, "learning rates must be >= 0"),
+        ({"lr_schedule": "step"}, "lr_schedule"),
+        ({"loss_weights": {"depth": 1.0}}, "unknown tasks"),
+        (
+            {"loss_weighting": "uncertainty", "loss_weights": {"saliency": 2.0}},
+            "contradict",
+        ),
+    ],
+)
+def test_train_config_rejects(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**kwargs)
+
+
+def test_group_learning_rates_override_the_base():
+    rates = TrainConfig(
+        learning_rate=1e-3, group_learning_rates={"shared": 1e-4}
+    ).learning_rates()
+    assert rates == {"shared": 1e-4, "aesthetics": 1e-3, "saliency": 1e-3}

@@ -1,6 +1,6 @@
 """Interrupted training resumes to the same weights as an uninterrupted run.
 
-- `BackupAndRestore` (in `aesthal.experiment.train`) saves and reloads the
+- `BackupAndRestore` (in `aesthal.training.runner.train`) saves and reloads the
   weights *and* the three group optimizers' state (they are attributes of the
   model, walked by `save_weights`): checked variable by variable in-process.
 - `completed_epochs` repairs a backup whose weights file was cut off by a kill.
@@ -27,7 +27,7 @@ import pytest
 import tensorflow as tf
 
 import aesthal
-from aesthal.callbacks import completed_epochs
+from aesthal.training.callbacks import completed_epochs
 from aesthal.inference import load_model
 
 REPO = pathlib.Path(__file__).resolve().parents[1]

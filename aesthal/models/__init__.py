@@ -1,6 +1,10 @@
-"""Trunks with named taps, task heads and the multi-task model."""
+"""Trunks with named taps, task heads and the multi-task model with its training step."""
 
-from aesthal.models.aesthal_model import AesthalModel, build_model
+from aesthal.models.aesthal_model import (
+    AesthalModel,
+    TrainingStatsLogger,
+    build_model,
+)
 from aesthal.models.aesthetics_head import AestheticsHead
 from aesthal.models.backbone import (
     TrunkPreprocessing,
@@ -8,15 +12,30 @@ from aesthal.models.backbone import (
     imagenet_weights_file,
     keras_cache_dir,
 )
+from aesthal.models.loss_weighting import (
+    FixedWeighting,
+    LossWeighting,
+    UncertaintyWeighting,
+    get_loss_weighting,
+)
 from aesthal.models.saliency_head import SaliencyHead
+from aesthal.models.validation import validate_batch
+from aesthal.models.variable_groups import check_partition
 
 __all__ = [
     "AesthalModel",
     "AestheticsHead",
+    "FixedWeighting",
+    "LossWeighting",
     "SaliencyHead",
+    "TrainingStatsLogger",
     "TrunkPreprocessing",
+    "UncertaintyWeighting",
     "build_backbone",
     "build_model",
+    "check_partition",
+    "get_loss_weighting",
     "imagenet_weights_file",
     "keras_cache_dir",
+    "validate_batch",
 ]

@@ -1,22 +1,21 @@
-"""Variable groups, grouped-optimizer training and loss-weighting strategies."""
+"""Training runs: optimizers from a `TrainConfig`, callbacks, resume, `fit`.
 
-from aesthal.training.loss_weighting import (
-    FixedWeighting,
-    LossWeighting,
-    UncertaintyWeighting,
-    get_loss_weighting,
+The model owns its training step (`aesthal.models.AesthalModel`); this package
+runs it: `runner.train(ExperimentConfig)` writes a run directory.
+"""
+
+from aesthal.training.callbacks import (
+    NonFiniteLossError,
+    SaliencyImageLogger,
+    StopOnNonFinite,
 )
-from aesthal.training.trainer import MultiTaskTrainer
-from aesthal.training.validation import validate_batch
-from aesthal.training.variable_groups import GROUPS, check_partition
+from aesthal.training.runner import build_optimizers, compile_model, train
 
 __all__ = [
-    "GROUPS",
-    "FixedWeighting",
-    "LossWeighting",
-    "MultiTaskTrainer",
-    "UncertaintyWeighting",
-    "check_partition",
-    "get_loss_weighting",
-    "validate_batch",
+    "NonFiniteLossError",
+    "SaliencyImageLogger",
+    "StopOnNonFinite",
+    "build_optimizers",
+    "compile_model",
+    "train",
 ]

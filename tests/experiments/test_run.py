@@ -168,7 +168,8 @@ def test_predict_mode_writes_maps_and_counts_broken_files(tiny_run, tmp_path):
         (["--output_dir=OUT", "--permute_aesthetics", "--tasks=saliency"], "permute"),
         (["--output_dir=OUT", "--init_from=/no/such.keras"], "no such file"),
         (["--output_dir=OUT", "--no_such_flag=1"], "no_such_flag"),
-        (["--output_dir=OUT", "--mode=predict", "--model=."], "needs --input"),
+        # aesthal.predict's own usage error (exit status 2).
+        (["--output_dir=OUT", "--mode=predict", "--model=."], "--input"),
     ],
 )
 def test_bad_flags_fail_before_any_work(args, message, tmp_path):

@@ -129,9 +129,13 @@ def test_auc_judd_resizes_prediction_to_fixation_map():
 
 def test_auc_judd_on_640x480_equals_the_reference_loop():
     """Real-size maps go through the vectorised path (its speed is measured by
-    `python -m aesthal.metrics.timing`, not asserted here): same value as the
-    transcription of MIT's loop."""
-    from aesthal.metrics.timing import _reference_auc_judd_loop
+    `python experiments/metric_timing.py`, not asserted here): same value as
+    the transcription of MIT's loop kept there."""
+    import pathlib
+    import sys
+
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "experiments"))
+    from metric_timing import _reference_auc_judd_loop
 
     rng = np.random.default_rng(0)
     s_map = rng.random((480, 640))

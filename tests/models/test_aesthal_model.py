@@ -6,7 +6,7 @@ import pytest
 
 import aesthal
 from aesthal.config import TAP_NAMES, ModelConfig
-from aesthal.training.variable_groups import check_partition
+from aesthal.models import check_partition
 
 SIZE = (32, 48)
 

@@ -27,7 +27,7 @@ import tensorflow as tf
 
 import aesthal
 from aesthal import data as data_lib
-from aesthal.callbacks import NonFiniteLossError, StopOnNonFinite
+from aesthal.training.callbacks import NonFiniteLossError, StopOnNonFinite
 
 SIZE = (32, 48)
 
@@ -58,7 +58,8 @@ class _Snapshot(keras.callbacks.Callback):
     """Weights and all three optimizers' variables after each good batch."""
 
     def on_train_batch_end(self, batch, logs=None):
-        if all(float(logs[f"{g}_nonfinite"]) == 0 for g in aesthal.GROUPS):
+        stats = self.model.training_stats()
+        if all(float(stats[f"{g}_nonfinite"]) == 0 for g in aesthal.GROUPS):
             self.weights = [v.numpy().copy() for v in self.model.weights]
             self.optimizers = _optimizer_values(self.model)
 
@@ -118,19 +119,20 @@ def test_nan_pixel_skips_the_update_and_stops_with_step_and_tasks(tmp_path):
 
 def test_guard_counts_only_bad_steps_and_good_steps_still_apply():
     model = _model()
-    logs = model.train_on_batch(*_batch(0), return_dict=True)
-    assert {logs[f"{g}_nonfinite"] for g in aesthal.GROUPS} == {0.0}
+    model.train_on_batch(*_batch(0), return_dict=True)
+    stats = model.training_stats()
+    assert {float(stats[f"{g}_nonfinite"]) for g in aesthal.GROUPS} == {0.0}
     before = [v.numpy().copy() for v in model.trainable_weights]
     images, targets, weights = _batch(1)
     images[0, 0, 0, :] = np.inf
     model.reset_metrics()
-    logs = model.train_on_batch(images, targets, weights, return_dict=True)
-    assert logs["shared_nonfinite"] == 1.0
+    model.train_on_batch(images, targets, weights, return_dict=True)
+    assert float(model.training_stats()["shared_nonfinite"]) == 1.0
     for variable, value in zip(model.trainable_weights, before, strict=True):
         np.testing.assert_array_equal(variable.numpy(), value)
     model.reset_metrics()
-    logs = model.train_on_batch(*_batch(2), return_dict=True)
-    assert logs["shared_nonfinite"] == 0.0
+    model.train_on_batch(*_batch(2), return_dict=True)
+    assert float(model.training_stats()["shared_nonfinite"]) == 0.0
     assert int(model.group_optimizers["shared"].iterations.numpy()) == 2
     assert not np.array_equal(model.trainable_weights[0].numpy(), before[0])
 
@@ -231,7 +233,11 @@ class Snapshot(keras.callbacks.Callback):
             "iterations": [
                 int(o.iterations.numpy()) for o in self.model.group_optimizers.values()
             ],
-            "flags": {k: float(v) for k, v in logs.items() if "nonfinite" in k},
+            "flags": {
+                k: float(v)
+                for k, v in self.model.training_stats().items()
+                if "nonfinite" in k
+            },
         }
 
 

@@ -1,5 +1,8 @@
 """Keras callbacks for aesthal training runs, and the resume helper.
 
+(`aesthal.models.TrainingStatsLogger`, which records the learning rates, task
+weights and NaN/Inf skips, lives beside the model whose statistics it reads.)
+
 - `StopOnNonFinite`: ends `fit` at the first step whose update the train
   step's NaN/Inf guard refused, naming the step and the task.
 - `SaliencyImageLogger`: TensorBoard panels image | ground truth | prediction
@@ -21,8 +24,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from aesthal.config import TASKS
-from aesthal.training import GROUPS
+from aesthal.config import GROUPS, TASKS
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -34,10 +36,10 @@ class StopOnNonFinite(keras.callbacks.Callback):
 
     `AesthalModel.train_step` refuses to apply an update whose task losses or
     gradients are not all finite, and counts the refused steps of the epoch in
-    the `{group}_nonfinite` logs (`"saliency"`, `"aesthetics"`: that task's
+    the `{group}_nonfinite` training statistics (`model.training_stats()`) (`"saliency"`, `"aesthetics"`: that task's
     loss or its head's gradients; `"shared"`: the trunk's gradients). This
-    callback raises `NonFiniteLossError` at the first batch whose logs show
-    one (or a non-finite loss), so the weights in memory are the last good
+    callback raises `NonFiniteLossError` at the first batch whose statistics
+    show one (or whose logs show a non-finite loss), so the weights in memory are the last good
     ones and no epoch-end checkpoint (`BackupAndRestore`, `ModelCheckpoint`)
     is written after the bad step: the last checkpoint is the last good state,
     and rerunning the same command resumes from it.
@@ -57,7 +59,8 @@ class StopOnNonFinite(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         logs = logs or {}
-        counts = {g: float(logs.get(f"{g}_nonfinite", 0.0)) for g in GROUPS}
+        stats = self.model.training_stats()
+        counts = {g: float(stats[f"{g}_nonfinite"]) for g in GROUPS}
         bad_losses = [
             name
             for name in ("loss", *(f"{t}_loss" for t in TASKS))

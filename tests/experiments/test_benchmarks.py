@@ -1,4 +1,4 @@
-"""Tests of the benchmark harness (aesthal.benchmarks): counts, fits, structure.
+"""Tests of the benchmark harness (experiments/benchmarks.py): counts, fits, structure.
 
 Timings themselves are never asserted (the machine is shared); the tests check
 hand-worked FLOP counts, the exponent fit, the loss equivalence of the plain
@@ -6,13 +6,16 @@ Keras baseline, and that each measurement returns real, positive numbers.
 """
 
 import math
+import pathlib
+import sys
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from aesthal import benchmarks as bench
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "experiments"))
+import benchmarks as bench  # noqa: E402
 
 
 def _tiny_net():

@@ -1,10 +1,10 @@
-"""The three variable groups that the grouped optimizers train."""
+"""The check that the variable groups of the grouped optimizers partition the model."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-GROUPS = ("shared", "aesthetics", "saliency")
+from aesthal.config import GROUPS
 
 
 def check_partition(groups: Mapping[str, list], expected: Iterable) -> None:

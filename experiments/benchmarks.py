@@ -1,7 +1,8 @@
 """Benchmarks of training, input pipeline, serving and memory, as ratios.
 
-`experiments/bench.py` is the command-line entry; this module holds the
-measurements so that tests can run them on tiny sizes. Every comparison times a
+`experiments/bench.py` is the command-line entry; this module (beside it, not
+in the library) holds the measurements so that tests can run them on tiny
+sizes. Every comparison times a
 candidate and a baseline *in the same process, interleaved* (A B A B ... in
 blocks of a few steps) and reports the ratio of their median per-step times:
 on a shared 2-core machine absolute times drift by tens of percent between
@@ -36,6 +37,7 @@ from __future__ import annotations
 
 import json
 import os
+import pathlib
 import platform
 import statistics
 import subprocess
@@ -51,7 +53,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from aesthal import losses as losses_lib
-from aesthal.config import ModelConfig
+from aesthal.config import GROUPS, ModelConfig
 from aesthal.models import AesthalModel
 
 # Forward FLOPs per output element, per MAC: 2 (one multiply, one add).
@@ -265,14 +267,13 @@ def build_aesthal(
     keras.utils.set_random_seed(seed)
     model = AesthalModel(ModelConfig(backbone=backbone, input_size=input_size))
     model.compile(
-        optimizers={g: keras.optimizers.Adam(1e-4) for g in _GROUPS},
+        optimizers={g: keras.optimizers.Adam(1e-4) for g in GROUPS},
         jit_compile=jit_compile,
         steps_per_execution=steps_per_execution,
     )
     return model
 
 
-_GROUPS = ("shared", "aesthetics", "saliency")
 
 
 class _PerExampleLoss(keras.losses.Loss):
@@ -727,36 +728,14 @@ def steps_per_execution(
 
 
 # ---------------------------------------------------------- subprocess runs
-_CHILD = """
-import json, os, resource, sys, time
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-args = json.loads(sys.argv[1])
-import tensorflow as tf
-if args.get("threads") is not None:
-    from aesthal.benchmarks import configure_threads
-    configure_threads(*args["threads"])
-from aesthal import benchmarks as b
-size = tuple(args["input_size"])
-def current_rss_kib():
-    with open("/proc/self/status") as f:
-        return next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
-rss0 = current_rss_kib()
-model = b.build_aesthal(args["backbone"], size)
-ds = b.in_memory_dataset(b.random_batches(size, args["batch_size"], count=2))
-runner = b._Runner(model, ds, args["warmup"])
-times = [runner.block(args["steps"]) for _ in range(args["rounds"])]
-print("RESULT " + json.dumps({
-    "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-    "rss_after_import_mib": rss0 / 1024,
-    "step_s": times,
-}))
-"""
+# The child process of `peak_rss` and `thread_settings`: a script beside this one.
+_CHILD = pathlib.Path(__file__).with_name("benchmark_child.py")
 
 
 def _run_child(args: Mapping[str, Any], timeout: float = 600) -> dict[str, Any]:
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     proc = subprocess.run(
-        [sys.executable, "-c", _CHILD, json.dumps(args)],
+        [sys.executable, str(_CHILD), json.dumps(args)],
         capture_output=True,
         text=True,
         timeout=timeout,

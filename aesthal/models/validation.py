@@ -3,8 +3,10 @@
 `validate_batch` is what `AesthalModel.fit` runs on the first batch before
 training, and what a data pipeline can call on its own output; it raises a
 `ValueError` naming the tensor and the problem. The same value checks run in the
-training graph on every batch (`tf.debugging` asserts), so a bad later batch
-stops training with the same kind of message instead of producing NaNs.
+training graph on every batch (`tf.debugging` asserts in
+`AesthalModel.train_step`), so a bad later batch stops training with the same
+kind of message instead of producing NaNs. These two are the only checks of a
+batch: one at the edge (here), one in the graph.
 """
 
 from __future__ import annotations
@@ -13,9 +15,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from aesthal.config import TASKS
-
-NUM_SCORES = 10
+from aesthal.config import NUM_SCORES, TASKS
 
 
 def validate_batch(

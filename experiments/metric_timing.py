@@ -1,6 +1,6 @@
 """Times every saliency metric on a 640x480 ground truth; prints a Markdown table.
 
-    python -m aesthal.metrics.timing [--repeats 5] [--fixations 150]
+    python experiments/metric_timing.py [--repeats 5] [--fixations 150]
 
 The ground truth is 480x640 (OSIE's size) with `--fixations` random points
 and their blurred map; the prediction is a smooth 240x320 map, so each time

@@ -1,4 +1,4 @@
-"""Tests for grouped-optimizer training under model.fit (tiny trunk, CPU)."""
+"""AesthalModel's own training: compile, train_step, test_step under model.fit (tiny trunk, CPU)."""
 
 import keras
 import numpy as np
@@ -172,7 +172,8 @@ def test_uncertainty_log_variances_learn_fixed_weights_do_not():
         1.0
     ]  # exp(-0), logged before the step
     logs = model.evaluate(*_batch()[:2], verbose=0, return_dict=True)
-    np.testing.assert_allclose(logs["saliency_weight"], np.exp(0.1), rtol=1e-4)
+    weights = model.loss_weighting.weights_by_task()
+    np.testing.assert_allclose(weights["saliency"], np.exp(0.1), rtol=1e-4)
     np.testing.assert_allclose(
         logs["loss"],
         np.exp(0.1) * (logs["saliency_loss"] + logs["aesthetics_loss"]) - 0.2,
@@ -325,3 +326,44 @@ def test_bad_later_batch_stops_training_in_graph(kind, match):
     bad = tf.data.Dataset.from_tensors(_bad(kind))
     with pytest.raises(tf.errors.InvalidArgumentError, match=match):
         model.fit(good.concatenate(bad), verbose=0)
+
+
+class _BatchLogKeys(keras.callbacks.Callback):
+    def on_train_batch_end(self, batch, logs=None):
+        self.keys = set(logs)
+
+
+@pytest.mark.parametrize(
+    "tasks, expected",
+    [
+        (
+            ("saliency", "aesthetics"),
+            {"loss", "saliency_loss", "aesthetics_loss", "side0_saliency_loss"},
+        ),
+        (("saliency",), {"loss", "saliency_loss", "side0_saliency_loss"}),
+    ],
+)
+def test_fit_logs_only_losses_of_trained_tasks_and_history_keeps_the_stats(
+    tasks, expected
+):
+    model = _model(side_heads=(("saliency", "stage2", 0.5),))
+    model.compile(tasks=tasks, jit_compile=False)
+    keys = _BatchLogKeys()
+    images, targets, weights = _batch()
+    history = model.fit(
+        images,
+        targets,
+        sample_weight=weights,
+        batch_size=len(images),
+        epochs=2,
+        shuffle=False,
+        verbose=0,
+        callbacks=[keys],
+    )
+    # What the progress bar shows: no learning rates, weights or NaN counts.
+    assert keys.keys == expected
+    stats = {f"{t}_weight" for t in aesthal.TASKS}
+    stats |= {f"{g}_{kind}" for g in GROUP_NAMES for kind in ("lr", "nonfinite")}
+    assert set(history.history) == expected | stats
+    assert history.history["shared_lr"] == pytest.approx([1e-3, 1e-3])
+    assert history.history["shared_nonfinite"] == [0.0, 0.0]

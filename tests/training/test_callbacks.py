@@ -1,4 +1,4 @@
-"""TensorBoard output of `aesthal.experiment.train`, read back from the event files."""
+"""TensorBoard output of `aesthal.training.runner.train`, read back from the event files."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ import pytest
 import tensorflow as tf
 
 import aesthal
-from aesthal import callbacks as callbacks_lib
-from aesthal import experiment
+from aesthal.config import DataConfig, ExperimentConfig, TrainConfig
+from aesthal.data import prepare
+from aesthal.training import callbacks as callbacks_lib
+from aesthal.training import runner
 
 
 def _events(folder: pathlib.Path) -> dict[str, dict[int, np.ndarray]]:
@@ -42,15 +44,15 @@ def test_heat_map_scales_each_map_to_its_maximum():
 
 @pytest.mark.slow
 def test_train_writes_losses_weights_learning_rates_and_map_panels(tmp_path):
-    config = experiment.ExperimentConfig(
+    config = ExperimentConfig(
         output_dir=str(tmp_path / "run"),
         model=aesthal.ModelConfig(input_size=(32, 48)),
-        data=experiment.DataConfig(
+        data=DataConfig(
             dataset="synthetic_scenes/tiny",
             data_dir=str(tmp_path / "tfds"),
             batch_size=4,
         ),
-        train=experiment.TrainConfig(
+        train=TrainConfig(
             epochs=2,
             steps_per_epoch=2,
             validation_steps=1,
@@ -59,7 +61,7 @@ def test_train_writes_losses_weights_learning_rates_and_map_panels(tmp_path):
             tensorboard_images=3,
         ),
     )
-    experiment.train(config, verbose=0)
+    runner.train(config, verbose=0)
     board = tmp_path / "run" / "tensorboard"
     history = json.loads((tmp_path / "run" / "history.json").read_text())
 
@@ -87,7 +89,7 @@ def test_train_writes_losses_weights_learning_rates_and_map_panels(tmp_path):
     assert (int(width), int(height), len(encoded)) == (3 * 48, 32, 3)
     first = tf.io.decode_png(encoded[0]).numpy()
     assert first.shape == (32, 3 * 48, 3)
-    examples = experiment.validation_dataset(config.data, (32, 48)).unbatch()
+    examples = prepare.validation_dataset(config.data, (32, 48)).unbatch()
     image, targets, _ = next(iter(examples))
     np.testing.assert_array_equal(
         first[:, :48], np.round(image.numpy()).astype(np.uint8)

@@ -1,0 +1,231 @@
+"""The training runner: a `ExperimentConfig` in, a trained run directory out.
+
+    config = aesthal.config.ExperimentConfig(
+        output_dir="runs/demo",
+        model=aesthal.ModelConfig(backbone="tiny", input_size=(96, 128)),
+        data=aesthal.config.DataConfig(dataset="synthetic_scenes"),
+        train=aesthal.config.TrainConfig(epochs=2, steps_per_epoch=50),
+    )
+    model = aesthal.training.runner.train(config)
+    results = aesthal.metrics.report.evaluate(model, config.data, config.output_dir)
+
+A run directory holds:
+
+    config.json          the ExperimentConfig the run used
+    flags.txt            the flags (experiments/run.py only)
+    tensorboard/         per-task losses, task weights, learning rates, maps
+    backup/              BackupAndRestore state (resume after a kill)
+    checkpoints/last.keras   the model after the last finished epoch
+    history.json, train_time.json   per-epoch logs of `fit` (with the
+                         training statistics), training seconds
+    model.keras          the final model (weights + three optimizers' state)
+    saved_model/         the SavedModel export (`aesthal.export.export_run`)
+    metrics.json, metrics.md   test-split metrics with baselines
+                         (`aesthal.metrics.report.evaluate`)
+
+The learning rates go from `TrainConfig` to the optimizers in one place,
+`build_optimizers`; `AesthalModel.compile` holds them as
+`shared_optimizer`, `aesthetics_optimizer` and `saliency_optimizer`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import pathlib
+import time
+from typing import Any
+
+import keras
+
+from aesthal import metrics as metrics_lib
+from aesthal.config import ExperimentConfig, TrainConfig
+from aesthal.data import prepare
+from aesthal.inference import load_model
+from aesthal.models import AesthalModel, TrainingStatsLogger, build_model
+from aesthal.training import callbacks as callbacks_lib
+
+_LOG = logging.getLogger("aesthal")
+
+
+def build_optimizers(train: TrainConfig) -> dict[str, keras.optimizers.Optimizer]:
+    """One Adam per variable group, at the group's learning rate and schedule.
+
+    Args:
+        train: `learning_rates()` gives each group's rate; `lr_schedule`
+            "cosine" decays it to 0 over `epochs * steps_per_epoch` steps.
+
+    Returns:
+        `{"shared" | "aesthetics" | "saliency": keras.optimizers.Adam}`, for
+        `AesthalModel.compile(optimizers=...)`.
+    """
+    total_steps = train.epochs * train.steps_per_epoch
+    optimizers = {}
+    for group, rate in train.learning_rates().items():
+        if train.lr_schedule == "cosine":
+            rate = keras.optimizers.schedules.CosineDecay(rate, total_steps)
+        optimizers[group] = keras.optimizers.Adam(learning_rate=rate)
+    return optimizers
+
+
+def compile_model(
+    model: AesthalModel, train: TrainConfig, tasks: tuple[str, ...] | None = None
+) -> AesthalModel:
+    """Compiles `model` for `train`, with the streaming per-task metrics.
+
+    Args:
+        model: the model to compile.
+        train: optimizers, loss weighting and saliency loss.
+        tasks: the tasks trained (logged); None = all.
+
+    Returns:
+        `model`, compiled.
+    """
+    model.compile(
+        optimizers=build_optimizers(train),
+        loss_weighting=train.loss_weighting,
+        loss_weights=train.loss_weights or None,
+        saliency_loss=train.saliency_loss or None,
+        metrics={
+            "saliency": [metrics_lib.SaliencyCC(), metrics_lib.SaliencyNSS()],
+            "aesthetics": [metrics_lib.AestheticsEMD()],
+        },
+        **({} if tasks is None else {"tasks": tasks}),
+    )
+    return model
+
+
+def _initialise_trunk(model: AesthalModel, path: str) -> None:
+    source = load_model(path)
+    if source.config.backbone != model.config.backbone:
+        raise ValueError(
+            f"init_from={path}: its trunk is {source.config.backbone!r}, this "
+            f"model's is {model.config.backbone!r}."
+        )
+    model.backbone.set_weights(source.backbone.get_weights())
+
+
+def write_json(path: pathlib.Path, value: Any) -> None:
+    """Writes `value` as sorted, indented JSON."""
+    path.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n")
+
+
+def _check_resumable(out: pathlib.Path, config: ExperimentConfig) -> None:
+    """Refuses to resume a backup that another configuration wrote.
+
+    Raises:
+        ValueError: `out` holds a training backup whose `config.json` differs
+            from `config` (other than in `output_dir`).
+    """
+    previous_path = out / "config.json"
+    if not (out / "backup").exists() or not previous_path.exists():
+        return
+    previous = json.loads(previous_path.read_text())
+    current = json.loads(json.dumps(config.to_dict()))  # tuples -> lists
+    previous.pop("output_dir", None)
+    current.pop("output_dir", None)
+    if previous != current:
+        changed = sorted(
+            f"{section}.{key}"
+            for section in current
+            for key in set(current[section]) | set(previous.get(section, {}))
+            if current[section].get(key) != previous.get(section, {}).get(key)
+        )
+        raise ValueError(
+            f"{out} holds a training run with another configuration (differs in "
+            f"{', '.join(changed)}); resuming it would mix the two. Use a new "
+            "output directory, or delete this one to start over."
+        )
+
+
+def train(config: ExperimentConfig, verbose: int | str = "auto") -> AesthalModel:
+    """Trains a model as `config` says; resumes if the run directory has a backup.
+
+    A backup is only resumed under the configuration that wrote it; a run that
+    already finished resumes at its last epoch, so training is skipped and the
+    model is saved again.
+
+    Writes `config.json`, TensorBoard logs, `backup/`, `checkpoints/last.keras`
+    and `model.keras` under `config.output_dir`.
+
+    Returns:
+        The trained model.
+    """
+    out = pathlib.Path(config.output_dir)
+    _check_resumable(out, config)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "config.json", config.to_dict())
+    builder = prepare.prepare_data(config.data)
+    data = config.data
+    prepare.check_split(builder, data.train_split)
+    if data.validation_split is not None:
+        if data.validation_split == type(data).validation_split and not (
+            prepare.split_names(data.validation_split) <= set(builder.info.splits.keys())
+        ):
+            # The default "validation" on a data set without one (osie, mit1003).
+            _LOG.warning(
+                "%s has no 'validation' split; training without validation "
+                "(set validation_split, e.g. 'train[90%%:]', to hold some out).",
+                data.dataset,
+            )
+            data = dataclasses.replace(data, validation_split=None)
+        else:
+            prepare.check_split(builder, data.validation_split)
+
+    keras.utils.set_random_seed(config.train.seed)
+    model = build_model(config.model)
+    if config.train.init_from:
+        _initialise_trunk(model, config.train.init_from)
+    compile_model(model, config.train, tasks=data.tasks)
+
+    image_size = config.model.input_size
+    # Resume: BackupAndRestore reloads the weights and all three optimizers'
+    # state and restarts at the next epoch, but the (seeded, deterministic)
+    # training stream restarts from its start: skip the batches consumed.
+    resumed_epochs = callbacks_lib.completed_epochs(out / "backup")
+    skip = callbacks_lib.SkipBatchesOnTrainBegin(
+        prepare.training_dataset(data, image_size, config.train.seed),
+        resumed_epochs * config.train.steps_per_epoch,
+    )
+    train_ds = skip.dataset
+    val_ds = prepare.validation_dataset(data, image_size)
+    callbacks = [
+        keras.callbacks.BackupAndRestore(
+            str(out / "backup"), delete_checkpoint=False, double_checkpoint=True
+        ),
+        keras.callbacks.ModelCheckpoint(str(out / "checkpoints" / "last.keras")),
+        keras.callbacks.TensorBoard(str(out / "tensorboard"), update_freq="epoch"),
+        # Learning rates, task weights, NaN/Inf skips: beside TensorBoard's own
+        # train/ scalars, and (through fit's History) in history.json.
+        TrainingStatsLogger(str(out / "tensorboard" / "train")),
+        callbacks_lib.StopOnNonFinite(),
+        skip,
+    ]
+    if val_ds is not None and config.train.tensorboard_images > 0:
+        callbacks.append(
+            callbacks_lib.SaliencyImageLogger(
+                str(out / "tensorboard" / "images"),
+                val_ds.unbatch().take(config.train.tensorboard_images),
+            )
+        )
+    (out / "checkpoints").mkdir(exist_ok=True)
+    start = time.perf_counter()
+    history = model.fit(
+        train_ds,
+        epochs=config.train.epochs,
+        steps_per_epoch=config.train.steps_per_epoch,
+        validation_data=val_ds,
+        validation_steps=config.train.validation_steps,
+        callbacks=callbacks,
+        verbose=verbose,
+        shuffle=False,  # the tf.data pipeline shuffles, by seed
+    )
+    seconds = time.perf_counter() - start
+    model.save(out / "model.keras")
+    write_json(out / "train_time.json", {"seconds": seconds})
+    write_json(
+        out / "history.json",
+        {k: [float(v) for v in vs] for k, vs in history.history.items()},
+    )
+    return model
