@@ -1,10 +1,21 @@
-"""Saliency (KLD, CC, NSS) and aesthetics (squared EMD) losses, in TensorFlow.
+"""Saliency (KLD, CC, NSS) and aesthetics (EMD) in TensorFlow: losses, and the
+formulas the streaming metrics share.
 
 Every function here returns one value per example (`[B]`, float32) and
 normalises its target itself, so fixation maps of any non-negative scale and raw
 vote counts are accepted. An all-zero target (an unlabelled example) gives a
-finite value (never NaN) that `masked_mean` then drops. Everything is computed
-in float32, whatever the model's compute dtype.
+finite value (never NaN) that `masked_sum_and_count` then drops. Everything is
+computed in float32, whatever the model's compute dtype.
+
+Losses and streaming metrics (`aesthal.metrics.streaming`) call the same
+`cc`, `nss` and `emd`, with different settings, on purpose:
+
+| | losses (training; the defaults) | streaming metrics (MIT reference definitions) |
+| --- | --- | --- |
+| CC | `eps=1e-12` in the variances (smooth, never 0/0) | `eps=0`, 0/0 -> 0 (`CC.m`) |
+| NSS | variance over N (`ddof=0`), plus `eps` | std over N - 1 (`ddof=1`, MATLAB's `std`, `NSS.m`), no eps |
+| EMD | squared, no root (`root=False`, smooth at 0) | with the root: `(mean |dCDF|^r)^(1/r)` (NIMA) |
+| KLD | exact, from the log-density (`kld`) | MIT `KLdiv.m` with its eps (in `streaming.SaliencyKLD`) |
 
 Formulas (per example; sums over the `N = H * W` pixels `i`, or the 10 scores `k`):
 
@@ -76,19 +87,31 @@ def kld(target_map, log_density) -> tf.Tensor:
     return tf.reduce_sum(tf.math.xlogy(t, t) - t * log_q, axis=[1, 2, 3])
 
 
-def _standardize(x):
+def _standardize(x, ddof: int = 0):
+    """`(x - mean, variance)` over each map's pixels, variance over N - ddof."""
     mean = tf.reduce_mean(x, axis=[1, 2, 3], keepdims=True)
     centred = x - mean
-    var = tf.reduce_mean(tf.square(centred), axis=[1, 2, 3], keepdims=True)
+    if ddof == 0:
+        var = tf.reduce_mean(tf.square(centred), axis=[1, 2, 3], keepdims=True)
+    else:
+        pixels = tf.cast(tf.reduce_prod(tf.shape(x)[1:]), tf.float32)
+        var = tf.reduce_sum(tf.square(centred), axis=[1, 2, 3], keepdims=True) / (
+            pixels - ddof
+        )
     return centred, var
 
 
-def cc(target_map, density) -> tf.Tensor:
+def cc(target_map, density, eps: float = _EPS) -> tf.Tensor:
     """Pearson's correlation between target and predicted maps, per example.
+
+    `cov(q, t) / sqrt((var(q) + eps) * (var(t) + eps))` (population moments).
+    The loss uses `eps = 1e-12`; with `eps=0` it is MIT's `CC.m`, a constant
+    map scoring 0 (what `aesthal.metrics.streaming.SaliencyCC` reports).
 
     Args:
         target_map: non-negative `[B, H, W, 1]`, any scale.
         density: float `[B, H, W, 1]`, the predicted map (any scale).
+        eps: added to each variance.
 
     Returns:
         float32 `[B]` in -1..1; 0 for an all-zero (constant) target.
@@ -96,34 +119,66 @@ def cc(target_map, density) -> tf.Tensor:
     t_c, t_var = _standardize(normalize_map(target_map))
     q_c, q_var = _standardize(_f32(density))
     cov = tf.reduce_mean(t_c * q_c, axis=[1, 2, 3])
-    denom = tf.sqrt(
-        (tf.squeeze(t_var, [1, 2, 3]) + _EPS) * (tf.squeeze(q_var, [1, 2, 3]) + _EPS)
-    )
-    return cov / denom
+    t_var, q_var = tf.squeeze(t_var, [1, 2, 3]), tf.squeeze(q_var, [1, 2, 3])
+    if eps == 0:
+        return tf.math.divide_no_nan(cov, tf.sqrt(t_var * q_var))
+    return cov / tf.sqrt((t_var + eps) * (q_var + eps))
 
 
-def nss(target_map, density) -> tf.Tensor:
+def nss(target_map, density, ddof: int = 0, eps: float = _EPS) -> tf.Tensor:
     """Normalised scanpath saliency with the fixation map as weights, per example.
 
     `sum_i t_i * (q_i - mean(q)) / sqrt(var(q) + eps)` with `t` the target
     normalised to sum 1 (see the module docstring). On a binary fixation map
     this is NSS as defined by Peters et al. (2005) and Bylinskii et al. (TPAMI
-    2019, "NSS.m"), except that `var` here divides by N (MIT's `std` divides by
-    N - 1; the difference is a factor sqrt(N / (N - 1)), about 1 + 1e-5 at
-    96x128, immaterial for a loss).
+    2019, "NSS.m"). The loss divides `var` by N (`ddof=0`) and adds `eps`;
+    MIT's `std` divides by N - 1 (`ddof=1, eps=0`, what
+    `aesthal.metrics.streaming.SaliencyNSS` reports; a constant map scores 0).
+    The difference is a factor sqrt(N / (N - 1)), about 1 + 1e-5 at 96x128,
+    immaterial for a loss.
 
     Args:
         target_map: non-negative `[B, H, W, 1]`: a binary fixation map or a
             blurred fixation map, any scale.
         density: float `[B, H, W, 1]`, the predicted map.
+        ddof: the variance divides by N - ddof.
+        eps: added to the variance.
 
     Returns:
         float32 `[B]`, higher is better; 0 for an all-zero target.
     """
     t = normalize_map(target_map)
-    q_c, q_var = _standardize(_f32(density))
-    z = q_c / tf.sqrt(q_var + _EPS)
+    q_c, q_var = _standardize(_f32(density), ddof)
+    if eps == 0:
+        z = tf.math.divide_no_nan(q_c, tf.sqrt(q_var))
+    else:
+        z = q_c / tf.sqrt(q_var + eps)
     return tf.reduce_sum(t * z, axis=[1, 2, 3])
+
+
+def emd(target_scores, predicted, r: float = 2.0, root: bool = True) -> tf.Tensor:
+    """Earth mover's distance between score CDFs (NIMA), per example.
+
+    `(mean_k |CDF_target(k) - CDF_pred(k)|**r) ** (1 / r)` (Talebi & Milanfar
+    2018); with `root=False` the power `1 / r` is left out (the training loss,
+    `squared_emd`, is `r=2, root=False`: smooth at 0).
+
+    Args:
+        target_scores: non-negative `[B, 10]` vote counts or a distribution over
+            the scores 1..10.
+        predicted: `[B, 10]`, a distribution (sums to 1).
+        r: the norm's exponent (>= 1).
+        root: take the `1 / r` power.
+
+    Returns:
+        float32 `[B]` in 0..1.
+    """
+    t_cdf = tf.cumsum(normalize_distribution(target_scores), axis=-1)
+    p_cdf = tf.cumsum(_f32(predicted), axis=-1)
+    if r == 2 and not root:
+        return tf.reduce_mean(tf.square(t_cdf - p_cdf), axis=-1)
+    distance = tf.reduce_mean(tf.abs(t_cdf - p_cdf) ** r, axis=-1)
+    return distance ** (1.0 / r) if root else distance
 
 
 def squared_emd(target_scores, predicted) -> tf.Tensor:
@@ -137,9 +192,7 @@ def squared_emd(target_scores, predicted) -> tf.Tensor:
     Returns:
         float32 `[B]` in 0..1: `mean_k (CDF_target(k) - CDF_pred(k))**2`.
     """
-    t_cdf = tf.cumsum(normalize_distribution(target_scores), axis=-1)
-    p_cdf = tf.cumsum(_f32(predicted), axis=-1)
-    return tf.reduce_mean(tf.square(t_cdf - p_cdf), axis=-1)
+    return emd(target_scores, predicted, r=2.0, root=False)
 
 
 def masked_sum_and_count(values, mask) -> tuple[tf.Tensor, tf.Tensor]:
@@ -160,20 +213,6 @@ def masked_sum_and_count(values, mask) -> tuple[tf.Tensor, tf.Tensor]:
     selected = mask > 0
     total = tf.reduce_sum(tf.where(selected, values * mask, tf.zeros_like(values)))
     return total, tf.reduce_sum(mask)
-
-
-def masked_mean(values, mask=None) -> tf.Tensor:
-    """Mean of `values` over examples whose mask is 1; exactly 0 if there are none.
-
-    Args:
-        values: float `[B]`.
-        mask: `[B]` of 0/1, or None.
-
-    Returns:
-        float32 scalar.
-    """
-    total, count = masked_sum_and_count(values, mask)
-    return tf.math.divide_no_nan(total, count)
 
 
 @keras.saving.register_keras_serializable(package="aesthal")

@@ -61,16 +61,28 @@ def test_squared_emd_hand_values():
     np.testing.assert_allclose(losses.squared_emd(first * 40, first), [0.0], atol=1e-7)
 
 
-def test_masked_mean_without_labels_is_zero_with_zero_gradient():
+def test_masked_sum_without_labels_is_zero_with_zero_gradient():
     values = tf.Variable([np.nan, 2.0, np.inf])
     with tf.GradientTape() as tape:
-        loss = losses.masked_mean(values * 3.0, tf.constant([0.0, 0.0, 0.0]))
-    grad = tape.gradient(loss, values)
-    assert loss.numpy() == 0.0
+        total, count = losses.masked_sum_and_count(
+            values * 3.0, tf.constant([0.0, 0.0, 0.0])
+        )
+    grad = tape.gradient(total, values)
+    assert (total.numpy(), count.numpy()) == (0.0, 0.0)
     np.testing.assert_array_equal(grad.numpy(), [0.0, 0.0, 0.0])
+    total, count = losses.masked_sum_and_count(values, tf.constant([0.0, 1.0, 0.0]))
+    assert (total.numpy(), count.numpy()) == (2.0, 1.0)
+
+
+def test_emd_with_root_is_nimas_and_its_square_is_the_loss():
+    # CDFs (0.5, 1, 1...) and (0, 0.5, 1, ...): |dCDF| = 0.5 at 2 of 10 scores.
+    target = tf.constant([[1.0, 1.0] + [0.0] * 8])
+    predicted = tf.constant([[0.0, 0.5, 0.5] + [0.0] * 7])
+    np.testing.assert_allclose(losses.squared_emd(target, predicted), [0.05])
     np.testing.assert_allclose(
-        losses.masked_mean(values, tf.constant([0.0, 1.0, 0.0])), 2.0
+        losses.emd(target, predicted, r=2.0), [np.sqrt(0.05)], rtol=1e-6
     )
+    np.testing.assert_allclose(losses.emd(target, predicted, r=1.0), [0.1], rtol=1e-6)
 
 
 def test_saliency_loss_combines_terms_and_round_trips():

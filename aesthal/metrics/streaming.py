@@ -15,12 +15,21 @@ counted so far. Contract (docs/design.md):
 
 `result()` is 0 until an image has been counted. The values are those of the
 numpy references in `aesthal.metrics.saliency` / `.aesthetics` on maps of the
-model's resolution (no resizing), computed in float32.
+model's resolution (no resizing), computed in float32. CC, NSS and EMD are the
+formulas of `aesthal.losses` with the MIT/NIMA reference settings (no eps, std
+over N - 1, EMD with its root); the losses' module docstring lists the
+differences.
+
+Which to use: `SaliencyCC`, `SaliencyNSS` and `AestheticsEMD` are what
+`experiments/run.py` logs; `SaliencyKLD` is the validation metric to watch
+when the saliency loss has CC/NSS terms (the loss is then no KLD).
 """
 
 import keras
 from keras import ops
 
+from aesthal import losses
+from aesthal.config import SCORES
 from aesthal.metrics.saliency import EPS
 
 
@@ -80,11 +89,7 @@ class SaliencyCC(_PerImageMean):
         super().__init__(name=name, dtype=dtype)
 
     def per_image(self, y_true, y_pred):
-        y_true, y_pred = _flatten_maps(y_true, y_pred)
-        y_true = y_true - ops.mean(y_true, axis=-1, keepdims=True)
-        y_pred = y_pred - ops.mean(y_pred, axis=-1, keepdims=True)
-        norm = ops.sqrt(ops.sum(y_true**2, axis=-1) * ops.sum(y_pred**2, axis=-1))
-        return ops.divide_no_nan(ops.sum(y_true * y_pred, axis=-1), norm)
+        return losses.cc(y_true, y_pred, eps=0.0)
 
 
 @keras.saving.register_keras_serializable(package="aesthal")
@@ -120,12 +125,7 @@ class SaliencyNSS(_PerImageMean):
         super().__init__(name=name, dtype=dtype)
 
     def per_image(self, y_true, y_pred):
-        y_true, y_pred = _flatten_maps(y_true, y_pred)
-        num_pixels = ops.cast(ops.shape(y_pred)[-1], "float32")
-        centred = y_pred - ops.mean(y_pred, axis=-1, keepdims=True)
-        std = ops.sqrt(ops.sum(centred**2, axis=-1, keepdims=True) / (num_pixels - 1))
-        standardised = ops.divide_no_nan(centred, std)
-        return ops.sum(_sum_normalise(y_true) * standardised, axis=-1)
+        return losses.nss(y_true, y_pred, ddof=1, eps=0.0)
 
 
 @keras.saving.register_keras_serializable(package="aesthal")
@@ -139,10 +139,8 @@ class AestheticsEMD(_PerImageMean):
         self.r = float(r)
 
     def per_image(self, y_true, y_pred):
-        cdf_true = ops.cumsum(_sum_normalise(y_true), axis=-1)
-        cdf_pred = ops.cumsum(_sum_normalise(y_pred), axis=-1)
-        diff = ops.abs(cdf_true - cdf_pred)
-        return ops.mean(diff**self.r, axis=-1) ** (1.0 / self.r)
+        y_pred = losses.normalize_distribution(y_pred)
+        return losses.emd(y_true, y_pred, r=self.r, root=True)
 
     def get_config(self):
         config = super().get_config()
@@ -158,7 +156,7 @@ class MeanScoreSquaredError(_PerImageMean):
         super().__init__(name=name, dtype=dtype)
 
     def per_image(self, y_true, y_pred):
-        scores = ops.arange(1, 11, dtype="float32")
+        scores = ops.convert_to_tensor(SCORES, dtype="float32")
         true_mean = ops.sum(_sum_normalise(y_true) * scores, axis=-1)
         pred_mean = ops.sum(_sum_normalise(y_pred) * scores, axis=-1)
         return (true_mean - pred_mean) ** 2
