@@ -403,3 +403,19 @@ def test_osie_human_ceiling_matches_the_issue(osie_dir):
     result = crop.evaluate_human_ceiling(observers, shapes, OSIE_RATIOS)
     means = {r: round(result[r]["mean"], 3) for r in OSIE_RATIOS}
     assert means == {"1:1": 0.969, "16:9": 0.980, "9:16": 0.760, "4:5": 0.887}
+
+
+def test_format_markdown_table():
+    results = {
+        "model": {
+            "1:1": {"mean": 0.5, "ci_low": 0.25, "ci_high": 0.75, "n": 2},
+            "16:9": {"mean": 1.0, "ci_low": None, "ci_high": None, "n": 1},
+        },
+        "centre crop": {"1:1": {"mean": 0.125, "ci_low": 0.0, "ci_high": 0.25}},
+    }
+    assert crop.format_markdown_table(results, digits=2) == (
+        "| strategy | 1:1 | 16:9 |\n"
+        "|---|---|---|\n"
+        "| model | 0.50 [0.25, 0.75] | 1.00 |\n"
+        "| centre crop | 0.12 [0.00, 0.25] | - |"
+    )
