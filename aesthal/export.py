@@ -40,6 +40,8 @@ from collections.abc import Callable, Sequence
 import keras
 import tensorflow as tf
 
+from aesthal.config import SCORES
+from aesthal.data.preprocess import stretch_images
 from aesthal.models.aesthal_model import AesthalModel
 
 #: Names of the signatures beyond `serving_default`.
@@ -57,10 +59,7 @@ def to_model_input(images: tf.Tensor, input_size: Sequence[int] | tf.Tensor):
     Returns:
         float32 `[B, H, W, 3]`, bilinear and antialiased, clipped to 0..255.
     """
-    x = tf.image.resize(
-        tf.cast(images, tf.float32), input_size, "bilinear", antialias=True
-    )
-    return tf.clip_by_value(x, 0.0, 255.0)
+    return stretch_images(images, input_size)
 
 
 def to_image_size(saliency: tf.Tensor, image_size: Sequence[int] | tf.Tensor):
@@ -117,7 +116,7 @@ def serving_function(model: AesthalModel) -> Callable[[tf.Tensor], dict]:
     """
     input_size = tuple(model.config.input_size)
     predict = model_size_function(model)
-    scores = tf.range(1, 11, dtype=tf.float32)
+    scores = tf.constant(SCORES, tf.float32)
 
     def serve(images):
         outputs = predict(to_model_input(images, input_size))

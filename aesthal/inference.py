@@ -33,9 +33,10 @@ import numpy as np
 import tensorflow as tf
 
 from aesthal import export
+from aesthal.config import SCORES
 from aesthal.models import AesthalModel
 
-_SCORES = np.arange(1, 11, dtype=np.float32)
+_SCORES = np.asarray(SCORES, dtype=np.float32)
 
 
 def load_model(path: str | os.PathLike) -> AesthalModel:

@@ -43,9 +43,11 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from aesthal.config import SCORES
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 OVERLAY_ALPHA = 0.5
-CSV_HEADER = ["file", "height", "width", *(f"p{s}" for s in range(1, 11)), "mean_score"]
+CSV_HEADER = ["file", "height", "width", *(f"p{s}" for s in SCORES), "mean_score"]
 
 
 @dataclasses.dataclass
@@ -138,15 +140,25 @@ def saliency_png(saliency: np.ndarray) -> np.ndarray:
     return np.round(saliency / peak * 65535.0).astype(np.uint16)
 
 
+def heat_map(maps: np.ndarray) -> np.ndarray:
+    """Non-negative maps `[N, H, W, 1]` to JET colours, uint8 RGB `[N, H, W, 3]`.
+
+    Each map is scaled to its own maximum (all-zero maps stay at the cold end).
+    """
+    maps = np.asarray(maps, np.float32)[..., 0]
+    peak = maps.reshape(len(maps), -1).max(axis=1).reshape(-1, 1, 1)
+    scaled = np.where(peak > 0, maps / np.maximum(peak, 1e-30), 0.0)
+    grey = np.round(np.clip(scaled, 0, 1) * 255).astype(np.uint8)
+    return np.stack([cv2.applyColorMap(g, cv2.COLORMAP_JET)[..., ::-1] for g in grey])
+
+
 def overlay(image: np.ndarray, saliency: np.ndarray) -> np.ndarray:
     """RGB uint8 `[h, w, 3]` blended with a JET heat map of `saliency` `[h, w]`.
 
     Returns:
         BGR uint8 `[h, w, 3]` (for `cv2.imwrite`).
     """
-    heat = cv2.applyColorMap(
-        (saliency_png(saliency) // 257).astype(np.uint8), cv2.COLORMAP_JET
-    )
+    heat = heat_map(saliency[None, ..., None])[0, ..., ::-1]
     bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
     return cv2.addWeighted(bgr, 1.0 - OVERLAY_ALPHA, heat, OVERLAY_ALPHA, 0.0)
 

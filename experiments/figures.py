@@ -14,7 +14,8 @@ scaled to `--cell_height` pixels high (aspect ratio kept):
     overlay       the prediction blended on the image (as `aesthal.predict`)
 
 The aesthetics mean score (predicted, and true when the example has votes)
-is written under each image. The PNG is composed with OpenCV (no matplotlib).
+is written under each image. The figure is drawn with matplotlib (restyle it
+in `render_grid`).
 """
 
 from __future__ import annotations
@@ -35,83 +36,65 @@ _CELL_HEIGHT = flags.DEFINE_integer("cell_height", 128, "Height of each cell, px
 _OUTPUT = flags.DEFINE_string("output", None, "PNG file to write.")
 
 COLUMNS = ("image", "ground truth", "prediction", "overlay")
-_HEADER = 24
-_CAPTION = 18
-_GAP = 4
-_FONT = 0  # cv2.FONT_HERSHEY_SIMPLEX
 
 
-def _heat(density, np, cv2):
-    """`[h, w]` non-negative map -> RGB uint8 JET, scaled to its maximum."""
-    peak = float(density.max()) if density.size else 0.0
-    grey = density / peak if peak > 0 else np.zeros_like(density)
-    grey = np.round(np.clip(grey, 0, 1) * 255).astype(np.uint8)
-    return cv2.applyColorMap(grey, cv2.COLORMAP_JET)[..., ::-1]
-
-
-def _cell(image, height, cv2):
-    h, w = image.shape[:2]
-    width = max(1, round(w * height / h))
-    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
-
-
-def render_grid(rows, cell_height: int):
-    """Composes the figure.
+def render_grid(rows, cell_height: int, path: pathlib.Path) -> tuple[int, int]:
+    """Draws the figure with matplotlib and writes it to `path` (PNG).
 
     Args:
         rows: a list of `(image uint8 [h, w, 3], truth [h, w] or None,
             prediction [h, w], caption str)`.
-        cell_height: height of each cell in pixels.
+        cell_height: height of each cell in pixels (at 100 dpi).
+        path: the PNG to write.
 
     Returns:
-        RGB uint8 `[H, W, 3]`.
+        The figure's `(width, height)` in pixels.
     """
-    import cv2
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; no display needed
     import numpy as np
+    from matplotlib import pyplot as plt
 
-    from aesthal.predict import overlay
+    from aesthal.predict import heat_map, overlay
 
-    rendered = []
-    for image, truth, prediction, caption in rows:
-        truth_cell = (
-            _heat(truth, np, cv2)
-            if truth is not None
-            else np.full(image.shape, 64, np.uint8)
-        )
+    dpi = 100
+    aspect = max(image.shape[1] / image.shape[0] for image, _, _, _ in rows)
+    cell_w, cell_h = cell_height * aspect / dpi, cell_height / dpi
+    figure, axes = plt.subplots(
+        len(rows),
+        len(COLUMNS),
+        figsize=(cell_w * len(COLUMNS), (cell_h + 0.3) * len(rows) + 0.3),
+        squeeze=False,
+        dpi=dpi,
+    )
+    for r, (image, truth, prediction, caption) in enumerate(rows):
         cells = [
             image,
-            truth_cell,
-            _heat(prediction, np, cv2),
+            None if truth is None else heat_map(truth[None, ..., None])[0],
+            heat_map(prediction[None, ..., None])[0],
             overlay(image, prediction)[..., ::-1],
         ]
-        rendered.append(([_cell(c, cell_height, cv2) for c in cells], caption))
-    widths = [max(cells[i].shape[1] for cells, _ in rendered) for i in range(4)]
-    total_w = sum(widths) + _GAP * 5
-    row_h = cell_height + _CAPTION + _GAP
-    canvas = np.full(
-        (_HEADER + row_h * len(rendered) + _GAP, total_w, 3), 255, np.uint8
-    )
-    x = _GAP
-    for name, width in zip(COLUMNS, widths, strict=True):
-        cv2.putText(canvas, name, (x, 17), _FONT, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
-        x += width + _GAP
-    for r, (cells, caption) in enumerate(rendered):
-        y = _HEADER + r * row_h
-        x = _GAP
-        for cell, width in zip(cells, widths, strict=True):
-            canvas[y : y + cell.shape[0], x : x + cell.shape[1]] = cell
-            x += width + _GAP
-        cv2.putText(
-            canvas,
+        for c, cell in enumerate(cells):
+            axis = axes[r, c]
+            axis.set_axis_off()
+            if r == 0:
+                axis.set_title(COLUMNS[c], fontsize="small")
+            if cell is not None:
+                axis.imshow(np.asarray(cell))
+        axes[r, 0].text(
+            0.0,
+            -0.06,
             caption,
-            (_GAP, y + cell_height + 13),
-            _FONT,
-            0.4,
-            (0, 0, 0),
-            1,
-            cv2.LINE_AA,
+            transform=axes[r, 0].transAxes,
+            fontsize="x-small",
+            va="top",
         )
-    return canvas
+    figure.tight_layout()
+    figure.savefig(path, dpi=dpi)
+    size = tuple(round(v) for v in figure.get_size_inches() * dpi)
+    plt.close(figure)
+    return size
 
 
 def main(argv: list[str]) -> None:
@@ -123,12 +106,11 @@ def main(argv: list[str]) -> None:
         raise app.UsageError("--num_examples must be >= 1 and --cell_height >= 16.")
     if not os.path.exists(_MODEL.value):
         raise app.UsageError(f"--model={_MODEL.value}: no such file or folder.")
-    import cv2
     import numpy as np
 
     import aesthal.datasets  # noqa: F401  (registers the builders)
     from aesthal import data as data_lib
-    from aesthal.config import DataConfig
+    from aesthal.config import SCORES, DataConfig
     from aesthal.data.prepare import prepare_data
     from aesthal.inference import Predictor
 
@@ -137,7 +119,7 @@ def main(argv: list[str]) -> None:
         _DATASET.value, split=_SPLIT.value, data_dir=_DATA_DIR.value
     )
     predictor = Predictor(_MODEL.value)
-    scores = np.arange(1, 11)
+    scores = np.asarray(SCORES)
     rows = []
     for example, outputs in predictor.predict_examples(
         examples, limit=_NUM_EXAMPLES.value
@@ -152,12 +134,10 @@ def main(argv: list[str]) -> None:
         rows.append((example.image, truth, outputs["saliency"], caption))
     if not rows:
         raise app.UsageError(f"{_DATASET.value}[{_SPLIT.value}] has no examples.")
-    grid = render_grid(rows, _CELL_HEIGHT.value)
     output = pathlib.Path(_OUTPUT.value)
     output.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(output), grid[..., ::-1], [cv2.IMWRITE_PNG_COMPRESSION, 9]):
-        raise OSError(f"cannot write {output}")
-    print(f"{output}: {len(rows)} examples, {grid.shape[1]}x{grid.shape[0]} px")
+    width, height = render_grid(rows, _CELL_HEIGHT.value, output)
+    print(f"{output}: {len(rows)} examples, {width}x{height} px")
 
 
 if __name__ == "__main__":

@@ -141,15 +141,16 @@ def _run(condition: str, seed: str, seeds: list[str]) -> None:
 
 # ----------------------------------------------------------------- the table
 def _t_interval(values: list[float]) -> tuple[float, float | None]:
-    """Mean and half-width of the 95% t-interval (None for fewer than 2)."""
-    from scipy import stats
+    """Mean and half-width of the 95% t-interval (None for fewer than 2).
 
-    n = len(values)
-    mean = sum(values) / n
-    if n < 2:
-        return mean, None
-    var = sum((v - mean) ** 2 for v in values) / (n - 1)
-    return mean, float(stats.t.ppf(0.975, n - 1) * (var / n) ** 0.5)
+    `aesthal.metrics.confidence_interval`, as a half-width.
+    """
+    from aesthal.metrics import confidence_interval
+
+    interval = confidence_interval(values, level=0.95)
+    if interval["ci_high"] is None:
+        return interval["mean"], None
+    return interval["mean"], interval["ci_high"] - interval["mean"]
 
 
 def _fmt(mean: float, half: float | None, digits: int = 3) -> str:
@@ -310,93 +311,52 @@ def markdown(summary: dict) -> str:
 
 
 def plot(summary: dict, path: pathlib.Path, metrics=("cc", "nss", "ig")) -> None:
-    """Bar chart (PNG, drawn with OpenCV): one panel per metric, bars ± 95% CI."""
-    import cv2
-    import numpy as np
+    """Bar chart (PNG, matplotlib): one panel per metric, bars ± 95% CI.
+
+    The dashed line in each panel is the centre-bias baseline.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; no display needed
+    from matplotlib import pyplot as plt
 
     entries = list(summary["conditions"].items())
     if not entries:
         return
-    panel_w, panel_h, margin = 420, 360, 70
-    image = np.full(
-        (panel_h + 2 * margin, (panel_w + 60) * len(metrics) + margin, 3), 255, np.uint8
+    colours = plt.get_cmap("tab10").colors
+    figure, axes = plt.subplots(
+        1, len(metrics), figsize=(4.2 * len(metrics), 3.8), squeeze=False
     )
-    colours = [
-        (180, 119, 31),
-        (14, 127, 255),
-        (44, 160, 44),
-        (40, 39, 214),
-        (189, 103, 148),
-        (75, 86, 140),
-        (194, 119, 227),
-        (127, 127, 127),
-        (34, 189, 188),
-    ]
-    font = cv2.FONT_HERSHEY_SIMPLEX
-    for p, metric in enumerate(metrics):
+    for axis, metric in zip(axes[0], metrics, strict=True):
         key = f"saliency/{metric}"
         values = [
             (c, e[key]["mean"], e[key]["ci_half"] or 0.0)
             for c, e in entries
             if key in e
         ]
+        axis.set_title(metric.upper())
         if not values:
+            axis.set_axis_off()
             continue
+        names = [c for c, _, _ in values]
+        axis.bar(
+            names,
+            [v for _, v, _ in values],
+            yerr=[h for _, _, h in values],
+            capsize=3,
+            color=[colours[EVALUATED.index(c) % len(colours)] for c in names],
+        )
+        axis.axhline(0.0, color="black", linewidth=0.8)
         centre = entries[0][1]["baselines"].get("centre_bias", {}).get(metric)
-        marks = [0.0] + ([centre] if centre is not None else [])
-        lo = min(marks + [v - h for _, v, h in values])
-        hi = max(marks + [v + h for _, v, h in values])
-        span = (hi - lo) or 1.0
-        x0 = margin + p * (panel_w + 60)
-
-        def y_of(v, lo=lo, span=span):
-            return int(margin + panel_h - (v - lo) / span * (panel_h - 20))
-
-        cv2.putText(
-            image, metric.upper(), (x0 + 10, margin - 30), font, 0.7, (0, 0, 0), 2
-        )
-        cv2.line(image, (x0, y_of(0.0)), (x0 + panel_w - 30, y_of(0.0)), (0, 0, 0), 1)
-        for tick in (lo, 0.0, hi):
-            cv2.putText(
-                image, f"{tick:.2f}", (x0 - 52, y_of(tick) + 5), font, 0.4, (0, 0, 0), 1
-            )
-        bar_w = (panel_w - 40) // len(values)
-        for i, (condition, value, half) in enumerate(values):
-            left = x0 + 5 + i * bar_w
-            colour = colours[EVALUATED.index(condition) % len(colours)]
-            cv2.rectangle(
-                image, (left, y_of(value)), (left + bar_w - 6, y_of(0.0)), colour, -1
-            )
-            mid = left + (bar_w - 6) // 2
-            cv2.line(
-                image,
-                (mid, y_of(value - half)),
-                (mid, y_of(value + half)),
-                (0, 0, 0),
-                2,
-            )
-            cv2.putText(
-                image,
-                condition,
-                (left + 2, margin + panel_h + 22),
-                font,
-                0.5,
-                (0, 0, 0),
-                1,
-            )
         if centre is not None:
-            for x in range(x0, x0 + panel_w - 30, 12):
-                cv2.line(image, (x, y_of(centre)), (x + 6, y_of(centre)), (0, 0, 0), 2)
-        cv2.putText(
-            image,
-            "dashed: centre bias",
-            (x0 + 10, margin + panel_h + 45),
-            font,
-            0.45,
-            (90, 90, 90),
-            1,
-        )
-    cv2.imwrite(str(path), image)
+            axis.axhline(
+                centre, color="black", linestyle="--", linewidth=1, label="centre bias"
+            )
+            axis.legend(loc="lower right", fontsize="small")
+        axis.set_xlabel("condition")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
 
 
 def main(argv: list[str]) -> None:

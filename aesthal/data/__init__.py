@@ -15,23 +15,19 @@ from aesthal.data.pipeline import (
     make_dataset,
 )
 from aesthal.data.preprocess import (
-    TASKS,
     flip_example,
-    preprocess_example,
     resize_example,
     standardize_example,
     to_model_inputs,
 )
 
 __all__ = [
-    "TASKS",
     "EvalExample",
     "SourceSpec",
     "flip_example",
     "iterate_eval_examples",
     "load_source",
     "make_dataset",
-    "preprocess_example",
     "resize_example",
     "standardize_example",
     "to_model_inputs",

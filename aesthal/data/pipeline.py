@@ -30,11 +30,11 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from aesthal.config import BUDGET_MODES, TASKS
 from aesthal.data import preprocess
 
 _TASK_FLAG = {"saliency": "has_saliency", "aesthetics": "has_aesthetics"}
 _TASK_CODE = {"saliency": 1, "aesthetics": 2}
-BUDGET_MODES = ("independent", "disjoint", "nested")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,7 +71,7 @@ class SourceSpec:
     split: str = "train"
     data_dir: str | None = None
     weight: float = 1.0
-    tasks: tuple[str, ...] = preprocess.TASKS
+    tasks: tuple[str, ...] = TASKS
     label_budget: Mapping[str, int] = dataclasses.field(default_factory=dict)
     budget_mode: str = "independent"
     permute_labels: tuple[str, ...] = ()
@@ -85,9 +85,9 @@ class SourceSpec:
                 f"budget_mode={self.budget_mode!r}; expected one of {BUDGET_MODES}"
             )
         for task in (*self.tasks, *self.label_budget, *self.permute_labels):
-            if task not in preprocess.TASKS:
+            if task not in TASKS:
                 raise ValueError(
-                    f"unknown task {task!r}; expected one of {preprocess.TASKS}"
+                    f"unknown task {task!r}; expected one of {TASKS}"
                 )
         for task in self.permute_labels:
             if task != "aesthetics":
@@ -202,7 +202,7 @@ def _label_edits(spec: SourceSpec):
     keep = {}
     taken = np.zeros(n, bool)
     budgets = spec.label_budget
-    order = list(preprocess.TASKS)
+    order = list(TASKS)
     if spec.budget_mode == "nested":
         order.sort(key=lambda t: budgets.get(t, n + 1))  # smallest budget first
     for task in order:

@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-TASKS = ("saliency", "aesthetics")
-NUM_SCORES = 10
+from aesthal.config import NUM_SCORES
 
 
 def standardize_example(example: dict, source_name: str = "source") -> dict:
@@ -129,6 +128,23 @@ def standardize_example(example: dict, source_name: str = "source") -> dict:
     }
 
 
+def stretch_images(images: tf.Tensor, size) -> tf.Tensor:
+    """Stretches images to `size`, the resize policy above (training and export).
+
+    Args:
+        images: uint8 or float `[h, w, 3]` or `[B, h, w, 3]`, values in 0..255.
+        size: the target `(H, W)` (ints or an int tensor).
+
+    Returns:
+        float32 `[H, W, 3]` or `[B, H, W, 3]`: bilinear and antialiased,
+        clipped to 0..255.
+    """
+    resized = tf.image.resize(
+        tf.cast(images, tf.float32), size, method="bilinear", antialias=True
+    )
+    return tf.clip_by_value(resized, 0.0, 255.0)
+
+
 def _normalise_mass(m: tf.Tensor) -> tf.Tensor:
     total = tf.reduce_sum(m)
     return tf.math.divide_no_nan(m, total)
@@ -156,10 +172,7 @@ def resize_example(features: dict, image_size: tuple[int, int]) -> dict:
     same_size = tuple(image.shape[:2]) == (height, width)
     resized = tf.cast(image, tf.float32)
     if not same_size:
-        resized = tf.image.resize(
-            resized, (height, width), method="bilinear", antialias=True
-        )
-        resized = tf.clip_by_value(resized, 0.0, 255.0)
+        resized = stretch_images(resized, (height, width))
     # Density at the source resolution, resampled, then its mass renormalised.
     density = _normalise_mass(features["fixation_map"])
     if not same_size:
@@ -214,27 +227,6 @@ def flip_example(features: dict, flip: tf.Tensor) -> dict:
         lambda: features["fixations"],
     )
     return out
-
-
-def preprocess_example(
-    example: dict,
-    image_size: tuple[int, int],
-    flip: tf.Tensor | bool = False,
-    source_name: str = "source",
-) -> dict:
-    """`standardize_example`, then `resize_example`, then `flip_example`.
-
-    Args:
-        example: a TFDS-style example dict (see `standardize_example`).
-        image_size: `(H, W)` of the model input.
-        flip: whether to mirror left-right (bool or bool scalar tensor).
-        source_name: named in error messages.
-
-    Returns:
-        The dict of `resize_example`.
-    """
-    features = resize_example(standardize_example(example, source_name), image_size)
-    return flip_example(features, flip)
 
 
 def to_model_inputs(features: dict) -> tuple[tf.Tensor, dict, dict]:

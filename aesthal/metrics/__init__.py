@@ -13,8 +13,6 @@ from aesthal.metrics.aesthetics import (
 from aesthal.metrics.baselines import (
     explainable_information_gain_share,
     fit_centre_bias,
-    resize_density,
-    uniform_density,
 )
 from aesthal.metrics.evaluation import (
     confidence_interval,
@@ -36,7 +34,6 @@ from aesthal.metrics.saliency import (
 )
 from aesthal.metrics.streaming import (
     AestheticsEMD,
-    MeanScoreSquaredError,
     SaliencyCC,
     SaliencyKLD,
     SaliencyNSS,
@@ -44,7 +41,6 @@ from aesthal.metrics.streaming import (
 
 __all__ = [
     "AestheticsEMD",
-    "MeanScoreSquaredError",
     "SaliencyCC",
     "SaliencyKLD",
     "SaliencyNSS",
@@ -68,9 +64,7 @@ __all__ = [
     "normalize_distribution",
     "nss",
     "plcc",
-    "resize_density",
     "sim",
     "srcc",
     "standard_baselines",
-    "uniform_density",
 ]

@@ -11,10 +11,10 @@ model's share of the explainable information gain is
 
 from collections.abc import Iterable
 
-import cv2
 import numpy as np
 
 from aesthal import fixations as _fixations
+from aesthal.metrics import saliency
 
 DEFAULT_GRID_SHAPE: tuple[int, int] = (64, 64)
 DEFAULT_SIGMA_FRACTION: float = 0.05
@@ -80,7 +80,9 @@ def fit_centre_bias(
 
 
 def resize_density(density: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Resizes a density to `shape`: bicubic, clipped at 0, renormalised to sum 1.
+    """Resizes a density to `shape`: as the metrics resize predictions
+    (`saliency.resize_map`: cubic up, area down), clipped at 0, renormalised
+    to sum 1.
 
     Args:
         density: non-negative `[h, w]` map, not all zeros.
@@ -95,12 +97,7 @@ def resize_density(density: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
             f"density must be a finite non-negative [h, w] map, got shape "
             f"{values.shape}"
         )
-    height, width = int(shape[0]), int(shape[1])
-    if values.shape != (height, width):
-        shrinking = height * width < values.size
-        interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC
-        values = cv2.resize(values, (width, height), interpolation=interpolation)
-    values = np.maximum(values, 0.0)
+    values = np.maximum(saliency.resize_map(values, shape), 0.0)
     total = values.sum()
     if total <= 0:
         raise ValueError("density is all zeros")

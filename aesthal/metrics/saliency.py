@@ -88,7 +88,7 @@ def _as_fixations(value: np.ndarray, name: str = "fixations") -> np.ndarray:
     return mask
 
 
-def _resize_to(saliency_map: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+def resize_map(saliency_map: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """Resizes a float64 map to `shape` (cubic up, area down), like `imresize`."""
     height, width = int(shape[0]), int(shape[1])
     if saliency_map.shape == (height, width):
@@ -99,7 +99,7 @@ def _resize_to(saliency_map: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 
 def _resized_map(saliency_map: np.ndarray, shape: tuple[int, int], name: str):
-    return _resize_to(_as_map(saliency_map, name), shape)
+    return resize_map(_as_map(saliency_map, name), shape)
 
 
 def _min_max(values: np.ndarray) -> np.ndarray | None:

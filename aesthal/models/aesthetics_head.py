@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-NUM_SCORES = 10
+from aesthal.config import NUM_SCORES
 
 
 @keras.saving.register_keras_serializable(package="aesthal")

@@ -25,6 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from aesthal.config import GROUPS, TASKS
+from aesthal.predict import heat_map
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -86,18 +87,6 @@ class StopOnNonFinite(keras.callbacks.Callback):
             "votes or the pixels) or lower the learning rate, then rerun the same "
             "command to resume."
         )
-
-
-def heat_map(maps: np.ndarray) -> np.ndarray:
-    """Non-negative maps `[N, H, W, 1]` to JET colours, uint8 RGB `[N, H, W, 3]`.
-
-    Each map is scaled to its own maximum (all-zero maps stay at the cold end).
-    """
-    maps = np.asarray(maps, np.float32)[..., 0]
-    peak = maps.reshape(len(maps), -1).max(axis=1).reshape(-1, 1, 1)
-    scaled = np.where(peak > 0, maps / np.maximum(peak, 1e-30), 0.0)
-    grey = np.round(np.clip(scaled, 0, 1) * 255).astype(np.uint8)
-    return np.stack([cv2.applyColorMap(g, cv2.COLORMAP_JET)[..., ::-1] for g in grey])
 
 
 class SaliencyImageLogger(keras.callbacks.Callback):

@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 from aesthal import data
+from aesthal.config import TASKS
 from aesthal.datasets.synthetic_scenes import (  # noqa: F401  (registers the builder)
     synthetic_scenes_dataset_builder,
 )
@@ -157,7 +158,7 @@ def test_random_flip_flips_about_half():
 
 @pytest.mark.parametrize("mode", ["independent", "disjoint", "nested"])
 def test_label_budgets_exact_and_deterministic(mode):
-    def run(seed, tasks=data.TASKS):
+    def run(seed, tasks=TASKS):
         spec = data.SourceSpec(
             _both_labelled(),
             label_budget={"saliency": 7, "aesthetics": 11},

@@ -7,6 +7,12 @@ import tensorflow as tf
 from aesthal import data
 
 
+def _preprocess(example, image_size, flip=False, source_name="source"):
+    """standardize, resize, flip: the order the training pipeline applies them."""
+    features = data.standardize_example(example, source_name)
+    return data.flip_example(data.resize_example(features, image_size), flip)
+
+
 def _example(h=32, w=48, peak=(10, 30), sigma=2.0, seed=0):
     """An image with a bright blob, a map with its peak there, and the point."""
     rng = np.random.default_rng(seed)
@@ -33,9 +39,9 @@ def _argmax2d(a):
 @pytest.mark.parametrize("flip", [False, True])
 def test_eager_equals_dataset_map(flip):
     ex = _example()
-    eager = data.preprocess_example(ex, (24, 40), flip=flip)
+    eager = _preprocess(ex, (24, 40), flip=flip)
     ds = tf.data.Dataset.from_tensors(ex).map(
-        lambda e: data.preprocess_example(e, (24, 40), flip=tf.constant(flip))
+        lambda e: _preprocess(e, (24, 40), flip=tf.constant(flip))
     )
     mapped = next(iter(ds))
     assert set(eager) == set(mapped)
@@ -44,7 +50,7 @@ def test_eager_equals_dataset_map(flip):
 
 
 def test_shapes_dtypes_and_targets():
-    out = data.preprocess_example(_example(), (24, 40))
+    out = _preprocess(_example(), (24, 40))
     assert out["image"].shape == (24, 40, 3) and out["image"].dtype == tf.float32
     assert 0 <= float(tf.reduce_min(out["image"])) <= float(tf.reduce_max(out["image"]))
     assert float(tf.reduce_max(out["image"])) <= 255
@@ -83,7 +89,7 @@ def test_resize_preserves_mass_and_where_it_lies():
         "fixation_map": tf.constant(m * 1000.0),  # any scale
     }
     for size in [(16, 24), (20, 30), (64, 96)]:
-        out = data.preprocess_example(ex, size)["saliency"].numpy()[..., 0]
+        out = _preprocess(ex, size)["saliency"].numpy()[..., 0]
         assert out.sum() == pytest.approx(1.0, abs=1e-5)
         assert out.min() >= 0
         hh, ww = size[0] // 2, size[1] // 2
@@ -94,7 +100,7 @@ def test_resize_preserves_mass_and_where_it_lies():
         "image": tf.zeros((h, w, 3), tf.uint8),
         "fixation_map": tf.ones((h, w, 1)),
     }
-    out = data.preprocess_example(uniform, (20, 30))["saliency"].numpy()
+    out = _preprocess(uniform, (20, 30))["saliency"].numpy()
     np.testing.assert_allclose(out, 1.0 / 600.0, rtol=1e-5)
 
 
@@ -102,7 +108,7 @@ def test_resize_preserves_mass_and_where_it_lies():
 @pytest.mark.parametrize("size", [(32, 48), (48, 72), (16, 40)])
 def test_flip_keeps_image_map_and_points_aligned(flip, size):
     peak = (10, 30)
-    out = data.preprocess_example(_example(peak=peak), size, flip=flip)
+    out = _preprocess(_example(peak=peak), size, flip=flip)
     image_peak = np.array(_argmax2d(out["image"].numpy().sum(-1)))
     map_peak = np.array(_argmax2d(out["saliency"].numpy()[..., 0]))
     point = out["fixations"].numpy()[0]
@@ -117,7 +123,7 @@ def test_flip_keeps_image_map_and_points_aligned(flip, size):
 
 
 def test_flip_is_an_involution_and_mirrors():
-    out = data.preprocess_example(_example(), (24, 40))
+    out = _preprocess(_example(), (24, 40))
     once = data.flip_example(out, tf.constant(True))
     twice = data.flip_example(once, tf.constant(True))
     for key in ("image", "saliency", "fixations"):
@@ -127,7 +133,7 @@ def test_flip_is_an_involution_and_mirrors():
 
 def test_missing_features_are_zeros_with_mask_zero():
     ex = {"image": tf.zeros((8, 8, 1), tf.uint8)}  # grayscale, no labels
-    out = data.preprocess_example(ex, (4, 4))
+    out = _preprocess(ex, (4, 4))
     assert out["image"].shape == (4, 4, 3)
     assert float(out["saliency_mask"]) == 0.0 and float(out["aesthetics_mask"]) == 0.0
     assert float(tf.reduce_sum(out["saliency"])) == 0.0
@@ -137,7 +143,7 @@ def test_missing_features_are_zeros_with_mask_zero():
 
 def test_unlabelled_map_is_zeroed():
     ex = dict(_example(), has_saliency=tf.constant(False))
-    out = data.preprocess_example(ex, (24, 40))
+    out = _preprocess(ex, (24, 40))
     assert float(tf.reduce_sum(out["saliency"])) == 0.0
     assert float(out["saliency_mask"]) == 0.0
 
@@ -145,24 +151,24 @@ def test_unlabelled_map_is_zeroed():
 def test_bad_targets_fail_with_a_clear_message():
     bad_map = dict(_example(), fixation_map=tf.fill((32, 48, 1), float("nan")))
     with pytest.raises(tf.errors.InvalidArgumentError, match="fixation_map has NaN"):
-        data.preprocess_example(bad_map, (24, 40), source_name="mysrc")
+        _preprocess(bad_map, (24, 40), source_name="mysrc")
     zero_map = dict(_example(), fixation_map=tf.zeros((32, 48, 1), tf.uint16))
     with pytest.raises(tf.errors.InvalidArgumentError, match="all zeros"):
-        data.preprocess_example(zero_map, (24, 40))
+        _preprocess(zero_map, (24, 40))
     neg_votes = dict(_example(), aesthetics_votes=tf.constant([-1] + [1] * 9))
     with pytest.raises(
         tf.errors.InvalidArgumentError, match="aesthetics_votes are neg"
     ):
-        data.preprocess_example(neg_votes, (24, 40))
+        _preprocess(neg_votes, (24, 40))
     wrong_size = dict(_example(), fixation_map=tf.ones((16, 48, 1), tf.uint8))
     with pytest.raises(tf.errors.InvalidArgumentError, match="size differs"):
-        data.preprocess_example(wrong_size, (24, 40))
+        _preprocess(wrong_size, (24, 40))
     rgba = dict(_example(), image=tf.zeros((32, 48, 4), tf.uint8))
     with pytest.raises(ValueError, match="mysrc: image has 4 channels"):
-        data.preprocess_example(rgba, (24, 40), source_name="mysrc")
+        _preprocess(rgba, (24, 40), source_name="mysrc")
     # Inside tf.data the same checks fire.
     ds = tf.data.Dataset.from_tensors(bad_map).map(
-        lambda e: data.preprocess_example(e, (24, 40), source_name="mysrc")
+        lambda e: _preprocess(e, (24, 40), source_name="mysrc")
     )
     with pytest.raises(tf.errors.InvalidArgumentError, match="mysrc: fixation_map"):
         next(iter(ds))
