@@ -1,6 +1,7 @@
 """aesthal: saliency prediction with a multi-task CNN that also learns aesthetics."""
 
 from aesthal import data, losses, metrics  # metrics registers streaming metrics
+from aesthal import crop
 from aesthal.config import (
     BACKBONES,
     GROUPS,
@@ -41,6 +42,7 @@ __all__ = [
     "UncertaintyWeighting",
     "Predictor",
     "build_model",
+    "crop",
     "data",
     "load_model",
     "metrics",

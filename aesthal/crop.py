@@ -76,10 +76,6 @@ Box = tuple[int, int, int, int]
 # one are ties (float64 rounding in the summed-area table is far smaller).
 TIE_TOLERANCE: Final[float] = 1e-9
 
-# The ground-truth blur of OSIE's `computeFixationMaps.m`: sigma 24 px at
-# 800x600, scaled with sqrt(area) for other sizes (as the OSIE builder does).
-SIGMA_AT_800X600: Final[float] = 24.0
-
 _RATIO = re.compile(r"\s*(\d+)\s*:\s*(\d+)\s*")
 
 
@@ -500,12 +496,6 @@ def evaluate_centre_crops(
     return _summarise(scores, level)
 
 
-def fixation_sigma(image_shape: Sequence[int]) -> float:
-    """OSIE's ground-truth blur: 24 px at 800x600, scaled with sqrt(area)."""
-    height, width = _check_shape(image_shape)
-    return SIGMA_AT_800X600 * float(np.sqrt(height * width / (800.0 * 600.0)))
-
-
 def observers_map(
     observer_points: Sequence[np.ndarray],
     image_shape: Sequence[int],
@@ -569,8 +559,8 @@ def evaluate_human_ceiling(
         blur: crop on the blurred fixation counts of the other observers
             (True, as the issue's table), or on their raw counts (False); see
             `observers_map`.
-        sigma: the blur in pixels; None for OSIE's, `fixation_sigma(shape)`
-            (24 px at 800x600).
+        sigma: the blur in pixels; None for OSIE's,
+            `aesthal.fixations.osie_sigma(shape)` (24 px at 800x600).
         level: coverage of the t-interval over images.
 
     Returns:
@@ -598,7 +588,9 @@ def evaluate_human_ceiling(
             )
         image_sigma = None
         if blur:
-            image_sigma = fixation_sigma(shape) if sigma is None else float(sigma)
+            image_sigma = (
+                fixlib.osie_sigma(shape) if sigma is None else float(sigma)
+            )
         shares: dict[str, list[float]] = {ratio: [] for ratio in ratios}
         for k in kept:
             others = [observers[j] for j in kept if j != k]

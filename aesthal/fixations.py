@@ -6,8 +6,16 @@ data (1-based, `x` = column, `y` = row) is converted once, in its builder, with
 `from_matlab_xy`.
 """
 
+from collections.abc import Sequence
+from typing import Final
+
 import cv2
 import numpy as np
+
+# The ground-truth blur of OSIE's `computeFixationMaps.m` (Xu et al. 2014):
+# sigma 24 px at 800x600, about one degree of visual angle. The OSIE builder
+# blurs its maps with it and `aesthal.crop`'s human ceiling crops on it.
+OSIE_SIGMA_AT_800X600: Final[float] = 24.0
 
 
 def from_matlab_xy(fix_x: np.ndarray, fix_y: np.ndarray) -> np.ndarray:
@@ -27,6 +35,30 @@ def from_matlab_xy(fix_x: np.ndarray, fix_y: np.ndarray) -> np.ndarray:
             f"fix_x and fix_y differ in length: {fix_x.shape[0]} vs {fix_y.shape[0]}"
         )
     return np.stack([fix_y - 1.0, fix_x - 1.0], axis=-1).astype(np.float32)
+
+
+def osie_sigma(image_shape: Sequence[int]) -> float:
+    """OSIE's ground-truth blur for an image: 24 px at 800x600, scaled with its size.
+
+    Scaled by `sqrt(H * W / (800 * 600))`, so that the blur covers the same
+    share of the image at any resolution.
+
+    Args:
+        image_shape: `(height, width, ...)`, both >= 1.
+
+    Returns:
+        Sigma in pixels (24.0 at 600x800, 12.0 at 300x400).
+
+    Raises:
+        ValueError: fewer than two dimensions, or a side < 1.
+    """
+    if len(image_shape) < 2 or int(image_shape[0]) < 1 or int(image_shape[1]) < 1:
+        raise ValueError(
+            f"image shape {tuple(image_shape)}: expected (height, width, ...) "
+            "with both sides >= 1"
+        )
+    height, width = int(image_shape[0]), int(image_shape[1])
+    return OSIE_SIGMA_AT_800X600 * float(np.sqrt(height * width / (800.0 * 600.0)))
 
 
 def points_to_binary_map(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

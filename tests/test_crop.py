@@ -338,9 +338,11 @@ def test_observers_map_counts_and_blur():
     np.testing.assert_allclose(blurred, fixlib.blur_fixation_map(expected, 1.0))
 
 
-def test_fixation_sigma_is_osie_scaled():
-    assert crop.fixation_sigma((600, 800)) == 24.0
-    assert crop.fixation_sigma((300, 400)) == 12.0
+def test_osie_sigma_is_scaled_with_the_image():
+    assert fixlib.osie_sigma((600, 800)) == 24.0
+    assert fixlib.osie_sigma((300, 400, 3)) == 12.0
+    with pytest.raises(ValueError, match="both sides >= 1"):
+        fixlib.osie_sigma((0, 800))
 
 
 def test_human_ceiling_hand_worked():
@@ -377,8 +379,7 @@ def _osie_test_split(osie_dir):
     observers, shapes = [], []
     for number in range(1601, 1701):
         name = f"{number}.jpg"
-        subjects = np.asarray(entries[name].subjects).reshape(-1)
-        observers.append([fixlib.from_matlab_xy(s.fix_x, s.fix_y) for s in subjects])
+        observers.append(osie.entry_observers(entries[name], name))
         image = cv2.imread(str(osie_dir / "data" / "stimuli" / name))
         shapes.append(image.shape[:2])
     return observers, shapes

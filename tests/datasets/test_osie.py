@@ -111,6 +111,14 @@ def test_matlab_one_based_xy_becomes_zero_based_row_col(dummy_builder):
     assert fmap[0, 0] > fmap[0, 10] and fmap[0, 0] > fmap[10, 0]
 
 
+def test_each_fixation_keeps_its_observer(dummy_builder):
+    # 1601.jpg: subject 0 fixated (x=1, y=1) and (64, 48), subject 1 (32.5, 20).
+    (example,) = tfds.as_numpy(dummy_builder.as_dataset(split="test"))
+    assert example["fixations/observer"].dtype == np.int32
+    np.testing.assert_array_equal(example["fixations/observer"], [0, 0, 1])
+    assert dummy_builder.info.version == "1.1.0"
+
+
 def test_grayscale_jpeg_becomes_rgb_with_equal_channels(dummy_builder):
     examples = {
         ex["image/filename"]: ex
@@ -164,6 +172,9 @@ def test_real_osie_has_700_images_and_98321_fixations(osie_dir, tmp_path, caplog
     for split in ("train", "test"):
         for ex in tfds.as_numpy(builder.as_dataset(split=split, shuffle_files=False)):
             total += ex["fixations"].shape[0]
+            observers = ex["fixations/observer"]
+            assert observers.shape == (ex["fixations"].shape[0],)
+            assert np.all(np.diff(observers) >= 0) and observers.max() <= 14
             assert ex["image"].shape == (600, 800, 3)
             assert ex["fixation_map"].shape == (600, 800, 1)
             if ex["image/filename"] == b"1001.jpg":

@@ -7,8 +7,10 @@ Coordinates: `fixations.mat` stores MATLAB-style 1-based `fix_x` (column) and
 `fix_y` (row). The builder converts them once, with
 `aesthal.fixations.from_matlab_xy`, to float32 `[N, 2]` `(row, column)` in
 0-based pixel coordinates of the stored image: MATLAB `(x=1, y=1)` is `(0, 0)`.
-The points of all observers are concatenated in observer order; points whose
-nearest pixel lies outside the image (none in the real data) are dropped.
+The points of all observers are concatenated in observer order, and
+`fixations/observer` holds each point's observer (0-based subject index);
+points whose nearest pixel lies outside the image (none in the real data) are
+dropped.
 
 `fixation_map` follows the upstream `computeFixationMaps.m`: pool all
 observers' points into a binary map (round, clip), blur with a Gaussian of
@@ -37,7 +39,6 @@ from aesthal.datasets import common
 
 _TRAIN_RANGE = (1001, 1600)
 _TEST_RANGE = (1601, 1700)
-_SIGMA_AT_800X600 = 24.0
 
 # The upstream commit the checksums were recorded at (shared/data/osie/UPSTREAM_COMMIT).
 UPSTREAM_COMMIT = "4a467890fcb40a2fec04cdded552760942bac7a4"
@@ -69,11 +70,6 @@ def upstream_files() -> dict[str, str]:
         for number in range(_TRAIN_RANGE[0], _TEST_RANGE[1] + 1)
     ]
     return {path: _RAW_URL.format(commit=UPSTREAM_COMMIT, path=path) for path in paths}
-
-
-def fixation_sigma(height: int, width: int) -> float:
-    """The blur sigma in px: 24 at 800x600, scaled with the image's size."""
-    return _SIGMA_AT_800X600 * float(np.sqrt(height * width / (800.0 * 600.0)))
 
 
 def _split_of(name: str) -> str | None:
@@ -119,8 +115,16 @@ def load_fixations_mat(path: str) -> dict[str, object]:
     return entries
 
 
-def entry_points(entry: object, where: str) -> np.ndarray:
-    """All observers' fixations of one entry: float32 `[N, 2]` (row, col), 0-based.
+def entry_observers(entry: object, where: str) -> list[np.ndarray]:
+    """Each observer's fixations of one entry, in the file's subject order.
+
+    Args:
+        entry: one struct of `load_fixations_mat`'s result.
+        where: names the entry in error messages.
+
+    Returns:
+        One float32 `[N_k, 2]` `(row, column)` 0-based array per observer
+        (`[0, 2]` for an observer without fixations).
 
     Raises:
         common.BadExampleError: `bad_mat_entry` when a field is missing.
@@ -128,21 +132,31 @@ def entry_points(entry: object, where: str) -> np.ndarray:
     subjects = getattr(entry, "subjects", None)
     if subjects is None:
         raise common.BadExampleError("bad_mat_entry", f"{where}: no `subjects`")
-    points = []
+    observers = []
     for j, subject in enumerate(_cell(subjects)):
         if not (hasattr(subject, "fix_x") and hasattr(subject, "fix_y")):
             raise common.BadExampleError(
                 "bad_mat_entry", f"{where}: subject {j} lacks fix_x/fix_y"
             )
         try:
-            points.append(fixlib.from_matlab_xy(subject.fix_x, subject.fix_y))
+            observers.append(fixlib.from_matlab_xy(subject.fix_x, subject.fix_y))
         except (ValueError, TypeError) as error:
             raise common.BadExampleError(
                 "bad_mat_entry", f"{where}: subject {j}: {error}"
             ) from error
-    if not points:
+    return observers
+
+
+def entry_points(entry: object, where: str) -> np.ndarray:
+    """All observers' fixations of one entry: float32 `[N, 2]` (row, col), 0-based.
+
+    Raises:
+        common.BadExampleError: `bad_mat_entry` when a field is missing.
+    """
+    observers = entry_observers(entry, where)
+    if not observers:
         return np.zeros((0, 2), np.float32)
-    return np.concatenate(points, axis=0)
+    return np.concatenate(observers, axis=0)
 
 
 class Builder(tfds.core.GeneratorBasedBuilder):
@@ -152,11 +166,18 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     Features: `image` uint8 `[H, W, 3]`; `image/filename`; `has_saliency`
     (True) and `has_aesthetics` (False); `fixation_map` uint16 `[H, W, 1]`
     (min-max normalised to 0..65535); `fixations` float32 `[N, 2]` 0-based
-    `(row, column)` (see the module docstring for the conversion).
+    `(row, column)` (see the module docstring for the conversion);
+    `fixations/observer` int32 `[N]`, the observer of each point (the index
+    of its subject in `fixations.mat`, 0-based; since 1.1.0).
     """
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "Initial release."}
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES = {
+        "1.0.0": "Initial release.",
+        "1.1.0": "fixations/observer: the observer (0..14) of each fixation, "
+        "for leave-one-observer-out evaluations such as aesthal.crop's human "
+        "ceiling.",
+    }
     MANUAL_DOWNLOAD_INSTRUCTIONS = """\
 Only needed offline: with network access and no manual_dir, the builder
 downloads the files itself. Otherwise copy the OSIE release
@@ -174,7 +195,14 @@ tfds.download.DownloadConfig(manual_dir="../shared/data/osie")}).
         return tfds.core.DatasetInfo(
             builder=self,
             description=__doc__,
-            features=common.saliency_features(np.uint16),
+            features=tfds.features.FeaturesDict(
+                {
+                    **common.saliency_features(np.uint16),
+                    "fixations/observer": tfds.features.Tensor(
+                        shape=(None,), dtype=np.int32
+                    ),
+                }
+            ),
             homepage="https://github.com/NUS-VIP/predicting-human-gaze-beyond-pixels",
             citation=_CITATION,
         )
@@ -244,17 +272,27 @@ tfds.download.DownloadConfig(manual_dir="../shared/data/osie")}).
     def _example(self, images, name, entries, counter) -> dict:
         if name not in entries:
             raise common.BadExampleError("no_fixations", f"{name} has no entry")
-        points = entry_points(entries[name], f"fixations.mat entry {name}")
+        observers = entry_observers(entries[name], f"fixations.mat entry {name}")
         if name not in images:
             raise common.BadExampleError(
                 "missing_file", f"{name} is in fixations.mat but not among the stimuli"
             )
         rgb, encoded = common.read_rgb_image(images[name])
         height, width = rgb.shape[:2]
-        points = common.keep_points_in_image(points, rgb.shape, counter)
+        observers = [
+            common.keep_points_in_image(p, rgb.shape, counter) for p in observers
+        ]
+        points = (
+            np.concatenate(observers, axis=0)
+            if observers
+            else np.zeros((0, 2), np.float32)
+        )
+        observer_ids = np.repeat(
+            np.arange(len(observers), dtype=np.int32), [len(p) for p in observers]
+        )
         binary = fixlib.points_to_binary_map(points, (height, width))
         common.check_nonzero(binary, f"{name} (fixation points)")
-        fixation_map = fixlib.blur_fixation_map(binary, fixation_sigma(height, width))
+        fixation_map = fixlib.blur_fixation_map(binary, fixlib.osie_sigma(rgb.shape))
         common.check_nonzero(fixation_map, f"{name} (blurred map)")
         return {
             "image": encoded,
@@ -263,4 +301,5 @@ tfds.download.DownloadConfig(manual_dir="../shared/data/osie")}).
             "has_aesthetics": False,
             "fixation_map": common.encode_png(common.to_uint16_map(fixation_map)),
             "fixations": points,
+            "fixations/observer": observer_ids,
         }
