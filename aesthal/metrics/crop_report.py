@@ -1,0 +1,202 @@
+"""Saliency-aware crops of a model on a data set's split: `crops.json`, `crops.md`.
+
+`evaluate` predicts each image's map at the image's size, takes the best
+window of each aspect ratio on it (`aesthal.crop.best_crops`) and scores the
+share of all observers' fixations inside it (`aesthal.crop.fixation_share`);
+the same for the centre crop, and, where the data set records which observer
+made each fixation (TFDS feature `fixations/observer`, e.g. `osie` >= 1.1.0),
+the leave-one-observer-out human ceiling (`aesthal.crop.evaluate_human_ceiling`).
+Each row is a mean over images with a 95% t-interval.
+
+    from aesthal.config import DataConfig
+    from aesthal.metrics import crop_report
+
+    crop_report.evaluate(
+        "runs/osie_vgg16_hed/model.keras",
+        DataConfig(dataset="osie", manual_dir="../shared/data/osie"),
+        "runs/osie_vgg16_hed",
+        ratios=["1:1", "16:9", "9:16", "4:5"],
+    )
+
+or `python experiments/run.py --mode=evaluate --crops=1:1,16:9,9:16,4:5 ...`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from aesthal import crop
+from aesthal.config import DataConfig
+from aesthal.data import pipeline, prepare
+from aesthal.inference import Predictor
+from aesthal.models import AesthalModel
+
+OBSERVER_FEATURE: Final[str] = "fixations/observer"
+MODEL_ROW: Final[str] = "model"
+CENTRE_ROW: Final[str] = "centre crop"
+CEILING_ROW: Final[str] = "human ceiling"
+
+
+def observer_fixations(
+    builder: tfds.core.DatasetBuilder, split: str
+) -> dict[str, list[np.ndarray]] | None:
+    """Each image's fixations per observer, from the `fixations/observer` feature.
+
+    Args:
+        builder: a prepared TFDS builder.
+        split: a TFDS split expression, e.g. `"test"` or `"train[540:]"`.
+
+    Returns:
+        `{image/filename: [float32 [N_k, 2] (row, column) per observer k]}`,
+        observers `0 .. max id` (an observer without fixations on an image
+        gets `[0, 2]`), or None when the builder has no such feature.
+    """
+    features = builder.info.features
+    if OBSERVER_FEATURE not in features.keys():
+        return None
+    skip = {
+        name: tfds.decode.SkipDecoding()
+        for name in ("image", "fixation_map")
+        if name in features.keys()
+    }
+    dataset = builder.as_dataset(split=split, shuffle_files=False, decoders=skip)
+    result: dict[str, list[np.ndarray]] = {}
+    for example in dataset.as_numpy_iterator():
+        points = np.asarray(example["fixations"], np.float32).reshape(-1, 2)
+        ids = np.asarray(example[OBSERVER_FEATURE]).reshape(-1)
+        count = int(ids.max()) + 1 if ids.size else 0
+        result[example["image/filename"].decode()] = [
+            points[ids == k] for k in range(count)
+        ]
+    return result
+
+
+def evaluate(
+    model: AesthalModel | Predictor | str | os.PathLike,
+    data: DataConfig,
+    output_dir: str | os.PathLike,
+    ratios: Sequence[str],
+    split: str | None = None,
+    scale: float = 1.0,
+    max_images: int | None = None,
+    batch_size: int = 8,
+    with_ceiling: bool = True,
+) -> dict[str, Any]:
+    """Scores a model's best crops on a split against the centre crop and people.
+
+    Writes `crops.json` (every row's mean, interval and per-image scores, the
+    files in order) and `crops.md` (the table) to `output_dir`. Images without
+    fixations are left out (and counted).
+
+    Args:
+        model: a model, a `Predictor`, or a `.keras` file / SavedModel folder.
+        data: the data set (its `test_split` unless `split` is given); it must
+            have fixation points.
+        output_dir: where the results go (created).
+        ratios: e.g. `["1:1", "16:9", "9:16", "4:5"]`, each width:height.
+        split: TFDS split expression.
+        scale: window scale in (0, 1] (1 = the largest window of each ratio).
+        max_images: evaluate only the first N images.
+        batch_size: images per prediction batch.
+        with_ceiling: add the human-ceiling row where observer ids exist
+            (about 15x the work of the other rows on OSIE).
+
+    Returns:
+        `{"dataset", "split", "ratios", "scale", "num_images", "skipped",
+        "files", "rows": {row name: {ratio: {"mean", "ci_low", "ci_high", "n",
+        "scores"}}}}`, rows `model`, `centre crop` and, where observer ids
+        exist, `human ceiling`.
+
+    Raises:
+        ValueError: a bad ratio or scale (before any prediction), or a split
+            without a single image with fixations.
+    """
+    ratios = list(dict.fromkeys(ratios))
+    for ratio in ratios:
+        crop.window_size((1000, 1000), ratio, scale)  # checks ratio and scale
+    predictor = model if isinstance(model, Predictor) else Predictor(model)
+    builder = prepare.prepare_data(data)
+    split = split or data.test_split
+    prepare.check_split(builder, split)
+    examples = pipeline.iterate_eval_examples(
+        data.dataset, split=split, data_dir=data.data_dir
+    )
+    files, maps, points, shapes = [], [], [], []
+    skipped = 0
+    for example, prediction in predictor.predict_examples(
+        examples, batch_size=batch_size, limit=max_images
+    ):
+        if not (example.has_saliency and len(example.fixations)):
+            skipped += 1
+            continue
+        files.append(example.filename)
+        maps.append(np.asarray(prediction["saliency"], np.float64))
+        points.append(example.fixations)
+        shapes.append(example.image.shape[:2])
+    if not files:
+        raise ValueError(
+            f"{data.dataset} [{split}]: no image with fixation points; crops are "
+            "scored by fixations (use a data set with fixations, e.g. osie)"
+        )
+    rows = {
+        MODEL_ROW: crop.evaluate_crops(maps, points, ratios, scale),
+        CENTRE_ROW: crop.evaluate_centre_crops(shapes, points, ratios, scale),
+    }
+    observers = observer_fixations(builder, split) if with_ceiling else None
+    if observers is not None:
+        rows[CEILING_ROW] = crop.evaluate_human_ceiling(
+            [observers[name] for name in files], shapes, ratios, scale
+        )
+    results = {
+        "dataset": data.dataset,
+        "split": split,
+        "ratios": ratios,
+        "scale": scale,
+        "num_images": len(files),
+        "skipped": skipped,
+        "files": files,
+        "rows": rows,
+    }
+    out = pathlib.Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "crops.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out / "crops.md").write_text(format_results(results))
+    return results
+
+
+def format_results(results: Mapping[str, Any]) -> str:
+    """The Markdown of `evaluate`'s result: a heading, the table, the definitions."""
+    scale = results["scale"]
+    window = (
+        "the largest window of each ratio"
+        if scale == 1.0
+        else f"windows at {scale} x the largest of each ratio"
+    )
+    lines = [
+        f"# {results['dataset']} [{results['split']}]: saliency-aware crops\n",
+        f"Share of all observers' fixations inside the crop ({window}), mean over "
+        f"{results['num_images']} images [95% t-interval]"
+        + (
+            f"; {results['skipped']} image(s) without fixations left out"
+            if results["skipped"]
+            else ""
+        )
+        + ". model: the best window on the predicted map; centre crop: the "
+        "window at the centre"
+        + (
+            "; human ceiling: the best window on the blurred fixations of all "
+            "observers but one, scored on the one left out."
+            if CEILING_ROW in results["rows"]
+            else "."
+        )
+        + "\n",
+        crop.format_markdown_table(results["rows"]),
+    ]
+    return "\n".join(lines) + "\n"

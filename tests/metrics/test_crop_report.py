@@ -1,0 +1,98 @@
+"""Tests for aesthal.metrics.crop_report on OSIE's dummy data (hand-worked crops)."""
+
+import json
+
+import numpy as np
+import pytest
+
+import aesthal
+from aesthal import crop
+from aesthal.config import DataConfig
+from aesthal.datasets.osie import osie_dataset_builder
+from aesthal.inference import Predictor
+from aesthal.metrics import crop_report
+
+DUMMY = osie_dataset_builder.__file__.rsplit("/", 1)[0] + "/dummy_data"
+
+
+@pytest.fixture(scope="module")
+def osie_dummy(tmp_path_factory):
+    """OSIE's dummy data: test = 1601.jpg (64x48), two observers."""
+    data = DataConfig(
+        dataset="osie",
+        data_dir=str(tmp_path_factory.mktemp("tfds")),
+        manual_dir=DUMMY,
+        tasks=("saliency",),
+    )
+    model = aesthal.build_model(aesthal.ModelConfig(input_size=(32, 48)))
+    return data, Predictor(model)
+
+
+def test_crop_report_on_osie_dummy(osie_dummy, tmp_path):
+    data, predictor = osie_dummy
+    result = crop_report.evaluate(predictor, data, tmp_path, ["1:1", "16:9"])
+    assert result["files"] == ["1601.jpg"] and result["skipped"] == 0
+    rows = result["rows"]
+    assert list(rows) == ["model", "centre crop", "human ceiling"]
+    # 1601.jpg is 48x64 (h x w) with fixations (row, col): observer 0 at
+    # (0, 0) and (47, 63), observer 1 at (19, 31.5) -> nearest pixel (19, 32).
+    # Centre crops: 1:1 is 48x48 at left 8 (columns 8..55), 16:9 is 36x64 at
+    # top 6 (rows 6..41); only observer 1's point is inside either.
+    assert rows["centre crop"]["1:1"]["scores"] == [pytest.approx(1 / 3)]
+    assert rows["centre crop"]["16:9"]["scores"] == [pytest.approx(1 / 3)]
+    # Ceiling, observer 0 left out: observer 1's blob (sigma 1.92 px, radius
+    # 8) lies inside every 1:1 window (columns 24..40), so the centre one wins
+    # and holds neither of observer 0's corner points; for 16:9 the windows
+    # holding its rows 11..27 tie and the central (top 6) wins: again 0.
+    # Observer 1 left out: the heaviest window holds one corner blob, and both
+    # such windows (1:1 left 0 or 16; 16:9 top 0 or 12) hold (19, 32): 1.
+    assert rows["human ceiling"]["1:1"]["scores"] == [0.5]
+    assert rows["human ceiling"]["16:9"]["scores"] == [0.5]
+    # The model row is best_crops on the predicted map at the image's size.
+    (image,) = [ex.image for ex in _examples(data)]
+    saliency = predictor.predict(image)["saliency"]
+    fixations = np.array([[0, 0], [47, 63], [19, 31.5]], np.float32)
+    for ratio, box in crop.best_crops(saliency, ["1:1", "16:9"]).items():
+        assert rows["model"][ratio]["scores"] == [crop.fixation_share(box, fixations)]
+    # The files on disk.
+    written = json.loads((tmp_path / "crops.json").read_text())
+    assert written["rows"]["human ceiling"]["1:1"]["mean"] == 0.5
+    table = (tmp_path / "crops.md").read_text()
+    assert "| strategy | 1:1 | 16:9 |" in table
+    assert "| centre crop | 0.333 | 0.333 |" in table
+    assert "| human ceiling | 0.500 | 0.500 |" in table
+    assert "mean over 1 images" in table
+
+
+def _examples(data):
+    from aesthal.data import pipeline
+
+    return list(
+        pipeline.iterate_eval_examples(
+            data.dataset, split=data.test_split, data_dir=data.data_dir
+        )
+    )
+
+
+def test_observer_fixations_split_by_observer(osie_dummy):
+    from aesthal.data import prepare
+
+    data, _ = osie_dummy
+    builder = prepare.prepare_data(data)
+    observers = crop_report.observer_fixations(builder, "test")
+    assert list(observers) == ["1601.jpg"]
+    first, second = observers["1601.jpg"]
+    np.testing.assert_allclose(first, [[0, 0], [47, 63]])
+    np.testing.assert_allclose(second, [[19, 31.5]])
+
+
+def test_without_ceiling_and_bad_ratio(osie_dummy, tmp_path):
+    data, predictor = osie_dummy
+    result = crop_report.evaluate(
+        predictor, data, tmp_path, ["4:5"], with_ceiling=False
+    )
+    assert list(result["rows"]) == ["model", "centre crop"]
+    # 4:5 in 48x64: 48 x round(38.4) = 38 wide, left 13: only (19, 32) is in.
+    assert result["rows"]["centre crop"]["4:5"]["scores"] == [pytest.approx(1 / 3)]
+    with pytest.raises(ValueError, match="'16x9'"):
+        crop_report.evaluate(predictor, data, tmp_path, ["16x9"])
