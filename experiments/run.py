@@ -3,6 +3,9 @@ r"""Trains, evaluates, exports or runs an aesthal model on images.
     python experiments/run.py --flagfile=experiments/configs/quickstart.flags
     python experiments/run.py --mode=evaluate --model=runs/quickstart/model.keras \
         --dataset=synthetic_scenes --output_dir=runs/quickstart/eval
+    python experiments/run.py --mode=evaluate --model=runs/osie/model.keras \
+        --flagfile=experiments/configs/osie.flags --crops=1:1,16:9,9:16,4:5 \
+        --output_dir=runs/osie/eval
     python experiments/run.py --mode=export --model=runs/quickstart/model.keras \
         --output_dir=runs/export
     python experiments/run.py --mode=predict --model=runs/quickstart/saved_model \
@@ -10,7 +13,9 @@ r"""Trains, evaluates, exports or runs an aesthal model on images.
 
 `--mode=train` (the default) trains (`aesthal.training.runner`), exports the
 SavedModel (`aesthal.export.export_run`), evaluates on the test split
-(`aesthal.metrics.report`) and prints the results table. Every artefact goes to
+(`aesthal.metrics.report`) and prints the results table; with `--crops` it
+also scores saliency-aware crops (`aesthal.metrics.crop_report`: `crops.md`
+beside `metrics.md`). Every artefact goes to
 `--output_dir` (the run directory is described in `aesthal.training.runner`).
 Killed and started again with the same command, a training run resumes from its
 last backup. `--mode=predict` is `python -m aesthal.predict` (same outputs,
@@ -33,6 +38,7 @@ from aesthal.config import (  # noqa: E402
     BACKBONES,
     BUDGET_MODES,
     DEFAULT_LEARNING_RATE,
+    LOSS_WEIGHTINGS,
     LR_SCHEDULES,
     TASKS,
 )
@@ -114,7 +120,11 @@ _SIDE_HEADS = flags.DEFINE_list(
 
 # Loss.
 _LOSS_WEIGHTING = flags.DEFINE_enum(
-    "loss_weighting", "fixed", ["fixed", "uncertainty"], "Task loss integration."
+    "loss_weighting",
+    "fixed",
+    list(LOSS_WEIGHTINGS),
+    "Task balancing: loss-level fixed, uncertainty, dwa; gradient-level gradnorm, "
+    "pcgrad, cagrad (docs/balancing.md).",
 )
 _SALIENCY_WEIGHT = flags.DEFINE_float("saliency_weight", 1.0, "Fixed task weight.")
 _AESTHETICS_WEIGHT = flags.DEFINE_float("aesthetics_weight", 1.0, "Fixed task weight.")
@@ -151,6 +161,19 @@ _EXPORT = flags.DEFINE_bool("export", True, "train: write the SavedModel.")
 _EVAL_MAX_IMAGES = flags.DEFINE_integer(
     "eval_max_images", None, "Evaluate only the first N test images."
 )
+_CROPS = flags.DEFINE_list(
+    "crops",
+    [],
+    "evaluate/train: also score saliency-aware crops at these ratios (width:height, "
+    "e.g. 1:1,16:9,9:16,4:5) on the test split's fixations: crops.md/crops.json "
+    "beside metrics.md (aesthal.metrics.crop_report).",
+)
+_CROP_CEILING = flags.DEFINE_bool(
+    "crop_ceiling",
+    True,
+    "--crops: add the leave-one-observer-out human ceiling where the data set "
+    "has observer ids (osie).",
+)
 
 
 def _configs():
@@ -174,6 +197,16 @@ def _configs():
             f"--budget_mode={_BUDGET_MODE.value} needs both --saliency_labels and "
             "--aesthetics_labels."
         )
+    if _CROPS.value:
+        from aesthal import crop
+
+        if _MODE.value not in ("train", "evaluate"):
+            raise app.UsageError("--crops is for --mode=evaluate or train.")
+        for ratio in _CROPS.value:
+            try:
+                crop.parse_ratio(ratio)
+            except ValueError as error:
+                raise app.UsageError(f"--crops: {error}") from error
     for flag in (_INIT_FROM, _MODEL):
         if flag.value and not os.path.exists(flag.value):
             raise app.UsageError(f"--{flag.name}={flag.value}: no such file or folder.")
@@ -261,6 +294,22 @@ def _print_results(results, output_dir) -> None:
     print(f"Results: {pathlib.Path(output_dir) / 'metrics.json'}")
 
 
+def _evaluate_crops(model, data, output_dir) -> None:
+    """`--crops`: `aesthal.metrics.crop_report.evaluate`, its table printed."""
+    from aesthal.metrics import crop_report
+
+    results = crop_report.evaluate(
+        model,
+        data,
+        output_dir,
+        ratios=_CROPS.value,
+        max_images=_EVAL_MAX_IMAGES.value,
+        with_ceiling=_CROP_CEILING.value,
+    )
+    print(crop_report.format_results(results))
+    print(f"Crops: {pathlib.Path(output_dir) / 'crops.json'}")
+
+
 def _predict() -> int:
     """`--mode=predict`: `python -m aesthal.predict`'s `main`, and its exit status."""
     from aesthal import predict
@@ -284,7 +333,7 @@ def main(argv: list[str]) -> None:
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # TFDS logs every file at INFO
     from aesthal.export import export_run
-    from aesthal.inference import load_model
+    from aesthal.inference import Predictor, load_model
     from aesthal.metrics import report
     from aesthal.training import runner
 
@@ -296,10 +345,13 @@ def main(argv: list[str]) -> None:
         print(f"SavedModel: {path}")
         return
     if _MODE.value == "evaluate":
+        predictor = Predictor(_MODEL.value)
         results = report.evaluate(
-            _MODEL.value, config.data, out, max_images=_EVAL_MAX_IMAGES.value
+            predictor, config.data, out, max_images=_EVAL_MAX_IMAGES.value
         )
         _print_results(results, out)
+        if _CROPS.value:
+            _evaluate_crops(predictor, config.data, out)
         return
     model = runner.train(config)
     if _EXPORT.value:
@@ -309,6 +361,8 @@ def main(argv: list[str]) -> None:
             model, config.data, out, max_images=_EVAL_MAX_IMAGES.value
         )
         _print_results(results, out)
+        if _CROPS.value:
+            _evaluate_crops(model, config.data, out)
 
 
 if __name__ == "__main__":

@@ -125,6 +125,35 @@ def test_evaluate_and_export_modes(tiny_run, tmp_path):
 
 
 @pytest.mark.slow
+def test_evaluate_mode_with_crops_writes_the_crop_table(tmp_path):
+    import aesthal
+    from aesthal.datasets.osie import osie_dataset_builder
+
+    model_path = tmp_path / "model.keras"
+    aesthal.build_model(aesthal.ModelConfig(input_size=(32, 48))).save(model_path)
+    dummy = pathlib.Path(osie_dataset_builder.__file__).parent / "dummy_data"
+    result = _run(
+        "--mode=evaluate",
+        f"--model={model_path}",
+        "--dataset=osie",
+        f"--manual_dir={dummy}",
+        f"--data_dir={tmp_path / 'tfds'}",
+        "--train_split=train",
+        "--tasks=saliency",
+        "--crops=1:1,16:9",
+        f"--output_dir={tmp_path / 'eval'}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "eval" / "metrics.md").exists()
+    crops = json.loads((tmp_path / "eval" / "crops.json").read_text())
+    assert crops["files"] == ["1601.jpg"] and crops["ratios"] == ["1:1", "16:9"]
+    # Hand-worked in tests/metrics/test_crop_report.py.
+    assert crops["rows"]["centre crop"]["1:1"]["mean"] == pytest.approx(1 / 3)
+    assert crops["rows"]["human ceiling"]["16:9"]["mean"] == 0.5
+    assert "| human ceiling | 0.500 | 0.500 |" in result.stdout
+
+
+@pytest.mark.slow
 def test_predict_mode_writes_maps_and_counts_broken_files(tiny_run, tmp_path):
     import cv2
 
@@ -168,6 +197,11 @@ def test_predict_mode_writes_maps_and_counts_broken_files(tiny_run, tmp_path):
         (["--output_dir=OUT", "--permute_aesthetics", "--tasks=saliency"], "permute"),
         (["--output_dir=OUT", "--init_from=/no/such.keras"], "no such file"),
         (["--output_dir=OUT", "--no_such_flag=1"], "no_such_flag"),
+        (["--output_dir=OUT", "--crops=1:1,16x9"], "--crops: aspect ratio '16x9'"),
+        (
+            ["--output_dir=OUT", "--mode=export", "--model=.", "--crops=1:1"],
+            "--crops is for --mode=evaluate or train",
+        ),
         # aesthal.predict's own usage error (exit status 2).
         (["--output_dir=OUT", "--mode=predict", "--model=."], "--input"),
     ],
