@@ -12,13 +12,25 @@ applied) it writes, under `--output`, mirroring the input folder's layout:
     <name>_saliency.png   the saliency map at the image's own size, a 16-bit
                           grayscale PNG scaled so that the map's maximum is 65535
     <name>_overlay.jpg    a JET heat map of the map blended 50/50 on the image
+    <name>_crop_<a>x<b>.<ext>  with --crops=a:b,...: the image cropped to the
+                          window of ratio a:b (width:height) that holds the most
+                          predicted fixation mass (`aesthal.crop.best_crops`),
+                          in the input's format
     predictions.csv       one row per image: file, height, width, p1..p10 (the
-                          aesthetics distribution over scores 1..10), mean_score
+                          aesthetics distribution over scores 1..10), mean_score;
+                          with --crops, crop_<a>x<b>_top/_left/_height/_width
+                          per ratio (pixels of the image as shown)
     summary.json          counts of files found, written and skipped, with the
                           reason for each skipped file
 
 (`<name>` is the file name without its extension; two inputs in one folder
 that differ only by extension keep it: `photo_jpg_saliency.png`.)
+
+Heights, widths and crop boxes are those of the image as a person sees it
+(after its EXIF orientation), the orientation the maps and crops are written in.
+
+    python -m aesthal.predict --model=runs/osie_vgg16_hed/saved_model \
+        --input=photos/ --output=thumbnails/ --crops=1:1,16:9,9:16,4:5
 
 Images are streamed: a few are decoded ahead, one batch is predicted at a time,
 so a folder of any size runs in constant memory. Unreadable files (empty,
@@ -43,11 +55,25 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from aesthal import crop
 from aesthal.config import SCORES
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 OVERLAY_ALPHA = 0.5
 CSV_HEADER = ["file", "height", "width", *(f"p{s}" for s in SCORES), "mean_score"]
+BOX_FIELDS = ("top", "left", "height", "width")
+CROP_JPEG_QUALITY = 95
+
+
+def crop_tag(ratio: str) -> str:
+    """A ratio as it appears in file and column names: `"16:9"` -> `"16x9"`."""
+    a, b = crop.parse_ratio(ratio)
+    return f"{a}x{b}"
+
+
+def crop_columns(ratios: list[str]) -> list[str]:
+    """The CSV columns of the boxes: `crop_16x9_top`, `..._left`, `..._height`, ..."""
+    return [f"crop_{crop_tag(r)}_{field}" for r in ratios for field in BOX_FIELDS]
 
 
 @dataclasses.dataclass
@@ -216,6 +242,7 @@ def predict_folder(
     output_dir: str | os.PathLike,
     batch_size: int = 8,
     progress: bool = True,
+    crops: list[str] | tuple[str, ...] = (),
 ) -> PredictSummary:
     """Writes maps, overlays and `predictions.csv` for every image under `input_path`.
 
@@ -226,16 +253,25 @@ def predict_folder(
         output_dir: where the outputs go (created).
         batch_size: images per model call.
         progress: show a progress bar (on a terminal).
+        crops: aspect ratios `"a:b"` (width:height): for each, the image's
+            best window on its predicted map (`aesthal.crop.best_crops`) is
+            written as `<name>_crop_<a>x<b>.<ext>` and its box added to the
+            CSV (a window that rounds to 0 pixels in a tiny image leaves its
+            cells empty and no file).
 
     Returns:
         A `PredictSummary`; also written to `output_dir/summary.json`.
 
     Raises:
         FileNotFoundError: `input_path` does not exist.
-        ValueError: no image files under `input_path`, or a bad model path.
+        ValueError: no image files under `input_path`, a bad model path, or a
+            malformed ratio in `crops` (checked before any image is read).
     """
     from aesthal.inference import Predictor
 
+    crops = list(dict.fromkeys(crops))
+    for ratio in crops:
+        crop.parse_ratio(ratio)
     start = time.perf_counter()
     input_path = pathlib.Path(input_path)
     out = pathlib.Path(output_dir)
@@ -252,7 +288,7 @@ def predict_folder(
     bar = tqdm(total=len(files), unit="img", disable=None if progress else True)
     with open(out / "predictions.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(CSV_HEADER)
+        writer.writerow(CSV_HEADER + crop_columns(crops))
         decoded = _decoded(files, root, summary, bar, read_ahead=2 * batch_size)
         for (path, image), outputs in predictor.predict_pairs(decoded, batch_size):
             name = names[path]
@@ -264,10 +300,12 @@ def predict_folder(
                 and cv2.imwrite(prefix + "_overlay.jpg", overlay(image, saliency))
             ):
                 raise OSError(f"cannot write the outputs of {path} under {out}")
+            box_cells = _write_crops(image, saliency, crops, prefix, path.suffix)
             writer.writerow(
                 [str(path.relative_to(root)), *saliency.shape]
                 + [f"{p:.6f}" for p in outputs["aesthetics"]]
                 + [f"{float(outputs['aesthetics_mean']):.4f}"]
+                + box_cells
             )
             summary.written += 1
             bar.update(1)
@@ -277,13 +315,54 @@ def predict_folder(
     return summary
 
 
+def _write_crops(
+    image: np.ndarray,
+    saliency: np.ndarray,
+    ratios: list[str],
+    prefix: str,
+    suffix: str,
+) -> list[str]:
+    """Writes `<prefix>_crop_<a>x<b><suffix>` per ratio; returns the CSV cells.
+
+    `image` (RGB) and `saliency` are both in the orientation a person sees.
+    """
+    try:
+        boxes = crop.best_crops(saliency, ratios)
+    except ValueError:  # a window rounds to 0 px in this tiny image: one by one
+        boxes = {}
+        for ratio in ratios:
+            try:
+                boxes.update(crop.best_crops(saliency, [ratio]))
+            except ValueError:
+                pass
+    cells: list[str] = []
+    for ratio in ratios:
+        box = boxes.get(ratio)
+        if box is None:
+            cells += [""] * len(BOX_FIELDS)
+            continue
+        path = f"{prefix}_crop_{crop_tag(ratio)}{suffix.lower()}"
+        bgr = cv2.cvtColor(
+            np.ascontiguousarray(crop.crop_image(image, box)), cv2.COLOR_RGB2BGR
+        )
+        params = (
+            [cv2.IMWRITE_JPEG_QUALITY, CROP_JPEG_QUALITY]
+            if suffix.lower() in (".jpg", ".jpeg")
+            else []
+        )
+        if not cv2.imwrite(path, bgr, params):
+            raise OSError(f"cannot write {path}")
+        cells += [str(v) for v in box]
+    return cells
+
+
 def main(argv: list[str] | None = None) -> int:
     """The command line; returns the exit status (0 ok, 1 nothing written, 2 error)."""
     parser = argparse.ArgumentParser(
         prog="python -m aesthal.predict",
         description=__doc__.split("\n\n")[0],
         epilog="Outputs: <name>_saliency.png (16-bit), <name>_overlay.jpg, "
-        "predictions.csv, summary.json.",
+        "<name>_crop_<a>x<b>.<ext> (with --crops), predictions.csv, summary.json.",
     )
     parser.add_argument(
         "--model", required=True, help=".keras file or SavedModel folder"
@@ -296,7 +375,19 @@ def main(argv: list[str] | None = None) -> int:
         "--batch_size", type=int, default=8, help="images per model call"
     )
     parser.add_argument("--no_progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--crops",
+        default="",
+        help="aspect ratios width:height, comma-separated (e.g. 1:1,16:9,9:16,4:5): "
+        "write each image's saliency-aware crop at each ratio and its box in the CSV",
+    )
     args = parser.parse_args(argv)
+    crops = [r.strip() for r in args.crops.split(",") if r.strip()]
+    for ratio in crops:
+        try:
+            crop.parse_ratio(ratio)
+        except ValueError as error:
+            parser.error(f"--crops: {error}")
     if args.batch_size < 1:
         parser.error(f"--batch_size must be >= 1, got {args.batch_size}")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -309,6 +400,7 @@ def main(argv: list[str] | None = None) -> int:
             args.output,
             batch_size=args.batch_size,
             progress=not args.no_progress,
+            crops=crops,
         )
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -164,9 +164,10 @@ _EVAL_MAX_IMAGES = flags.DEFINE_integer(
 _CROPS = flags.DEFINE_list(
     "crops",
     [],
-    "evaluate/train: also score saliency-aware crops at these ratios (width:height, "
-    "e.g. 1:1,16:9,9:16,4:5) on the test split's fixations: crops.md/crops.json "
-    "beside metrics.md (aesthal.metrics.crop_report).",
+    "Aspect ratios width:height, e.g. 1:1,16:9,9:16,4:5. evaluate/train: also "
+    "score saliency-aware crops on the test split's fixations (crops.md/crops.json "
+    "beside metrics.md, aesthal.metrics.crop_report); predict: write each image's "
+    "crops and boxes (python -m aesthal.predict --crops).",
 )
 _CROP_CEILING = flags.DEFINE_bool(
     "crop_ceiling",
@@ -201,7 +202,7 @@ def _configs():
         from aesthal import crop
 
         if _MODE.value not in ("train", "evaluate"):
-            raise app.UsageError("--crops is for --mode=evaluate or train.")
+            raise app.UsageError("--crops is for --mode=evaluate, train or predict.")
         for ratio in _CROPS.value:
             try:
                 crop.parse_ratio(ratio)
@@ -315,6 +316,8 @@ def _predict() -> int:
     from aesthal import predict
 
     argv = [f"--batch_size={_BATCH_SIZE.value}", "--no_progress"]
+    if _CROPS.value:
+        argv.append(f"--crops={','.join(_CROPS.value)}")
     for name, flag in (("model", _MODEL), ("input", _INPUT), ("output", _OUTPUT_DIR)):
         if flag.value:
             argv.append(f"--{name}={flag.value}")

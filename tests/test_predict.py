@@ -107,6 +107,108 @@ def test_read_image_applies_exif_orientation(tmp_path):
     np.testing.assert_allclose(shown[10:].mean(), 0, atol=3)
 
 
+def _exif_rotated_jpeg(path: pathlib.Path) -> None:
+    """A 20x40 JPEG, bright in its left 10 columns, tagged EXIF orientation 6."""
+    image = np.zeros((20, 40, 3), np.uint8)
+    image[:, :10] = 255
+    jpeg = cv2.imencode(".jpg", image)[1].tobytes()
+    ifd = struct.pack("<H", 1) + struct.pack("<HHIHH", 0x0112, 3, 1, 6, 0)
+    exif = b"Exif\x00\x00II*\x00" + struct.pack("<I", 8) + ifd + b"\x00" * 4
+    app1 = b"\xff\xe1" + struct.pack(">H", len(exif) + 2) + exif
+    path.write_bytes(jpeg[:2] + app1 + jpeg[2:])
+
+
+def _csv_rows(path: pathlib.Path) -> dict[str, dict[str, str]]:
+    with open(path, newline="") as handle:
+        return {row["file"]: row for row in csv.DictReader(handle)}
+
+
+def _box(row: dict[str, str], tag: str) -> tuple[int, ...]:
+    return tuple(int(row[f"crop_{tag}_{f}"]) for f in predict.BOX_FIELDS)
+
+
+def test_crops_beside_the_maps_and_boxes_in_the_csv(models, photos, tmp_path, capsys):
+    out = tmp_path / "predictions"
+    status = predict.main(
+        [
+            f"--model={models['keras']}",
+            f"--input={photos}",
+            f"--output={out}",
+            "--crops=1:1, 16:9,9:16",
+            "--no_progress",
+        ]
+    )
+    assert status == 0
+    # Broken inputs are still counted and skipped.
+    assert "12 image file(s): wrote 9 prediction(s)" in capsys.readouterr().out
+    header = (out / "predictions.csv").read_text().splitlines()[0].split(",")
+    assert header[-12:] == predict.crop_columns(["1:1", "16:9", "9:16"])
+    assert header[-4:] == [f"crop_9x16_{f}" for f in ("top", "left", "height", "width")]
+    rows = _csv_rows(out / "predictions.csv")
+    assert len(rows) == 9
+    names = predict.output_names([photos / f for f in GOOD], photos)
+    for (file, (height, width)), name in zip(GOOD.items(), names, strict=True):
+        row = rows[file]
+        prefix = out / name
+        saliency = cv2.imread(f"{prefix}_saliency.png", cv2.IMREAD_UNCHANGED)
+        table = aesthal.crop.summed_area_table(saliency.astype(np.float64))
+        for ratio in ("1:1", "16:9", "9:16"):
+            tag = predict.crop_tag(ratio)
+            top, left, win_h, win_w = _box(row, tag)
+            assert (win_h, win_w) == aesthal.crop.window_size((height, width), ratio)
+            # The heaviest window of the (16-bit) map written beside it.
+            masses = aesthal.crop.window_masses(table, win_h, win_w)
+            assert masses[top, left] >= masses.max() - 1e-3 * table[-1, -1]
+            written = cv2.imread(
+                f"{prefix}_crop_{tag}{pathlib.Path(file).suffix.lower()}",
+                cv2.IMREAD_UNCHANGED,
+            )
+            assert written.shape[:2] == (win_h, win_w), (file, ratio)
+            if file in ("a.png", "rgba.png"):  # lossless: exactly the pixels
+                shown = predict.read_image(photos / file)
+                np.testing.assert_array_equal(
+                    written[..., ::-1], shown[top : top + win_h, left : left + win_w]
+                )
+
+
+def test_exif_rotated_input_is_cropped_as_shown(models, tmp_path):
+    (tmp_path / "in").mkdir()
+    _exif_rotated_jpeg(tmp_path / "in" / "rotated.jpg")
+    out = tmp_path / "out"
+    summary = predict.predict_folder(
+        models["keras"], tmp_path / "in", out, crops=["16:9", "1:1"], progress=False
+    )
+    assert summary.written == 1
+    row = _csv_rows(out / "predictions.csv")["rotated.jpg"]
+    # Shown 40 high, 20 wide: 16:9 is 20 wide and round(11.25) = 11 high (the
+    # stored 20x40 would give 40 x 23).
+    assert (row["height"], row["width"]) == ("40", "20")
+    top, left, height, width = _box(row, "16x9")
+    assert (height, width, left) == (11, 20, 0) and 0 <= top <= 29
+    assert _box(row, "1x1")[2:] == (20, 20)
+    shown = predict.read_image(tmp_path / "in" / "rotated.jpg")
+    for tag, (t, l, h, w) in (("16x9", _box(row, "16x9")), ("1x1", _box(row, "1x1"))):
+        written = cv2.imread(str(out / f"rotated_crop_{tag}.jpg"))[..., ::-1]
+        assert written.shape == (h, w, 3)
+        diff = np.abs(written.astype(int) - shown[t : t + h, l : l + w]).mean()
+        assert diff < 3, (tag, diff)
+
+
+def test_bad_crop_ratio_is_a_usage_error(models, photos, tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        predict.main(
+            [
+                f"--model={models['keras']}",
+                f"--input={photos}",
+                f"--output={tmp_path}",
+                "--crops=1:1,16/9",
+            ]
+        )
+    assert info.value.code == 2
+    assert "--crops: aspect ratio '16/9'" in capsys.readouterr().err
+    assert not (tmp_path / "predictions.csv").exists()
+
+
 def test_output_names_keep_extensions_only_on_collisions(tmp_path):
     files = [tmp_path / n for n in ("a.jpg", "a.png", "b.png", "s/a.jpg")]
     names = predict.output_names(files, tmp_path)

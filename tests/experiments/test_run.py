@@ -200,7 +200,7 @@ def test_predict_mode_writes_maps_and_counts_broken_files(tiny_run, tmp_path):
         (["--output_dir=OUT", "--crops=1:1,16x9"], "--crops: aspect ratio '16x9'"),
         (
             ["--output_dir=OUT", "--mode=export", "--model=.", "--crops=1:1"],
-            "--crops is for --mode=evaluate or train",
+            "--crops is for --mode=evaluate, train or predict",
         ),
         # aesthal.predict's own usage error (exit status 2).
         (["--output_dir=OUT", "--mode=predict", "--model=."], "--input"),
