@@ -1,4 +1,4 @@
-r"""Renders a grid image | ground truth | prediction | overlay for a data set split.
+r"""Renders a grid image | ground truth | prediction | overlay, or one photo's crops.
 
     python experiments/figures.py --model=runs/quickstart/model.keras \
         --dataset=synthetic_scenes --split=test --num_examples=6 \
@@ -16,6 +16,17 @@ scaled to `--cell_height` pixels high (aspect ratio kept):
 The aesthetics mean score (predicted, and true when the example has votes)
 is written under each image. The figure is drawn with matplotlib (restyle it
 in `render_grid`).
+
+With `--crops`, the figure is one photo's saliency-aware crops instead
+(`render_crops`): the photo with the crop boxes drawn on it, its predicted map
+(overlay), then the crop at each ratio (`aesthal.crop.best_crops` on the
+map), all at one pixel scale, each titled with the share of the observers'
+fixations it keeps:
+
+    python experiments/figures.py --model=runs/osie_vgg16_hed/saved_model \
+        --dataset=osie --manual_dir=../shared/data/osie --split=test \
+        --example=1601.jpg --crops=1:1,16:9,9:16,4:5 \
+        --output=docs/figures/osie_crops.png
 """
 
 from __future__ import annotations
@@ -31,11 +42,22 @@ _DATASET = flags.DEFINE_string(
 )
 _SPLIT = flags.DEFINE_string("split", "test", "TFDS split.")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data directory.")
+_MANUAL_DIR = flags.DEFINE_string(
+    "manual_dir", None, "The data set's files, for osie/salicon/mit1003/cat2000/ava."
+)
+_CROPS = flags.DEFINE_list(
+    "crops", [], "Aspect ratios width:height: draw one photo's crops at each instead."
+)
+_EXAMPLE = flags.DEFINE_string(
+    "example", None, "--crops: the example's file name (default: the split's first)."
+)
 _NUM_EXAMPLES = flags.DEFINE_integer("num_examples", 6, "Rows of the grid.")
 _CELL_HEIGHT = flags.DEFINE_integer("cell_height", 128, "Height of each cell, px.")
 _OUTPUT = flags.DEFINE_string("output", None, "PNG file to write.")
 
 COLUMNS = ("image", "ground truth", "prediction", "overlay")
+# Box colours of the crops figure (matplotlib's tab10, in ratio order).
+CROP_COLOURS = ("tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")
 
 
 def render_grid(rows, cell_height: int, path: pathlib.Path) -> tuple[int, int]:
@@ -97,6 +119,112 @@ def render_grid(rows, cell_height: int, path: pathlib.Path) -> tuple[int, int]:
     return size
 
 
+def render_crops(
+    image,
+    saliency,
+    boxes,
+    path: pathlib.Path,
+    shares=None,
+    height: int = 160,
+) -> tuple[int, int]:
+    """Draws one photo, its map and its crops with matplotlib; writes `path` (PNG).
+
+    Top row: the photo with every box outlined, and the map blended on it.
+    Bottom row: each crop, all at the photo's pixel scale (a crop as tall as
+    the photo is drawn `height` pixels high).
+
+    Args:
+        image: uint8 RGB `[h, w, 3]`.
+        saliency: `[h, w]` predicted map.
+        boxes: `{ratio: (top, left, height, width)}` (`aesthal.crop.best_crops`).
+        path: the PNG to write.
+        shares: optional `{ratio: share of fixations in the crop}` for the titles.
+        height: the photo's height in the figure, pixels (at 100 dpi).
+
+    Returns:
+        The figure's `(width, height)` in pixels.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; no display needed
+    import numpy as np
+    from matplotlib import patches
+    from matplotlib import pyplot as plt
+
+    from aesthal import crop
+    from aesthal.predict import overlay
+
+    dpi = 100
+    image_h, image_w = image.shape[:2]
+    scale = height / image_h  # figure pixels per image pixel
+    gap, title, title2 = 12, 22, 34  # px: between panels, 1- and 2-line titles
+    top_w = 2 * image_w * scale + gap
+    bottom_w = sum(b[3] for b in boxes.values()) * scale + gap * (len(boxes) - 1)
+    width = max(top_w, bottom_w) + 2 * gap
+    total_h = title + height + title2 + height + gap
+    figure = plt.figure(figsize=(width / dpi, total_h / dpi), dpi=dpi)
+
+    def panel(x: float, y: float, w: float, h: float):
+        """An axis at pixel position (x from the left, y from the top)."""
+        axis = figure.add_axes(
+            (x / width, 1.0 - (y + h) / total_h, w / width, h / total_h)
+        )
+        axis.set_axis_off()
+        return axis
+
+    offset = (width - top_w) / 2
+    photo = panel(offset, title, image_w * scale, height)
+    photo.imshow(image)
+    photo.set_title("photo and crops", fontsize="small")
+    map_axis = panel(offset + image_w * scale + gap, title, image_w * scale, height)
+    map_axis.imshow(overlay(image, np.asarray(saliency, np.float32))[..., ::-1])
+    map_axis.set_title("predicted saliency", fontsize="small")
+    x = (width - bottom_w) / 2
+    for i, (ratio, box) in enumerate(boxes.items()):
+        top, left, box_h, box_w = box
+        colour = CROP_COLOURS[i % len(CROP_COLOURS)]
+        photo.add_patch(
+            patches.Rectangle(
+                (left - 0.5, top - 0.5),
+                box_w,
+                box_h,
+                fill=False,
+                edgecolor=colour,
+                linewidth=1.5,
+            )
+        )
+        axis = panel(x, title + height + title2, box_w * scale, box_h * scale)
+        axis.imshow(crop.crop_image(image, box))
+        label = ratio if shares is None else f"{ratio}\n{shares[ratio]:.0%} of fixations"
+        axis.set_title(label, fontsize="small", color=colour)
+        x += box_w * scale + gap
+    figure.savefig(path, dpi=dpi)
+    size = tuple(round(v) for v in figure.get_size_inches() * dpi)
+    plt.close(figure)
+    return size
+
+
+def _crops_figure(examples, predictor, output: pathlib.Path) -> None:
+    """`--crops`: one example's crops figure (`render_crops`)."""
+    from aesthal import crop
+
+    wanted = _EXAMPLE.value
+    example = next((ex for ex in examples if wanted in (None, ex.filename)), None)
+    if example is None:
+        raise app.UsageError(
+            f"--example={wanted}: no such file in {_DATASET.value}[{_SPLIT.value}]"
+        )
+    saliency = predictor.predict(example.image)["saliency"]
+    boxes = crop.best_crops(saliency, _CROPS.value)
+    shares = None
+    if len(example.fixations):
+        shares = {r: crop.fixation_share(b, example.fixations) for r, b in boxes.items()}
+    width, height = render_crops(
+        example.image, saliency, boxes, output, shares, _CELL_HEIGHT.value
+    )
+    print(f"{output}: {example.filename}, boxes {boxes}, {width}x{height} px")
+
+
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -106,6 +234,15 @@ def main(argv: list[str]) -> None:
         raise app.UsageError("--num_examples must be >= 1 and --cell_height >= 16.")
     if not os.path.exists(_MODEL.value):
         raise app.UsageError(f"--model={_MODEL.value}: no such file or folder.")
+    if _EXAMPLE.value and not _CROPS.value:
+        raise app.UsageError("--example is for --crops.")
+    for ratio in _CROPS.value:
+        from aesthal.crop import parse_ratio
+
+        try:
+            parse_ratio(ratio)
+        except ValueError as error:
+            raise app.UsageError(f"--crops: {error}") from error
     import numpy as np
 
     import aesthal.datasets  # noqa: F401  (registers the builders)
@@ -114,11 +251,22 @@ def main(argv: list[str]) -> None:
     from aesthal.data.prepare import prepare_data
     from aesthal.inference import Predictor
 
-    prepare_data(DataConfig(dataset=_DATASET.value, data_dir=_DATA_DIR.value))
+    prepare_data(
+        DataConfig(
+            dataset=_DATASET.value,
+            data_dir=_DATA_DIR.value,
+            manual_dir=_MANUAL_DIR.value,
+        )
+    )
     examples = data_lib.iterate_eval_examples(
         _DATASET.value, split=_SPLIT.value, data_dir=_DATA_DIR.value
     )
     predictor = Predictor(_MODEL.value)
+    output = pathlib.Path(_OUTPUT.value)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    if _CROPS.value:
+        _crops_figure(examples, predictor, output)
+        return
     scores = np.asarray(SCORES)
     rows = []
     for example, outputs in predictor.predict_examples(
@@ -134,8 +282,6 @@ def main(argv: list[str]) -> None:
         rows.append((example.image, truth, outputs["saliency"], caption))
     if not rows:
         raise app.UsageError(f"{_DATASET.value}[{_SPLIT.value}] has no examples.")
-    output = pathlib.Path(_OUTPUT.value)
-    output.parent.mkdir(parents=True, exist_ok=True)
     width, height = render_grid(rows, _CELL_HEIGHT.value, output)
     print(f"{output}: {len(rows)} examples, {width}x{height} px")
 
