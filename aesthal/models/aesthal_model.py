@@ -6,8 +6,10 @@ them as `shared_optimizer`, `aesthetics_optimizer` and `saliency_optimizer`;
 `train_step` is the whole update.
 
 Batches are checked twice: at the edge (`validate_batch` on the first batch
-of `fit`/`evaluate`) and in the graph (`_unpack`: shapes at trace time, label
-values by asserts on every batch).
+of `fit`/`evaluate`, which also refuse empty data) and in the step (`_unpack`:
+shapes at trace time; `_check_batch`: pixel and label values of every batch,
+recorded without asserts so that it holds under XLA too, and raised by the
+`BatchChecker` callback that `fit`/`evaluate` add, with the same message).
 
 One training step (the TF1 recipe `tf.gradients(loss, shared + a + b)`, split by
 position, three `AdamOptimizer`s, one grouped op, in Keras 3):
@@ -58,7 +60,13 @@ from aesthal.models.aesthetics_head import AestheticsHead
 from aesthal.models.backbone import build_backbone, resolve_backbone_weights
 from aesthal.models.loss_weighting import LossWeighting, get_loss_weighting
 from aesthal.models.saliency_head import SaliencyHead
-from aesthal.models.validation import validate_batch
+from aesthal.models.validation import (
+    CHECKS,
+    REPORT_SIZE,
+    BatchChecker,
+    batch_report,
+    validate_batch,
+)
 from aesthal.models.variable_groups import check_partition
 
 
@@ -349,6 +357,19 @@ class AesthalModel(keras.Model):
         untracked(self, "saliency_loss", saliency_loss)
         untracked(self, "task_metrics", task_metrics)
         untracked(self, "tasks", tasks)
+        with self.distribute_strategy.scope():
+            # The first failed `batch_report` of the running fit/evaluate (all
+            # zeros = none), read by `BatchChecker`; not a model weight.
+            untracked(
+                self,
+                "batch_check",
+                tf.Variable(
+                    tf.zeros([REPORT_SIZE]),
+                    trainable=False,
+                    name="batch_check",
+                    aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+                ),
+            )
         untracked(
             self,
             "_aesthal_compile_args",
@@ -423,8 +444,8 @@ class AesthalModel(keras.Model):
     def _unpack(self, data):
         """`(images, targets, masks)` with every task present (zeros, mask 0).
 
-        The in-graph check of a batch: structure and shapes at trace time, label
-        values by `tf.debugging` asserts on every batch.
+        The trace-time check of a batch (structure and shapes); the values are
+        checked by `_check_batch`.
         """
         images, targets, sample_weights = keras.utils.unpack_x_y_sample_weight(data)
         self._check_images(images)
@@ -471,44 +492,23 @@ class AesthalModel(keras.Model):
                 target = tf.zeros(tf.concat([[batch], shapes[task]], 0))
                 mask = tf.zeros([batch])
             full_targets[task], masks[task] = target, mask
-        checks = self._value_checks(full_targets, masks)
-        with tf.control_dependencies(checks):
-            full_targets = {t: tf.identity(v) for t, v in full_targets.items()}
         return images, full_targets, masks
 
-    @staticmethod
-    def _value_checks(targets, masks) -> list:
-        """Cheap in-graph asserts on one batch's labels (no-ops under XLA)."""
-        checks = []
-        for task in TASKS:
-            target, mask = targets[task], masks[task]
-            checks.append(
-                tf.debugging.assert_all_finite(
-                    target, f"targets[{task!r}] contains NaN or Inf"
-                )
-            )
-            checks.append(
-                tf.debugging.assert_non_negative(
-                    target, f"targets[{task!r}] has negative values"
-                )
-            )
-            checks.append(
-                tf.debugging.Assert(
-                    tf.reduce_all((mask == 0.0) | (mask == 1.0)),
-                    [f"sample_weights[{task!r}] must be 0 or 1; got", mask],
-                )
-            )
-            sums = tf.reduce_sum(tf.reshape(target, [tf.shape(target)[0], -1]), 1)
-            checks.append(
-                tf.debugging.Assert(
-                    tf.reduce_all((mask == 0.0) | (sums > 0.0)),
-                    [
-                        f"targets[{task!r}] is all zeros for a labelled example; mask:",
-                        mask,
-                    ],
-                )
-            )
-        return checks
+    def _check_batch(self, images, targets, masks) -> tf.Tensor:
+        """Every batch's value check (`validation.batch_report`), XLA-safe.
+
+        Records the first failed report in `batch_check` (for `BatchChecker`,
+        which raises with `validate_batch`'s message) and returns a bool
+        scalar: True when this batch passed (the step applies no update
+        otherwise).
+        """
+        report = batch_report(images, targets, masks)
+        passed = tf.equal(tf.reduce_sum(report[: len(CHECKS)]), 0.0)
+        record = getattr(self, "batch_check", None)
+        if record is not None:
+            failed_before = tf.reduce_sum(record[: len(CHECKS)]) > 0.0
+            record.assign(tf.where(failed_before, record, report))
+        return passed
 
     def _compute_losses(self, targets, masks, outputs, side_outputs):
         """Per-replica task losses (share of the global-batch mean) and log values.
@@ -646,6 +646,7 @@ class AesthalModel(keras.Model):
 
     def train_step(self, data):
         images, targets, masks = self._unpack(data)
+        batch_passed = self._check_batch(images, targets, masks)
         num_replicas = self.distribute_strategy.num_replicas_in_sync
         groups = self.variable_groups()
         flat = [v for g in GROUPS for v in groups[g]]
@@ -681,6 +682,7 @@ class AesthalModel(keras.Model):
             # metric outside the step sums its replicas: count 1/N per replica.
             stats[f"{group}_nonfinite"] = flags[group] / num_replicas
         finite = tf.equal(tf.add_n(list(flags.values())), 0.0)
+        finite = tf.logical_and(finite, batch_passed)  # a bad batch: no update
         self._apply_grouped_gradients(groups, grads_by_group, finite)
         for variable, before in state:
             variable.assign(tf.where(finite, variable.value, before))
@@ -692,6 +694,7 @@ class AesthalModel(keras.Model):
 
     def test_step(self, data):
         images, targets, masks = self._unpack(data)
+        self._check_batch(images, targets, masks)
         num_replicas = self.distribute_strategy.num_replicas_in_sync
         outputs, side_outputs = self._forward(images, training=False)
         task_losses, loss_logs = self._compute_losses(
@@ -708,13 +711,22 @@ class AesthalModel(keras.Model):
 
         Handles `tf.data.Dataset`s (reads one batch) and in-memory arrays (checks
         the first 64 examples); other inputs (generators, distributed datasets)
-        are left to the in-graph checks.
+        are left to the in-step checks.
 
         Raises:
-            ValueError: see `aesthal.models.validation.validate_batch`.
+            ValueError: see `aesthal.models.validation.validate_batch`; or the
+                data is empty (a dataset that yields no batch, or no examples).
         """
         if isinstance(x, tf.data.Dataset):
-            for batch in x.take(1):
+            first = list(x.take(1))  # one read: see SkipBatchesOnTrainBegin
+            if not first:
+                raise ValueError(
+                    "the data is empty: the dataset yields no batch, so there is "
+                    "nothing to train or evaluate on. Check the split, the label "
+                    "budgets and the filters of the pipeline (with "
+                    "drop_remainder=True, a split smaller than one batch is empty)."
+                )
+            for batch in first:
                 images, targets, weights = keras.utils.unpack_x_y_sample_weight(batch)
                 validate_batch(
                     _numpy(images),
@@ -724,6 +736,11 @@ class AesthalModel(keras.Model):
                 )
             return
         if isinstance(x, (np.ndarray, tf.Tensor)):
+            if len(x) == 0:
+                raise ValueError(
+                    "the data is empty: images has 0 examples, so there is nothing "
+                    "to train or evaluate on."
+                )
             head = lambda v: None if v is None else _numpy(v)[:64]  # noqa: E731
             targets = None if y is None else {k: head(v) for k, v in dict(y).items()}
             weights = (
@@ -747,6 +764,10 @@ class AesthalModel(keras.Model):
             # Keras would only warn that it ignores `shuffle=True`.
             kwargs.setdefault("shuffle", False)
         callbacks = list(callbacks or [])
+        if not any(isinstance(c, BatchChecker) for c in callbacks):
+            # First, so that a bad batch is named before any other callback
+            # (StopOnNonFinite) reacts to its effects.
+            callbacks.insert(0, BatchChecker())
         recorders = [c for c in callbacks if isinstance(c, TrainingStatsLogger)]
         if not recorders:
             recorders = [TrainingStatsLogger()]
@@ -757,12 +778,20 @@ class AesthalModel(keras.Model):
         history.history.update(recorders[0].history)
         return history
 
-    def evaluate(self, x=None, y=None, *args, sample_weight=None, **kwargs):
-        """`keras.Model.evaluate`, after `validate_data` on the first batch."""
+    def evaluate(
+        self, x=None, y=None, *args, sample_weight=None, callbacks=None, **kwargs
+    ):
+        """`keras.Model.evaluate`, after `validate_data` on the first batch;
+        every later batch is checked by a `BatchChecker`."""
         if not hasattr(self, "loss_weighting"):
             raise RuntimeError("call model.compile(...) before evaluate().")
         self.validate_data(x, y, sample_weight)
-        return super().evaluate(x, y, *args, sample_weight=sample_weight, **kwargs)
+        callbacks = list(callbacks or [])
+        if not any(isinstance(c, BatchChecker) for c in callbacks):
+            callbacks.insert(0, BatchChecker())
+        return super().evaluate(
+            x, y, *args, sample_weight=sample_weight, callbacks=callbacks, **kwargs
+        )
 
     # =============================================================== config
     def get_config(self):

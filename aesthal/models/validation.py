@@ -1,21 +1,82 @@
-"""Up-front checks of a batch `(images, targets, sample_weights)` (numpy level).
+"""Checks of a batch `(images, targets, sample_weights)`: the first at the edge,
+every later one in the step.
 
-`validate_batch` is what `AesthalModel.fit` runs on the first batch before
-training, and what a data pipeline can call on its own output; it raises a
-`ValueError` naming the tensor and the problem. The same value checks run in the
-training graph on every batch (`tf.debugging` asserts in
-`AesthalModel.train_step`), so a bad later batch stops training with the same
-kind of message instead of producing NaNs. These two are the only checks of a
-batch: one at the edge (here), one in the graph.
+`validate_batch` is what `AesthalModel.fit`/`evaluate` run on the first batch
+before any step (numpy), and what a data pipeline can call on its own output;
+it raises a `ValueError` naming the tensor and the problem.
+
+Every batch after it is checked inside the train/test step by
+`batch_report` (a few reductions, recorded in a small variable; no
+`tf.debugging` assert, so it works the same under XLA, where asserts are
+compiled out), and `BatchChecker`, a callback that `AesthalModel.fit` and
+`evaluate` add themselves, reads the record after each batch and raises
+`InvalidBatchError` (a `ValueError`) with the *same* message as
+`validate_batch`, plus the batch, the epoch, the training step and the
+positions in the batch. A bad batch's update is not applied (the step refuses
+it, as the NaN/Inf guard refuses one).
+
+What both check: pixels (finite ones) in 0..255; targets finite and
+non-negative; sample weights 0 or 1; no all-zero target where the weight is 1.
+NaN/Inf *pixels* in later batches are left to the train step's NaN/Inf guard
+(`aesthal.training.callbacks.StopOnNonFinite` names the step and the task).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
+import keras
 import numpy as np
+import tensorflow as tf
 
 from aesthal.config import NUM_SCORES, TASKS
+
+#: The per-example checks of `batch_report`, in the report's order.
+CHECKS = ("images_range",) + tuple(
+    f"{task}_{kind}"
+    for task in TASKS
+    for kind in ("nonfinite", "negative", "mask", "empty")
+)
+#: Positions in the batch listed per failed check.
+MAX_LISTED = 8
+_NUM_VALUES = 2 + len(TASKS)  # images min, max; each task's target min
+#: Length of the float32 report vector (see `batch_report`).
+REPORT_SIZE = (
+    len(CHECKS) + len(CHECKS) * MAX_LISTED + _NUM_VALUES + len(TASKS) * MAX_LISTED
+)
+
+
+class InvalidBatchError(ValueError):
+    """A batch after the first broke the data contract; `fit`/`evaluate` stop."""
+
+
+def problem_message(
+    check: str, indices=(), *, low=None, high=None, values=()
+) -> str:
+    """The message of one failed check, shared by the first-batch check and the
+    per-batch one.
+
+    Args:
+        check: one of `CHECKS`.
+        indices: positions in the batch that failed it.
+        low, high: `images_range`: the pixel range; `*_negative`: `low` is the
+            target's minimum.
+        values: `*_mask`: the offending sample weights.
+    """
+    if check == "images_range":
+        return f"images must have values in 0..255; got {low:g}..{high:g}."
+    task, kind = check.rsplit("_", 1)
+    if kind == "nonfinite":
+        return f"targets[{task!r}] contains NaN or Inf."
+    if kind == "negative":
+        return f"targets[{task!r}] has negative values (min {low:g})."
+    if kind == "mask":
+        shown = sorted({float(v) for v in values})
+        return f"sample_weights[{task!r}] must be 0 or 1; got values {shown}."
+    return (
+        f"targets[{task!r}] is all zeros for labelled examples {list(indices)} "
+        f"(sample_weights[{task!r}] is 1 there)."
+    )
 
 
 def validate_batch(
@@ -53,7 +114,9 @@ def validate_batch(
         raise ValueError("images contain NaN or Inf.")
     if images.size and (images.min() < 0 or images.max() > 255):
         raise ValueError(
-            f"images must have values in 0..255; got {images.min()}..{images.max()}."
+            problem_message(
+                "images_range", low=float(images.min()), high=float(images.max())
+            )
         )
     if targets is None:
         return
@@ -86,10 +149,10 @@ def validate_batch(
                 f"{expected_shapes[task]} (the model's output size)."
             )
         if not np.all(np.isfinite(target)):
-            raise ValueError(f"targets[{task!r}] contains NaN or Inf.")
+            raise ValueError(problem_message(f"{task}_nonfinite"))
         if np.any(target < 0):
             raise ValueError(
-                f"targets[{task!r}] has negative values (min {target.min()})."
+                problem_message(f"{task}_negative", low=float(target.min()))
             )
         mask = sample_weights.get(task)
         if mask is None:
@@ -101,16 +164,169 @@ def validate_batch(
                     f"sample_weights[{task!r}] has shape {mask.shape}; "
                     f"expected ({batch},)."
                 )
-            if not np.all((mask == 0) | (mask == 1)):
-                raise ValueError(
-                    f"sample_weights[{task!r}] must be 0 or 1; got values "
-                    f"{sorted(set(mask.tolist()))}."
-                )
+            bad = ~((mask == 0) | (mask == 1))
+            if np.any(bad):
+                raise ValueError(problem_message(f"{task}_mask", values=mask[bad]))
         sums = target.reshape(batch, -1).sum(axis=1)
         empty = np.flatnonzero((mask > 0) & (sums <= 0))
         if empty.size:
-            raise ValueError(
-                f"targets[{task!r}] is all zeros for labelled examples "
-                f"{empty.tolist()} "
-                f"(sample_weights[{task!r}] is 1 there)."
+            raise ValueError(problem_message(f"{task}_empty", empty.tolist()))
+
+
+def batch_report(images, targets, masks) -> tf.Tensor:
+    """The in-step check of one batch, as a float32 vector `[REPORT_SIZE]`.
+
+    Only reductions and static shapes (no assert, no `tf.where` with one
+    argument), so it runs the same eagerly, in a `tf.function` and under XLA.
+    Under `tf.distribute` each replica's per-example results are gathered, so
+    every replica returns the report of the global batch.
+
+    Args:
+        images: `[B, H, W, 3]`, any real dtype.
+        targets: `{task: float32 [B, ...]}` for every task in `TASKS`.
+        masks: `{task: float32 [B]}` for every task in `TASKS`.
+
+    Returns:
+        float32 `[REPORT_SIZE]`: per check (`CHECKS`) the number of failing
+        examples; per check the first `MAX_LISTED` failing positions (-1
+        padded); the finite pixels' min and max; each task's finite target
+        minimum; each task's first `MAX_LISTED` non-0/1 sample weights.
+        `describe_report` turns it into a message.
+    """
+    images = tf.cast(images, tf.float32)
+    batch = tf.shape(images)[0]
+    finite = tf.math.is_finite(images)
+    pixel_min = tf.reduce_min(tf.where(finite, images, np.inf), axis=[1, 2, 3])
+    pixel_max = tf.reduce_max(tf.where(finite, images, -np.inf), axis=[1, 2, 3])
+    bad = [(pixel_min < 0.0) | (pixel_max > 255.0)]
+    values = [pixel_min, pixel_max]
+    for task in TASKS:
+        target = tf.reshape(tf.cast(targets[task], tf.float32), [batch, -1])
+        mask = tf.reshape(tf.cast(masks[task], tf.float32), [batch])
+        target_finite = tf.math.is_finite(target)
+        nonfinite = tf.logical_not(tf.reduce_all(target_finite, axis=1))
+        target_min = tf.reduce_min(tf.where(target_finite, target, np.inf), axis=1)
+        sums = tf.reduce_sum(tf.where(target_finite, target, 0.0), axis=1)
+        bad += [
+            nonfinite,
+            target_min < 0.0,
+            tf.logical_not((mask == 0.0) | (mask == 1.0)),
+            (mask > 0.0) & (sums <= 0.0) & tf.logical_not(nonfinite),
+        ]
+        values += [target_min, mask]
+    bad = tf.cast(tf.stack(bad, axis=1), tf.float32)  # [B, len(CHECKS)]
+    values = tf.stack(values, axis=1)  # [B, 2 + 2 * len(TASKS)]
+    context = tf.distribute.get_replica_context()
+    if context is not None and context.num_replicas_in_sync > 1:
+        bad = context.all_gather(bad, axis=0)
+        values = context.all_gather(values, axis=0)
+    counts = tf.reduce_sum(bad, axis=0)
+    rank = tf.cumsum(bad, axis=0) - 1.0  # [N, K]
+    positions = tf.cast(tf.range(tf.shape(bad)[0]), tf.float32)[:, None, None]
+    hit = (bad[:, :, None] > 0.0) & (
+        rank[:, :, None] == tf.range(MAX_LISTED, dtype=tf.float32)[None, None, :]
+    )
+    listed = tf.maximum(tf.reduce_max(tf.where(hit, positions, -1.0), axis=0), -1.0)
+    summary = [
+        tf.reduce_min(values[:, 0])[None],
+        tf.reduce_max(values[:, 1])[None],
+    ]
+    summary += [tf.reduce_min(values[:, 2 + 2 * i])[None] for i in range(len(TASKS))]
+    mask_values = []
+    for i, task in enumerate(TASKS):
+        where = tf.cast(listed[CHECKS.index(f"{task}_mask")], tf.int32)
+        picked = tf.gather(values[:, 3 + 2 * i], tf.maximum(where, 0))
+        mask_values.append(tf.where(where >= 0, picked, 0.0))
+    return tf.concat(
+        [counts, tf.reshape(listed, [-1]), *summary, *mask_values], axis=0
+    )
+
+
+def describe_report(report) -> tuple[str, list[int]] | None:
+    """The first failed check of a `batch_report`: `(message, positions)`.
+
+    Returns:
+        None when every check passed; otherwise the `problem_message` of the
+        first failed check in `CHECKS` order and its positions in the batch
+        (at most `MAX_LISTED`).
+    """
+    report = np.asarray(report, np.float64)
+    k = len(CHECKS)
+    counts = report[:k]
+    failed = np.flatnonzero(counts > 0)
+    if not failed.size:
+        return None
+    check = int(failed[0])
+    listed = report[k : k + k * MAX_LISTED].reshape(k, MAX_LISTED)
+    indices = [int(i) for i in listed[check] if i >= 0]
+    more = int(counts[check]) - len(indices)
+    summary = report[k + k * MAX_LISTED :]
+    name = CHECKS[check]
+    kwargs = {}
+    if name == "images_range":
+        kwargs = {"low": summary[0], "high": summary[1]}
+    elif name.endswith("_negative"):
+        kwargs = {"low": summary[2 + TASKS.index(name.rsplit("_", 1)[0])]}
+    elif name.endswith("_mask"):
+        task = TASKS.index(name.rsplit("_", 1)[0])
+        start = _NUM_VALUES + task * MAX_LISTED
+        kwargs = {"values": summary[start : start + len(indices)]}
+    message = problem_message(name, indices, **kwargs)
+    if more > 0:
+        message = message.rstrip(".") + f" (and {more} more)."
+    return message, indices
+
+
+class BatchChecker(keras.callbacks.Callback):
+    """Raises `InvalidBatchError` after a batch whose in-step check failed.
+
+    `AesthalModel.fit` and `evaluate` add one themselves. It reads the model's
+    record of `batch_report` (`AesthalModel.batch_check`, which keeps the first
+    failure) after every training and test batch.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._epoch = 0
+
+    def _reset(self) -> None:
+        record = getattr(self.model, "batch_check", None)
+        if record is not None:
+            record.assign(tf.zeros_like(record))
+
+    def on_train_begin(self, logs=None):
+        self._reset()
+
+    def on_test_begin(self, logs=None):
+        self._reset()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._check(batch, training=True)
+
+    def on_test_batch_end(self, batch, logs=None):
+        self._check(batch, training=False)
+
+    def _check(self, batch: int, training: bool) -> None:
+        record = getattr(self.model, "batch_check", None)
+        if record is None:
+            return
+        found = describe_report(record.numpy())
+        if found is None:
+            return
+        message, indices = found
+        if training:
+            step = int(self.model.shared_optimizer.iterations.numpy()) + 1
+            where = (
+                f"training batch {batch + 1} of epoch {self._epoch + 1} (training "
+                f"step {step}), position(s) {indices} in the batch (0-based); the "
+                "update was not applied"
             )
+        else:
+            where = f"evaluation batch {batch + 1}, position(s) {indices} in the batch"
+        raise InvalidBatchError(
+            f"{message} In {where}. Every batch is checked as the first one is; "
+            "fix the data (see docs/design.md, 'What a dataset yields to fit')."
+        )

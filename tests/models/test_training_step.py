@@ -260,8 +260,8 @@ def test_unknown_names_raise():
         ValueError, match="cannot be used with loss_weighting='uncertainty'"
     ):
         model.compile(loss_weighting="uncertainty", loss_weights={"saliency": 2.0})
-    with pytest.raises(ValueError, match="loss_weighting='dwa' is unknown"):
-        model.compile(loss_weighting="dwa")
+    with pytest.raises(ValueError, match="loss_weighting='mgda' is unknown"):
+        model.compile(loss_weighting="mgda")
     shared = keras.optimizers.Adam()
     with pytest.raises(ValueError, match="each group needs its own"):
         model.compile(optimizers={"shared": shared, "saliency": shared})
@@ -311,21 +311,66 @@ def test_bad_first_batch_is_rejected_before_training(kind, match):
         np.testing.assert_array_equal(v.numpy(), b)
 
 
+def _pixels_0_to_1000():
+    images, targets, weights = _batch(2, seed=3)
+    images = images / 255.0 * 1000.0  # the classic scale bug, the other way
+    return images, targets, weights
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
 @pytest.mark.parametrize(
-    "kind, match",
+    "kind, match, positions",
     [
-        ("negative", "negative values"),
-        ("nan", "contains NaN"),
-        ("mask", "must be 0 or 1"),
+        ("range", r"images must have values in 0\.\.255; got [\d.]+\.\.[\d.]+\.", "[0, 1]"),
+        ("negative", r"targets\['saliency'\] has negative values \(min -1\)", "[0]"),
+        ("nan", r"targets\['aesthetics'\] contains NaN or Inf\.", "[1]"),
+        ("mask", r"sample_weights\['aesthetics'\] must be 0 or 1; got values \[0\.5\]", "[1]"),
+        (
+            "empty",
+            r"targets\['aesthetics'\] is all zeros for labelled examples \[0\] "
+            r"\(sample_weights\['aesthetics'\] is 1 there\)",
+            "[0]",
+        ),
     ],
 )
-def test_bad_later_batch_stops_training_in_graph(kind, match):
+def test_bad_later_batch_stops_training_with_the_first_batch_message(
+    kind, match, positions, jit_compile
+):
+    # Issue 15, items 3 and 4: every batch is checked, under XLA too (where
+    # asserts are compiled out), with validate_batch's own message, the step
+    # and the positions; the bad batch's update is not applied.
+    model = _model()
+    model.compile(jit_compile=jit_compile)
+    bad = _pixels_0_to_1000() if kind == "range" else _bad(kind)
+    # The first-batch check gives the same message.
+    with pytest.raises(ValueError, match=match):
+        model.validate_data(tf.data.Dataset.from_tensors(bad))
+    good = tf.data.Dataset.from_tensors(_batch(2))
+    data = good.concatenate(tf.data.Dataset.from_tensors(bad))
+    with pytest.raises(aesthal.models.validation.InvalidBatchError, match=match) as error:
+        model.fit(data, verbose=0)
+    message = str(error.value)
+    assert (
+        f"training batch 2 of epoch 1 (training step 2), position(s) {positions}"
+        in message
+    ), message
+    assert "the update was not applied" in message
+    assert int(model.shared_optimizer.iterations.numpy()) == 1
+    # evaluate checks every batch as well.
+    with pytest.raises(aesthal.models.validation.InvalidBatchError, match=match) as error:
+        model.evaluate(data, verbose=0)
+    assert f"evaluation batch 2, position(s) {positions}" in str(error.value)
+
+
+def test_empty_dataset_is_an_error_before_training():
+    # Issue 15, item 5: Keras alone returns an empty history with a warning.
     model = _model()
     model.compile(jit_compile=False)
-    good = tf.data.Dataset.from_tensors(_batch(2))
-    bad = tf.data.Dataset.from_tensors(_bad(kind))
-    with pytest.raises(tf.errors.InvalidArgumentError, match=match):
-        model.fit(good.concatenate(bad), verbose=0)
+    empty = tf.data.Dataset.from_tensors(_batch(2)).take(0)
+    with pytest.raises(ValueError, match="the data is empty: the dataset yields no batch"):
+        model.fit(empty, verbose=0)
+    with pytest.raises(ValueError, match="the data is empty"):
+        model.fit(np.zeros((0, *SIZE, 3), "float32"), _batch(0)[1], verbose=0)
 
 
 class _BatchLogKeys(keras.callbacks.Callback):

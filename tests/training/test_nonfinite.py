@@ -5,11 +5,12 @@ Three layers, from the data to the update:
 1. `aesthal.data` (`standardize_example`, in tf.data): a NaN/Inf/negative
    fixation map or vote vector fails when its example is read, naming the
    source: training stops before any step sees it.
-2. `AesthalModel.fit`: `validate_batch` on the first batch, then in-graph
-   asserts on every batch's labels; the asserts are compiled out under XLA
-   (`jit_compile=True`, Keras' "auto" choice on a GPU).
-3. The train step's guard: a NaN/Inf task loss or gradient (from labels under
-   XLA, or from pixels, which no label check sees) skips the whole update,
+2. `AesthalModel.fit`: `validate_batch` on the first batch, then the
+   per-batch check of every later batch's labels and pixel range, which
+   holds under XLA too (`jit_compile=True`, Keras' "auto" choice on a GPU):
+   `InvalidBatchError` with the first batch's message, no update applied.
+3. The train step's guard: a NaN/Inf task loss or gradient (from NaN/Inf
+   pixels after the first batch, or from the training itself) skips the whole update,
    and `StopOnNonFinite` ends the run naming the step and the task.
 """
 
@@ -27,6 +28,7 @@ import tensorflow as tf
 
 import aesthal
 from aesthal import data as data_lib
+from aesthal.models.validation import InvalidBatchError
 from aesthal.training.callbacks import NonFiniteLossError, StopOnNonFinite
 
 SIZE = (32, 48)
@@ -175,21 +177,21 @@ def test_nan_fixation_map_is_rejected_by_the_data_pipeline(tmp_path):
     _assert_state(saved, snapshot.weights, snapshot.optimizers)
 
 
-def test_nan_votes_without_xla_are_stopped_by_the_in_graph_assert():
-    model = _model()
-    with pytest.raises(tf.errors.InvalidArgumentError, match="contains NaN or Inf"):
-        model.fit(_stream(_batch(0), _batch(1, nan="votes")), verbose=0)
-
-
-@pytest.mark.slow
-def test_nan_votes_under_xla_reach_the_guard():
-    # Under XLA the in-graph asserts are compiled out (as on a GPU with
-    # jit_compile="auto"): the NaN reaches the aesthetics loss, and the guard
-    # refuses the update. The saliency loss and head are untouched by it.
-    model = _model(jit_compile=True)
+@pytest.mark.parametrize(
+    "jit_compile", [False, pytest.param(True, marks=pytest.mark.slow)]
+)
+def test_nan_votes_are_named_by_the_batch_check_with_and_without_xla(jit_compile):
+    # The per-batch check records instead of asserting, so XLA (which compiles
+    # asserts out, as on a GPU with jit_compile="auto") stops the same way:
+    # validate_batch's message, the step, the position; no update applied.
+    model = _model(jit_compile=jit_compile)
     snapshot = _Snapshot()
     data = _stream(_batch(0), _batch(1, nan="votes"))
-    with pytest.raises(NonFiniteLossError, match=r"step 2 .* in task\(s\) aesthetics:"):
+    with pytest.raises(
+        InvalidBatchError,
+        match=r"targets\['aesthetics'\] contains NaN or Inf\. In training batch 2 "
+        r"of epoch 1 \(training step 2\), position\(s\) \[0\]",
+    ):
         model.fit(data, callbacks=[StopOnNonFinite(), snapshot], verbose=0)
     _assert_state(model, snapshot.weights, snapshot.optimizers)
 
