@@ -6,7 +6,9 @@ share of all observers' fixations inside it (`aesthal.crop.fixation_share`);
 the same for the centre crop, and, where the data set records which observer
 made each fixation (TFDS feature `fixations/observer`, e.g. `osie` >= 1.1.0),
 the leave-one-observer-out human ceiling (`aesthal.crop.evaluate_human_ceiling`).
-Each row is a mean over images with a 95% t-interval.
+Each row is a mean over images with a 95% t-interval; the paired differences
+(model - centre crop, human ceiling - model) get their own t-intervals over
+the per-image differences.
 
     from aesthal.config import DataConfig
     from aesthal.metrics import crop_report
@@ -36,6 +38,7 @@ from aesthal import crop
 from aesthal.config import DataConfig
 from aesthal.data import pipeline, prepare
 from aesthal.inference import Predictor
+from aesthal.metrics.evaluation import confidence_interval
 from aesthal.models import AesthalModel
 
 OBSERVER_FEATURE: Final[str] = "fixations/observer"
@@ -154,6 +157,13 @@ def evaluate(
         rows[CEILING_ROW] = crop.evaluate_human_ceiling(
             [observers[name] for name in files], shapes, ratios, scale
         )
+    differences = {
+        f"{MODEL_ROW} - {CENTRE_ROW}": _paired(rows[MODEL_ROW], rows[CENTRE_ROW]),
+    }
+    if CEILING_ROW in rows:
+        differences[f"{CEILING_ROW} - {MODEL_ROW}"] = _paired(
+            rows[CEILING_ROW], rows[MODEL_ROW]
+        )
     results = {
         "dataset": data.dataset,
         "split": split,
@@ -163,12 +173,25 @@ def evaluate(
         "skipped": skipped,
         "files": files,
         "rows": rows,
+        "differences": differences,
     }
     out = pathlib.Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "crops.json").write_text(json.dumps(results, indent=2) + "\n")
     (out / "crops.md").write_text(format_results(results))
     return results
+
+
+def _paired(
+    a: Mapping[str, Mapping[str, Any]], b: Mapping[str, Mapping[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """Per ratio, the t-interval of the per-image differences `a - b`."""
+    return {
+        ratio: confidence_interval(
+            [x - y for x, y in zip(a[ratio]["scores"], b[ratio]["scores"], strict=True)]
+        )
+        for ratio in a
+    }
 
 
 def format_results(results: Mapping[str, Any]) -> str:
@@ -199,4 +222,9 @@ def format_results(results: Mapping[str, Any]) -> str:
         + "\n",
         crop.format_markdown_table(results["rows"]),
     ]
+    if results.get("differences"):
+        lines += [
+            "\nPaired differences over the same images [95% t-interval]:\n",
+            crop.format_markdown_table(results["differences"]),
+        ]
     return "\n".join(lines) + "\n"

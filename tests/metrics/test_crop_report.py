@@ -54,6 +54,12 @@ def test_crop_report_on_osie_dummy(osie_dummy, tmp_path):
     fixations = np.array([[0, 0], [47, 63], [19, 31.5]], np.float32)
     for ratio, box in crop.best_crops(saliency, ["1:1", "16:9"]).items():
         assert rows["model"][ratio]["scores"] == [crop.fixation_share(box, fixations)]
+    # Paired differences: one image, so the mean of one difference.
+    differences = result["differences"]
+    assert differences["human ceiling - model"]["1:1"]["mean"] == pytest.approx(
+        0.5 - rows["model"]["1:1"]["scores"][0]
+    )
+    assert differences["model - centre crop"]["16:9"]["n"] == 1
     # The files on disk.
     written = json.loads((tmp_path / "crops.json").read_text())
     assert written["rows"]["human ceiling"]["1:1"]["mean"] == 0.5
@@ -62,6 +68,7 @@ def test_crop_report_on_osie_dummy(osie_dummy, tmp_path):
     assert "| centre crop | 0.333 | 0.333 |" in table
     assert "| human ceiling | 0.500 | 0.500 |" in table
     assert "mean over 1 images" in table
+    assert "| model - centre crop |" in table
 
 
 def _examples(data):
@@ -92,6 +99,7 @@ def test_without_ceiling_and_bad_ratio(osie_dummy, tmp_path):
         predictor, data, tmp_path, ["4:5"], with_ceiling=False
     )
     assert list(result["rows"]) == ["model", "centre crop"]
+    assert list(result["differences"]) == ["model - centre crop"]
     # 4:5 in 48x64: 48 x round(38.4) = 38 wide, left 13: only (19, 32) is in.
     assert result["rows"]["centre crop"]["4:5"]["scores"] == [pytest.approx(1 / 3)]
     with pytest.raises(ValueError, match="'16x9'"):
