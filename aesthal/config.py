@@ -74,6 +74,12 @@ class ModelConfig:
             that task's loss. They are not in `predict()` nor in exports.
         output_log_density: if True, `call()` also returns
             `"saliency_log_density"` (float32 `[B, H, W, 1]`, log of the density).
+        tasks: the tasks the model was trained on (a non-empty subset of
+            `TASKS`, in `TASKS` order); the runner sets it from
+            `DataConfig.tasks`. Both heads always exist, but the outputs of an
+            untrained one are not predictions: `aesthal.inference.Predictor`,
+            `python -m aesthal.predict` and the SavedModel leave them out.
+            Models saved before this field existed load as trained on both.
     """
 
     backbone: str = "tiny"
@@ -85,10 +91,24 @@ class ModelConfig:
     aesthetics_dropout: float = 0.0
     side_heads: tuple[tuple[str, str, float], ...] = ()
     output_log_density: bool = False
+    tasks: tuple[str, ...] = TASKS
 
     def __post_init__(self) -> None:
         # Normalise list inputs (e.g. from JSON) to tuples so the config hashes.
         set_ = object.__setattr__
+        if isinstance(self.tasks, str) or not all(
+            isinstance(t, str) for t in self.tasks
+        ):
+            raise ValueError(
+                f"ModelConfig.tasks={self.tasks!r} must be a tuple of task names."
+            )
+        unknown = [t for t in self.tasks if t not in TASKS]
+        if unknown or not self.tasks:
+            raise ValueError(
+                f"ModelConfig.tasks={tuple(self.tasks)} must be a non-empty subset "
+                f"of {TASKS}" + (f"; unknown: {unknown}." if unknown else ".")
+            )
+        set_(self, "tasks", tuple(t for t in TASKS if t in self.tasks))
         set_(self, "input_size", tuple(int(v) for v in self.input_size))
         if self.saliency_taps is not None:
             set_(self, "saliency_taps", tuple(self.saliency_taps))
@@ -159,6 +179,7 @@ class ModelConfig:
             if out[key] is not None:
                 out[key] = list(out[key])
         out["side_heads"] = [list(s) for s in self.side_heads]
+        out["tasks"] = list(self.tasks)
         return out
 
     @classmethod

@@ -29,18 +29,26 @@ does exactly that.
 
 SavedModels written before these two signatures existed have only
 `serving_default`; `Predictor` still reads them.
+
+Trained tasks. Only the outputs of the tasks the model was trained on
+(`ModelConfig.tasks`) are in the signatures: a saliency-only model's
+signatures return `saliency` alone, an aesthetics-only model's `aesthetics`
+(and `aesthetics_mean`) alone. The output keys are the SavedModel's record of
+its tasks (`trained_tasks` reads it); SavedModels written before this rule
+return every key and count as trained on both tasks.
 """
 
 from __future__ import annotations
 
 import os
 import pathlib
+import shutil
 from collections.abc import Callable, Sequence
 
 import keras
 import tensorflow as tf
 
-from aesthal.config import SCORES
+from aesthal.config import SCORES, TASKS
 from aesthal.data.preprocess import stretch_images
 from aesthal.models.aesthal_model import AesthalModel
 
@@ -88,15 +96,13 @@ def model_size_function(model: AesthalModel) -> Callable[[tf.Tensor], dict]:
 
     Returns:
         `predict(images)`: float32 `[B, H, W, 3]` (0..255, at the model's input
-        size) -> `{"saliency": float32 [B, H, W, 1], "aesthetics": float32 [B, 10]}`.
+        size) -> `{"saliency": float32 [B, H, W, 1], "aesthetics": float32 [B, 10]}`,
+        with only the keys of `model.config.tasks`.
     """
 
     def predict(images):
         outputs = model(images, training=False)
-        return {
-            "saliency": tf.cast(outputs["saliency"], tf.float32),
-            "aesthetics": tf.cast(outputs["aesthetics"], tf.float32),
-        }
+        return {task: tf.cast(outputs[task], tf.float32) for task in model.config.tasks}
 
     return predict
 
@@ -112,7 +118,8 @@ def serving_function(model: AesthalModel) -> Callable[[tf.Tensor], dict]:
         model: a built `AesthalModel`.
 
     Returns:
-        `serve(images)`: uint8 `[B, h, w, 3]` -> the dict of the module docstring.
+        `serve(images)`: uint8 `[B, h, w, 3]` -> the dict of the module
+        docstring (the keys of the trained tasks only).
     """
     input_size = tuple(model.config.input_size)
     predict = model_size_function(model)
@@ -120,12 +127,16 @@ def serving_function(model: AesthalModel) -> Callable[[tf.Tensor], dict]:
 
     def serve(images):
         outputs = predict(to_model_input(images, input_size))
-        aesthetics = outputs["aesthetics"]
-        return {
-            "saliency": to_image_size(outputs["saliency"], tf.shape(images)[1:3]),
-            "aesthetics": aesthetics,
-            "aesthetics_mean": tf.reduce_sum(aesthetics * scores, axis=-1),
-        }
+        served = {}
+        if "saliency" in outputs:
+            served["saliency"] = to_image_size(
+                outputs["saliency"], tf.shape(images)[1:3]
+            )
+        if "aesthetics" in outputs:
+            aesthetics = outputs["aesthetics"]
+            served["aesthetics"] = aesthetics
+            served["aesthetics_mean"] = tf.reduce_sum(aesthetics * scores, axis=-1)
+        return served
 
     return serve
 
@@ -169,8 +180,26 @@ def export_saved_model(model: AesthalModel, path: str | os.PathLike) -> str:
     return os.fspath(path)
 
 
+def trained_tasks(output_keys) -> tuple[str, ...]:
+    """The tasks a SavedModel signature's output keys show it was trained on.
+
+    Args:
+        output_keys: the keys of `serving_default` (or `predict_at_model_size`).
+
+    Returns:
+        The tasks of `TASKS` whose output is among the keys (an old SavedModel,
+        with every key: both).
+    """
+    keys = set(output_keys)
+    return tuple(task for task in TASKS if task in keys)
+
+
 def export_run(model: AesthalModel, output_dir: str | os.PathLike) -> str:
     """Writes `saved_model/` (and `model.keras` if missing) under `output_dir`.
+
+    The SavedModel is written to `saved_model.partial/` and renamed when
+    complete, so a `saved_model/` folder is always a whole export (a kill
+    during the export leaves the previous one, or none).
 
     Args:
         model: the model (`aesthal.inference.load_model` reads one from a file).
@@ -183,4 +212,11 @@ def export_run(model: AesthalModel, output_dir: str | os.PathLike) -> str:
     out.mkdir(parents=True, exist_ok=True)
     if not (out / "model.keras").exists():
         model.save(out / "model.keras")
-    return export_saved_model(model, out / "saved_model")
+    final, partial = out / "saved_model", out / "saved_model.partial"
+    if partial.exists():
+        shutil.rmtree(partial)
+    export_saved_model(model, partial)
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(partial, final)
+    return os.fspath(final)

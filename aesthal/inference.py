@@ -11,6 +11,13 @@ stretch the density back to the image's size, clip at 0, renormalise to sum 1.
     outputs["aesthetics"]                # float32 [10], sums to 1
     outputs["aesthetics_mean"]           # float32 scalar, in 1..10
 
+Only the trained tasks' outputs are returned (`Predictor.tasks`: the model's
+`ModelConfig.tasks`, or the outputs a SavedModel's signatures return): a
+saliency-only model gives no "aesthetics"/"aesthetics_mean", an
+aesthetics-only model no "saliency"; `Predictor` warns once that it leaves
+them out. Models saved before `ModelConfig.tasks` existed count as trained on
+both tasks.
+
 Batching. Images of *any* mix of sizes share a batch: each is resized to the
 model size first (`aesthal.export.to_model_input`, per image), the batch runs
 at the model size, and each map is resized back (`aesthal.export.to_image_size`),
@@ -25,6 +32,8 @@ sizes then runs one image at a time; re-export it for throughput).
 from __future__ import annotations
 
 import os
+import warnings
+import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -33,7 +42,7 @@ import numpy as np
 import tensorflow as tf
 
 from aesthal import export
-from aesthal.config import SCORES
+from aesthal.config import SCORES, TASKS
 from aesthal.models import AesthalModel
 
 _SCORES = np.asarray(SCORES, dtype=np.float32)
@@ -44,14 +53,27 @@ def load_model(path: str | os.PathLike) -> AesthalModel:
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: not a `.keras` file, or not an AesthalModel.
+        ValueError: not a `.keras` file, a truncated or corrupt one, or not an
+            AesthalModel.
     """
     path = os.fspath(path)
     if not path.endswith(".keras"):
         raise ValueError(f"{path}: expected a .keras file or a SavedModel folder")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no model file at {path}")
-    model = keras.models.load_model(path, safe_mode=True)
+    if not zipfile.is_zipfile(path):
+        raise ValueError(
+            f"{path}: not a readable .keras file (a .keras file is a zip archive; "
+            "this one is truncated or corrupt): save or copy the model again."
+        )
+    try:
+        model = keras.models.load_model(path, safe_mode=True)
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
+        raise ValueError(
+            f"{path}: cannot load the model ({type(error).__name__}: {error}); the "
+            "file is truncated, corrupt or not an aesthal model: save or copy it "
+            "again."
+        ) from error
     if not isinstance(model, AesthalModel):
         raise ValueError(f"{path} holds a {type(model).__name__}, not an AesthalModel")
     return model
@@ -129,6 +151,19 @@ class Predictor:
             )
         if self.input_size is not None:
             self._build_resizes(self.input_size)
+        # The trained tasks; the outputs of the others are left out.
+        self.tasks: tuple[str, ...] = (
+            self.model.config.tasks if self.model is not None else self._saved_tasks
+        )
+        self.omitted_tasks = tuple(t for t in TASKS if t not in self.tasks)
+        if self.omitted_tasks:
+            warnings.warn(
+                f"{self.source}: the model was trained on "
+                f"{' and '.join(self.tasks)} only; its "
+                f"{' and '.join(self.omitted_tasks)} outputs are left out (an "
+                "untrained head's output is not a prediction).",
+                stacklevel=2,
+            )
 
     def _build_resizes(self, input_size: tuple[int, int]) -> None:
         """Per-image versions of the export's first and last steps."""
@@ -164,6 +199,9 @@ class Predictor:
         if "serving_default" not in signatures:
             raise ValueError(f"{path}: the SavedModel has no serving_default")
         self._loaded = loaded  # keeps the variables alive
+        self._saved_tasks = export.trained_tasks(
+            signatures["serving_default"].structured_outputs
+        )
         if (
             export.MODEL_SIZE_SIGNATURE not in signatures
             or export.INPUT_SIZE_SIGNATURE not in signatures
@@ -202,11 +240,13 @@ class Predictor:
             )
         if self._serve is not None:
             outputs = self._serve(tf.convert_to_tensor(images))
-            return {
-                "saliency": outputs["saliency"].numpy()[..., 0],
-                "aesthetics": outputs["aesthetics"].numpy(),
-                "aesthetics_mean": outputs["aesthetics_mean"].numpy(),
-            }
+            result = {}
+            if "saliency" in self.tasks:
+                result["saliency"] = outputs["saliency"].numpy()[..., 0]
+            if "aesthetics" in self.tasks:
+                result["aesthetics"] = outputs["aesthetics"].numpy()
+                result["aesthetics_mean"] = outputs["aesthetics_mean"].numpy()
+            return result
         results = [out for _, out in self.predict_pairs(enumerate(images), len(images))]
         return {key: np.stack([r[key] for r in results]) for key in results[0]}
 
@@ -261,17 +301,19 @@ class Predictor:
 
         def flush() -> Iterator[tuple[Any, dict[str, Any]]]:
             outputs = self._forward(tf.stack(inputs))
-            saliency = outputs["saliency"]
-            aesthetics = outputs["aesthetics"].numpy()
+            saliency = outputs.get("saliency")
+            aesthetics = outputs.get("aesthetics")
+            aesthetics = None if aesthetics is None else aesthetics.numpy()
             for i, key in enumerate(keys):
-                density = self._to_image_size(
-                    saliency[i], tf.constant(sizes[i], tf.int32)
-                ).numpy()
-                yield key, {
-                    "saliency": density,
-                    "aesthetics": aesthetics[i],
-                    "aesthetics_mean": np.float32(aesthetics[i] @ _SCORES),
-                }
+                result = {}
+                if saliency is not None and "saliency" in self.tasks:
+                    result["saliency"] = self._to_image_size(
+                        saliency[i], tf.constant(sizes[i], tf.int32)
+                    ).numpy()
+                if aesthetics is not None and "aesthetics" in self.tasks:
+                    result["aesthetics"] = aesthetics[i]
+                    result["aesthetics_mean"] = np.float32(aesthetics[i] @ _SCORES)
+                yield key, result
             keys.clear()
             sizes.clear()
             inputs.clear()

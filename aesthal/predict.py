@@ -49,6 +49,7 @@ import os
 import pathlib
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 
 import cv2
@@ -56,7 +57,7 @@ import numpy as np
 from tqdm import tqdm
 
 from aesthal import crop
-from aesthal.config import SCORES
+from aesthal.config import SCORES, TASKS
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 OVERLAY_ALPHA = 0.5
@@ -92,6 +93,7 @@ class PredictSummary:
     written: int = 0
     skipped: dict[str, str] = dataclasses.field(default_factory=dict)
     seconds: float = 0.0
+    tasks: tuple[str, ...] = TASKS
 
     def to_dict(self) -> dict:
         return {
@@ -100,6 +102,7 @@ class PredictSummary:
             "skipped": len(self.skipped),
             "skipped_files": self.skipped,
             "seconds": round(self.seconds, 3),
+            "tasks": list(self.tasks),
         }
 
 
@@ -124,9 +127,15 @@ def list_images(
     excluded = pathlib.Path(exclude).resolve() if exclude is not None else None
     files = []
     for p in path.rglob("*"):
-        if not (p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS):
+        if p.suffix.lower() not in IMAGE_EXTENSIONS:
             continue
-        if excluded is not None and p.resolve().is_relative_to(excluded):
+        # A broken or self-referencing link is listed too: reading it fails,
+        # so it is counted as skipped with its reason instead of vanishing.
+        broken_link = p.is_symlink() and not p.exists()
+        if not (p.is_file() or broken_link):
+            continue
+        where = p.parent.resolve() / p.name if broken_link else p.resolve()
+        if excluded is not None and where.is_relative_to(excluded):
             continue
         files.append(p)
     return sorted(files)
@@ -275,38 +284,49 @@ def predict_folder(
     start = time.perf_counter()
     input_path = pathlib.Path(input_path)
     out = pathlib.Path(output_dir)
+    if not input_path.exists():
+        raise FileNotFoundError(f"--input {input_path} does not exist")
     root = input_path if input_path.is_dir() else input_path.parent
+    check_output_folder(input_path, out)
     files = list_images(input_path, exclude=out)
     if not files:
         raise ValueError(
             f"--input {input_path}: no image files ({', '.join(IMAGE_EXTENSIONS)})"
         )
     predictor = model if isinstance(model, Predictor) else Predictor(model)
+    tasks = tuple(predictor.tasks)
+    if crops and "saliency" not in tasks:
+        raise ValueError(
+            "--crops needs a saliency map, but the model was trained on "
+            f"{' and '.join(tasks)} only."
+        )
     names = dict(zip(files, output_names(files, root), strict=True))
-    out.mkdir(parents=True, exist_ok=True)
-    summary = PredictSummary(found=len(files))
+    summary = PredictSummary(found=len(files), tasks=tasks)
+    header = CSV_HEADER[:3]
+    if "aesthetics" in tasks:
+        header += CSV_HEADER[3:]
     bar = tqdm(total=len(files), unit="img", disable=None if progress else True)
     with open(out / "predictions.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(CSV_HEADER + crop_columns(crops))
+        writer.writerow(header + crop_columns(crops))
         decoded = _decoded(files, root, summary, bar, read_ahead=2 * batch_size)
         for (path, image), outputs in predictor.predict_pairs(decoded, batch_size):
             name = names[path]
             (out / name.parent).mkdir(parents=True, exist_ok=True)
-            saliency = outputs["saliency"]
             prefix = str(out / name)
-            if not (
-                cv2.imwrite(prefix + "_saliency.png", saliency_png(saliency))
-                and cv2.imwrite(prefix + "_overlay.jpg", overlay(image, saliency))
-            ):
-                raise OSError(f"cannot write the outputs of {path} under {out}")
-            box_cells = _write_crops(image, saliency, crops, prefix, path.suffix)
-            writer.writerow(
-                [str(path.relative_to(root)), *saliency.shape]
-                + [f"{p:.6f}" for p in outputs["aesthetics"]]
-                + [f"{float(outputs['aesthetics_mean']):.4f}"]
-                + box_cells
-            )
+            row = [str(path.relative_to(root)), *image.shape[:2]]
+            if "aesthetics" in outputs:
+                row += [f"{p:.6f}" for p in outputs["aesthetics"]]
+                row += [f"{float(outputs['aesthetics_mean']):.4f}"]
+            if "saliency" in outputs:
+                saliency = outputs["saliency"]
+                if not (
+                    cv2.imwrite(prefix + "_saliency.png", saliency_png(saliency))
+                    and cv2.imwrite(prefix + "_overlay.jpg", overlay(image, saliency))
+                ):
+                    raise OSError(f"cannot write the outputs of {path} under {out}")
+                row += _write_crops(image, saliency, crops, prefix, path.suffix)
+            writer.writerow(row)
             summary.written += 1
             bar.update(1)
     bar.close()
@@ -356,6 +376,39 @@ def _write_crops(
     return cells
 
 
+def check_output_folder(input_path: pathlib.Path, out: pathlib.Path) -> None:
+    """Checks that `out` can take the outputs; creates it.
+
+    Raises:
+        ValueError: `out` is an existing file, is the input folder (or the
+            input file), or cannot be created or written (naming the folder
+            and the reason).
+    """
+    if out.exists() and not out.is_dir():
+        raise ValueError(
+            f"--output {out} is an existing file; --output names a folder (created "
+            "if missing): give another path."
+        )
+    if out.resolve() == input_path.resolve():
+        kind = "folder" if input_path.is_dir() else "file"
+        raise ValueError(
+            f"--output {out} is the --input {kind}; the outputs need their own "
+            "folder (e.g. a new folder beside it, or a subfolder, which is not "
+            "read back)."
+        )
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".aesthal_write_test_{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise ValueError(
+            f"--output {out}: cannot write there ({reason}); give a folder you "
+            "can write to."
+        ) from error
+
+
 def main(argv: list[str] | None = None) -> int:
     """The command line; returns the exit status (0 ok, 1 nothing written, 2 error)."""
     parser = argparse.ArgumentParser(
@@ -394,17 +447,32 @@ def main(argv: list[str] | None = None) -> int:
     # Errors only: a broken file is reported below, once.
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
     try:
-        summary = predict_folder(
-            args.model,
-            args.input,
-            args.output,
-            batch_size=args.batch_size,
-            progress=not args.no_progress,
-            crops=crops,
-        )
+        with warnings.catch_warnings():
+            # Predictor's warning about untrained outputs: said once, below.
+            warnings.filterwarnings("ignore", message=".*outputs are left out")
+            summary = predict_folder(
+                args.model,
+                args.input,
+                args.output,
+                batch_size=args.batch_size,
+                progress=not args.no_progress,
+                crops=crops,
+            )
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    omitted = [t for t in TASKS if t not in summary.tasks]
+    if omitted:
+        left_out = {
+            "saliency": "saliency maps and overlays",
+            "aesthetics": "aesthetics columns p1..p10 and mean_score",
+        }
+        print(
+            f"note: {args.model} was trained on {' and '.join(summary.tasks)} only; "
+            f"its untrained {' and '.join(omitted)} outputs are left out "
+            f"({'; '.join(left_out[t] for t in omitted)}).",
+            file=sys.stderr,
+        )
     for name, reason in summary.skipped.items():
         print(f"skipped {name}: {reason}", file=sys.stderr)
     print(

@@ -388,3 +388,142 @@ def test_figure_script_renders_the_grid(models, tmp_path):
     for column in (1, 2):
         cells = spread[30:, column * 96 : (column + 1) * 96]
         assert (cells > 100).mean() > 0.3, column
+
+
+# ---------------------------------------------------------------- issue 15
+def _main(*args) -> int:
+    return predict.main([*map(str, args), "--no_progress"])
+
+
+@pytest.fixture(scope="module")
+def saliency_only(tmp_path_factory) -> dict[str, pathlib.Path]:
+    """A model trained on saliency only, as `.keras` and SavedModel."""
+    folder = tmp_path_factory.mktemp("saliency_only")
+    keras.utils.set_random_seed(0)
+    model = aesthal.build_model(
+        aesthal.ModelConfig(input_size=(32, 48), tasks=("saliency",))
+    )
+    model.save(folder / "model.keras")
+    aesthal.export_saved_model(model, folder / "saved_model")
+    return {"keras": folder / "model.keras", "saved_model": folder / "saved_model"}
+
+
+@pytest.mark.parametrize("form", ["keras", "saved_model"])
+def test_untrained_aesthetics_head_is_not_reported(
+    saliency_only, photos, tmp_path, capsys, form
+):
+    # Issue 15, item 2: no made-up one-hot distribution / mean_score 5.0.
+    import tensorflow as tf
+
+    with pytest.warns(UserWarning, match="aesthetics outputs are left out"):
+        predictor = Predictor(saliency_only[form])
+    assert predictor.tasks == ("saliency",)
+    outputs = predictor.predict(np.zeros((20, 30, 3), np.uint8))
+    assert set(outputs) == {"saliency"}
+    assert outputs["saliency"].shape == (20, 30)
+    if form == "saved_model":
+        loaded = tf.saved_model.load(str(saliency_only[form]))
+        for name in ("serving_default", "predict_at_model_size"):
+            assert set(loaded.signatures[name].structured_outputs) == {"saliency"}
+
+    out = tmp_path / "out"
+    assert (
+        _main(f"--model={saliency_only[form]}", f"--input={photos}", f"--output={out}")
+        == 0
+    )
+    err = capsys.readouterr().err
+    assert err.count("left out") == 1, err
+    assert "trained on saliency only" in err
+    with open(out / "predictions.csv") as handle:
+        assert next(csv.reader(handle)) == ["file", "height", "width"]
+    assert json.loads((out / "summary.json").read_text())["tasks"] == ["saliency"]
+    assert (out / "a_jpg_saliency.png").exists()
+
+
+def test_models_saved_before_the_tasks_field_count_as_both(tmp_path):
+    config = aesthal.ModelConfig(input_size=(32, 48)).to_dict()
+    del config["tasks"]  # a .keras file written before ModelConfig.tasks
+    model = aesthal.AesthalModel(config)
+    assert model.config.tasks == ("saliency", "aesthetics")
+    assert set(Predictor(model).predict(np.zeros((8, 8, 3), np.uint8))) == {
+        "saliency",
+        "aesthetics",
+        "aesthetics_mean",
+    }
+
+
+def test_output_equal_to_input_or_a_file_is_a_usage_error(
+    models, photos, tmp_path, capsys
+):
+    # Issue 15, item 6: was "no image files" / a FileExistsError traceback.
+    assert (
+        _main(f"--model={models['keras']}", f"--input={photos}", f"--output={photos}")
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert f"--output {photos} is the --input folder" in err
+    assert "no image files" not in err
+    existing = tmp_path / "taken.csv"
+    existing.write_text("x\n")
+    assert (
+        _main(f"--model={models['keras']}", f"--input={photos}", f"--output={existing}")
+        == 2
+    )
+    assert f"--output {existing} is an existing file" in capsys.readouterr().err
+
+
+def _unwritable_folder(tmp_path: pathlib.Path) -> pathlib.Path:
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        (folder / "probe").write_bytes(b"")
+    except OSError:
+        return folder / "out"
+    (folder / "probe").unlink()  # root ignores modes: a read-only mount instead
+    for candidate in (pathlib.Path("/sys/kernel/debug"), pathlib.Path("/proc/1")):
+        try:
+            (candidate / "probe").write_bytes(b"")
+        except OSError:
+            return candidate / "out"
+    pytest.skip("no unwritable folder on this machine")
+
+
+def test_unwritable_output_is_one_line_and_exit_2_before_any_work(
+    models, photos, tmp_path, capsys
+):
+    # Issue 15, item 7: was a traceback and exit 1.
+    out = _unwritable_folder(tmp_path)
+    assert (
+        _main("--model=/no/such/model.keras", f"--input={photos}", f"--output={out}")
+        == 2
+    )
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: --output {out}: cannot write there (")
+    assert len(err.splitlines()) == 1, err  # before the model is even looked at
+
+
+def test_truncated_keras_file_and_looping_symlink(models, photos, tmp_path, capsys):
+    # Issue 15, item 8: a truncated .keras was "File not found"; a symlink
+    # pointing at itself vanished from the counts.
+    data = pathlib.Path(models["keras"]).read_bytes()
+    truncated = tmp_path / "truncated.keras"
+    truncated.write_bytes(data[: len(data) // 2])
+    assert (
+        _main(f"--model={truncated}", f"--input={photos}", f"--output={tmp_path / 'o'}")
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert f"{truncated}: not a readable .keras file" in err and "truncated" in err
+    assert "not found" not in err.lower()
+
+    folder = tmp_path / "in"
+    _write(folder / "good.png", np.zeros((10, 10, 3), np.uint8))
+    (folder / "loop.jpg").symlink_to("loop.jpg")
+    out = tmp_path / "o2"
+    assert (
+        _main(f"--model={models['keras']}", f"--input={folder}", f"--output={out}") == 0
+    )
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["found"], summary["written"], summary["skipped"]) == (2, 1, 1)
+    assert "symbolic links" in summary["skipped_files"]["loop.jpg"]
