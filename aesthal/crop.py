@@ -588,9 +588,7 @@ def evaluate_human_ceiling(
             )
         image_sigma = None
         if blur:
-            image_sigma = (
-                fixlib.osie_sigma(shape) if sigma is None else float(sigma)
-            )
+            image_sigma = fixlib.osie_sigma(shape) if sigma is None else float(sigma)
         shares: dict[str, list[float]] = {ratio: [] for ratio in ratios}
         for k in kept:
             others = [observers[j] for j in kept if j != k]

@@ -195,7 +195,9 @@ def render_crops(
         )
         axis = panel(x, title + height + title2, box_w * scale, box_h * scale)
         axis.imshow(crop.crop_image(image, box))
-        label = ratio if shares is None else f"{ratio}\n{shares[ratio]:.0%} of fixations"
+        label = (
+            ratio if shares is None else f"{ratio}\n{shares[ratio]:.0%} of fixations"
+        )
         axis.set_title(label, fontsize="small", color=colour)
         x += box_w * scale + gap
     figure.savefig(path, dpi=dpi)
@@ -218,7 +220,9 @@ def _crops_figure(examples, predictor, output: pathlib.Path) -> None:
     boxes = crop.best_crops(saliency, _CROPS.value)
     shares = None
     if len(example.fixations):
-        shares = {r: crop.fixation_share(b, example.fixations) for r, b in boxes.items()}
+        shares = {
+            r: crop.fixation_share(b, example.fixations) for r, b in boxes.items()
+        }
     width, height = render_crops(
         example.image, saliency, boxes, output, shares, _CELL_HEIGHT.value
     )

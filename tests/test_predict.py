@@ -187,10 +187,12 @@ def test_exif_rotated_input_is_cropped_as_shown(models, tmp_path):
     assert (height, width, left) == (11, 20, 0) and 0 <= top <= 29
     assert _box(row, "1x1")[2:] == (20, 20)
     shown = predict.read_image(tmp_path / "in" / "rotated.jpg")
-    for tag, (t, l, h, w) in (("16x9", _box(row, "16x9")), ("1x1", _box(row, "1x1"))):
+    for tag in ("16x9", "1x1"):
+        top, left, height, width = _box(row, tag)
         written = cv2.imread(str(out / f"rotated_crop_{tag}.jpg"))[..., ::-1]
-        assert written.shape == (h, w, 3)
-        diff = np.abs(written.astype(int) - shown[t : t + h, l : l + w]).mean()
+        assert written.shape == (height, width, 3)
+        expected = shown[top : top + height, left : left + width]
+        diff = np.abs(written.astype(int) - expected).mean()
         assert diff < 3, (tag, diff)
 
 
