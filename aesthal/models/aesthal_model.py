@@ -786,9 +786,11 @@ class AesthalModel(keras.Model):
         if not hasattr(self, "loss_weighting"):
             raise RuntimeError("call model.compile(...) before evaluate().")
         self.validate_data(x, y, sample_weight)
-        callbacks = list(callbacks or [])
-        if not any(isinstance(c, BatchChecker) for c in callbacks):
-            callbacks.insert(0, BatchChecker())
+        # fit's validation passes its own CallbackList (BatchChecker included).
+        if not isinstance(callbacks, keras.callbacks.CallbackList):
+            callbacks = list(callbacks or [])
+            if not any(isinstance(c, BatchChecker) for c in callbacks):
+                callbacks.insert(0, BatchChecker())
         return super().evaluate(
             x, y, *args, sample_weight=sample_weight, callbacks=callbacks, **kwargs
         )

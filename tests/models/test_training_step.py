@@ -321,10 +321,18 @@ def _pixels_0_to_1000():
 @pytest.mark.parametrize(
     "kind, match, positions",
     [
-        ("range", r"images must have values in 0\.\.255; got [\d.]+\.\.[\d.]+\.", "[0, 1]"),
+        (
+            "range",
+            r"images must have values in 0\.\.255; got [\d.]+\.\.[\d.]+\.",
+            "[0, 1]",
+        ),
         ("negative", r"targets\['saliency'\] has negative values \(min -1\)", "[0]"),
         ("nan", r"targets\['aesthetics'\] contains NaN or Inf\.", "[1]"),
-        ("mask", r"sample_weights\['aesthetics'\] must be 0 or 1; got values \[0\.5\]", "[1]"),
+        (
+            "mask",
+            r"sample_weights\['aesthetics'\] must be 0 or 1; got values \[0\.5\]",
+            "[1]",
+        ),
         (
             "empty",
             r"targets\['aesthetics'\] is all zeros for labelled examples \[0\] "
@@ -347,7 +355,9 @@ def test_bad_later_batch_stops_training_with_the_first_batch_message(
         model.validate_data(tf.data.Dataset.from_tensors(bad))
     good = tf.data.Dataset.from_tensors(_batch(2))
     data = good.concatenate(tf.data.Dataset.from_tensors(bad))
-    with pytest.raises(aesthal.models.validation.InvalidBatchError, match=match) as error:
+    with pytest.raises(
+        aesthal.models.validation.InvalidBatchError, match=match
+    ) as error:
         model.fit(data, verbose=0)
     message = str(error.value)
     assert (
@@ -357,7 +367,9 @@ def test_bad_later_batch_stops_training_with_the_first_batch_message(
     assert "the update was not applied" in message
     assert int(model.shared_optimizer.iterations.numpy()) == 1
     # evaluate checks every batch as well.
-    with pytest.raises(aesthal.models.validation.InvalidBatchError, match=match) as error:
+    with pytest.raises(
+        aesthal.models.validation.InvalidBatchError, match=match
+    ) as error:
         model.evaluate(data, verbose=0)
     assert f"evaluation batch 2, position(s) {positions}" in str(error.value)
 
@@ -367,7 +379,9 @@ def test_empty_dataset_is_an_error_before_training():
     model = _model()
     model.compile(jit_compile=False)
     empty = tf.data.Dataset.from_tensors(_batch(2)).take(0)
-    with pytest.raises(ValueError, match="the data is empty: the dataset yields no batch"):
+    with pytest.raises(
+        ValueError, match="the data is empty: the dataset yields no batch"
+    ):
         model.fit(empty, verbose=0)
     with pytest.raises(ValueError, match="the data is empty"):
         model.fit(np.zeros((0, *SIZE, 3), "float32"), _batch(0)[1], verbose=0)
@@ -412,3 +426,15 @@ def test_fit_logs_only_losses_of_trained_tasks_and_history_keeps_the_stats(
     assert set(history.history) == expected | stats
     assert history.history["shared_lr"] == pytest.approx([1e-3, 1e-3])
     assert history.history["shared_nonfinite"] == [0.0, 0.0]
+
+
+def test_validation_batches_are_checked_during_fit():
+    model = _model()
+    model.compile(jit_compile=False)
+    good = tf.data.Dataset.from_tensors(_batch(2))
+    bad = good.concatenate(tf.data.Dataset.from_tensors(_bad("negative")))
+    with pytest.raises(
+        aesthal.models.validation.InvalidBatchError,
+        match=r"negative values .* In evaluation batch 2, position\(s\) \[0\]",
+    ):
+        model.fit(good, validation_data=bad, verbose=0)
