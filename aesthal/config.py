@@ -2,7 +2,8 @@
 
 - Constants: `TASKS`, `GROUPS` (the variable groups the grouped optimizers
   train), `NUM_SCORES` / `SCORES` (the aesthetics scores 1..10), `BACKBONES`,
-  `TAP_NAMES`, `BUDGET_MODES`, `LR_SCHEDULES`, `DEFAULT_LEARNING_RATE`.
+  `TAP_NAMES`, `BUDGET_MODES`, `LR_SCHEDULES`, `LOSS_WEIGHTINGS`,
+  `DEFAULT_LEARNING_RATE`.
 - `ModelConfig` fully describes an `AesthalModel`'s architecture; it round-trips
   through `to_dict()` / `from_dict()` (plain JSON types), which is what the
   model's `get_config()` stores inside a `.keras` file.
@@ -31,6 +32,10 @@ NUM_SCORES = len(SCORES)
 # How two label budgets' images relate (see `DataConfig.budget_mode`).
 BUDGET_MODES = ("independent", "disjoint", "nested")
 LR_SCHEDULES = ("constant", "cosine")
+# `AesthalModel.compile(loss_weighting=...)` by name: loss-level ("fixed",
+# "uncertainty", "dwa") and gradient-level ("gradnorm", "pcgrad", "cagrad");
+# see docs/balancing.md.
+LOSS_WEIGHTINGS = ("fixed", "uncertainty", "dwa", "gradnorm", "pcgrad", "cagrad")
 # Adam's learning rate of every group unless a group's rate is given.
 DEFAULT_LEARNING_RATE = 1e-3
 
@@ -275,8 +280,10 @@ class TrainConfig:
         learning_rate: base learning rate of every group.
         group_learning_rates: per-group overrides, e.g. `{"shared": 1e-4}`.
         lr_schedule: "constant" or "cosine" (decay to 0 over the whole budget).
-        loss_weighting: "fixed" or "uncertainty".
-        loss_weights: fixed task weights (missing tasks: 1.0).
+        loss_weighting: one of `LOSS_WEIGHTINGS` (each with its published
+            defaults; see docs/balancing.md).
+        loss_weights: fixed task weights (missing tasks: 1.0); only with
+            "fixed".
         saliency_loss: `{"kld_weight", "cc_weight", "nss_weight"}`.
         seed: seed of initialisation, shuffling and flips.
         validation_steps: batches of validation per epoch (None = whole split).
@@ -325,10 +332,16 @@ class TrainConfig:
             raise ValueError(
                 f"TrainConfig.loss_weights: unknown tasks {sorted(unknown)}."
             )
-        if self.loss_weighting == "uncertainty" and self.loss_weights:
+        if self.loss_weighting not in LOSS_WEIGHTINGS:
             raise ValueError(
-                "TrainConfig: loss_weighting='uncertainty' learns the task weights; "
-                f"fixed loss_weights={self.loss_weights} contradict it."
+                f"TrainConfig.loss_weighting={self.loss_weighting!r}; expected one "
+                f"of {LOSS_WEIGHTINGS}."
+            )
+        if self.loss_weighting != "fixed" and self.loss_weights:
+            raise ValueError(
+                f"TrainConfig: loss_weighting={self.loss_weighting!r} sets the task "
+                f"weights itself; fixed loss_weights={self.loss_weights} "
+                "contradict it."
             )
 
     def learning_rates(self) -> dict[str, float]:

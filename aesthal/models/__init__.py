@@ -12,7 +12,9 @@ from aesthal.models.backbone import (
     imagenet_weights_file,
     keras_cache_dir,
 )
+from aesthal.models.balancing import CAGrad, GradientBalancing, GradNorm, PCGrad
 from aesthal.models.loss_weighting import (
+    DynamicWeightAverage,
     FixedWeighting,
     LossWeighting,
     UncertaintyWeighting,
@@ -25,8 +27,13 @@ from aesthal.models.variable_groups import check_partition
 __all__ = [
     "AesthalModel",
     "AestheticsHead",
+    "CAGrad",
+    "DynamicWeightAverage",
     "FixedWeighting",
+    "GradNorm",
+    "GradientBalancing",
     "LossWeighting",
+    "PCGrad",
     "SaliencyHead",
     "TrainingStatsLogger",
     "TrunkPreprocessing",

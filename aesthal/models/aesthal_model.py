@@ -21,6 +21,10 @@ position, three `AdamOptimizer`s, one grouped op, in Keras 3):
 3. `total = loss_weighting.combine({t: L_t})`;
 4. one `tape.gradient(total, shared + aesthetics + saliency)`, split by group,
    each part applied by that group's optimizer (`_apply_grouped_gradients`);
+   with a gradient-level strategy (`aesthal.models.balancing`: GradNorm,
+   PCGrad, CAGrad) instead one backward pass per task, whose shared-group
+   gradients are all-reduced and combined by the strategy
+   (`_balanced_gradients`), while each head group keeps its task's gradient;
 5. the NaN/Inf guard: if any task loss or any gradient is NaN or Inf (on any
    replica), *no* group's update is applied: weights, Adam moments and the
    optimizers' `iterations` (hence learning-rate schedules) stay as they were,
@@ -58,8 +62,10 @@ from aesthal.config import (
 )
 from aesthal.models.aesthetics_head import AestheticsHead
 from aesthal.models.backbone import build_backbone, resolve_backbone_weights
+from aesthal.models.balancing import first_replica_only, last_shared_layer
 from aesthal.models.loss_weighting import LossWeighting, get_loss_weighting
 from aesthal.models.saliency_head import SaliencyHead
+from aesthal.models.step_counter import StepCounter
 from aesthal.models.validation import (
     CHECKS,
     REPORT_SIZE,
@@ -157,6 +163,9 @@ class AesthalModel(keras.Model):
                 for g in GROUPS
             },
         }
+        # Training steps run, saved with the model but not one of its weights
+        # (`object.__setattr__` bypasses the layer tracker, as in `compile`).
+        object.__setattr__(self, "step_counter", StepCounter(name="step_counter"))
         # === Build ===
         self.build((None, *config.input_size, 3))
 
@@ -271,7 +280,10 @@ class AesthalModel(keras.Model):
                 `keras.optimizers.Adam(DEFAULT_LEARNING_RATE)`. One instance per
                 group; they become `shared_optimizer`, `aesthetics_optimizer`
                 and `saliency_optimizer`.
-            loss_weighting: `"fixed"`, `"uncertainty"` or a `LossWeighting`.
+            loss_weighting: a name in `aesthal.config.LOSS_WEIGHTINGS`
+                (`"fixed"`, `"uncertainty"`, `"dwa"`; the gradient-level
+                `"gradnorm"`, `"pcgrad"`, `"cagrad"`, see docs/balancing.md)
+                or a `LossWeighting` instance.
             loss_weights: `{task: weight}` for `"fixed"` (missing tasks: 1.0).
             saliency_loss: a `SaliencyLoss` or its kwargs
                 (`{"kld_weight", "cc_weight", "nss_weight"}`); default KLD only.
@@ -286,7 +298,8 @@ class AesthalModel(keras.Model):
 
         Raises:
             ValueError: unknown group or task names, an optimizer shared between
-                groups, or bad loss settings.
+                groups, bad loss settings, or a gradient-level strategy for a
+                model without shared trainable variables.
         """
         super().compile(
             optimizer=None,
@@ -316,6 +329,13 @@ class AesthalModel(keras.Model):
                 )
             resolved[group] = optimizer
         strategy = get_loss_weighting(loss_weighting, loss_weights)
+        if strategy.acts_on_gradients and not self.variable_groups()["shared"]:
+            raise ValueError(
+                f"loss_weighting={type(strategy).__name__} balances the tasks' "
+                "gradients of the shared variables, but this model has none (a "
+                "frozen trunk, or sharing without a shared trunk); use 'fixed', "
+                "'uncertainty' or 'dwa'."
+            )
         if saliency_loss is None:
             saliency_loss = losses_lib.SaliencyLoss()
         elif isinstance(saliency_loss, Mapping):
@@ -605,44 +625,108 @@ class AesthalModel(keras.Model):
             flags = context.all_reduce(tf.distribute.ReduceOp.SUM, flags)
         return {g: tf.minimum(f, 1.0) for g, f in flags.items()}
 
-    def _apply_grouped_gradients(self, groups, grads_by_group, finite=None) -> None:
+    def _apply_grouped_gradients(
+        self, groups, grads_by_group, finite=None, balancing_update=None
+    ) -> None:
         """Applies each group's gradients with its own optimizer, if `finite`.
 
         The single place where updates happen. When `finite` (a bool scalar,
         equal on every replica) is False, no optimizer is called at all, so no
         variable, moment or iteration count changes (a `tf.cond`; under a
         strategy that needs `merge_call`, the cond runs in cross-replica
-        context, as `keras.optimizers.LossScaleOptimizer` does).
+        context, as `keras.optimizers.LossScaleOptimizer` does). A non-empty
+        `balancing_update` (what a gradient-level strategy's `balance`
+        returned) is applied by the strategy under the same condition.
         """
+        balancing_update = balancing_update or {}
 
-        def apply_all(grads_by_group):
+        def apply_all(grads_by_group, balancing_update):
             for group in GROUPS:
                 variables = groups[group]
                 if variables:
                     self.group_optimizers[group].apply_gradients(
                         zip(grads_by_group[group], variables, strict=True)
                     )
+            if balancing_update:
+                self.loss_weighting.apply_update(balancing_update)
 
         if finite is None:
-            apply_all(grads_by_group)
+            apply_all(grads_by_group, balancing_update)
             return
         if tf.__internal__.distribute.strategy_supports_no_merge_call():
-            tf.cond(finite, lambda: apply_all(grads_by_group), lambda: None)
+            tf.cond(
+                finite,
+                lambda: apply_all(grads_by_group, balancing_update),
+                lambda: None,
+            )
             return
 
-        def cross_replica(distribution, grads_by_group, finite):
+        def cross_replica(distribution, grads_by_group, finite, balancing_update):
             finite = distribution.experimental_local_results(finite)[0]
 
             def apply_fn():
                 distribution.extended.call_for_each_replica(
-                    apply_all, args=(grads_by_group,)
+                    apply_all, args=(grads_by_group, balancing_update)
                 )
 
             tf.cond(finite, apply_fn, lambda: None)
 
         tf.distribute.get_replica_context().merge_call(
-            cross_replica, args=(grads_by_group, finite)
+            cross_replica, args=(grads_by_group, finite, balancing_update)
         )
+
+    def _balanced_gradients(self, tape, task_losses, groups):
+        """Gradients by group for a gradient-level strategy, and its update.
+
+        One backward pass per task (`tape` is persistent) gives the task's
+        gradient for the shared group and for its own head group. Under
+        `tf.distribute` the shared ones and the task losses are summed across
+        replicas first (each replica's `L_t` is its share of the global-batch
+        mean, so the sums are the single-device values); the strategy's
+        `balance` then combines them, and only the first replica passes the
+        result on (`first_replica_only`), so that the shared optimizer's own
+        all-reduce returns it unchanged. Each head group gets
+        `w_t * dL_t/dhead_t`, reduced by its optimizer as usual.
+
+        Returns:
+            `(grads_by_group, update)`: `{group: [gradient per variable]}` and
+            the strategy's update for `apply_update`.
+        """
+        strategy = self.loss_weighting
+        shared = groups["shared"]
+        weights = {
+            t: tf.stop_gradient(w) for t, w in strategy.weights_by_task().items()
+        }
+        grads_by_group, task_shared = {}, {}
+        for task in TASKS:
+            grads = tape.gradient(
+                task_losses[task],
+                shared + groups[task],
+                unconnected_gradients=tf.UnconnectedGradients.ZERO,
+            )
+            task_shared[task] = grads[: len(shared)]
+            grads_by_group[task] = [weights[task] * g for g in grads[len(shared) :]]
+        losses = {t: tf.cast(task_losses[t], tf.float32) for t in TASKS}
+        context = tf.distribute.get_replica_context()
+        if context is not None and self.distribute_strategy.num_replicas_in_sync > 1:
+            task_shared, losses = context.all_reduce(
+                tf.distribute.ReduceOp.SUM, (task_shared, losses)
+            )
+        taps = {
+            *self.config.resolved_saliency_taps,
+            *self.config.resolved_aesthetics_taps,
+            *(tap for _, tap, _ in self.config.side_heads),
+        }
+        norm_layer = {
+            id(v)
+            for v in last_shared_layer(self.backbone, sorted(taps)).trainable_variables
+        }
+        norm_indices = [i for i, v in enumerate(shared) if id(v) in norm_layer]
+        combined, update = strategy.balance(
+            task_shared, losses, norm_indices, self.step_counter.count.value
+        )
+        grads_by_group["shared"] = first_replica_only(combined)
+        return grads_by_group, update
 
     def train_step(self, data):
         images, targets, masks = self._unpack(data)
@@ -657,19 +741,27 @@ class AesthalModel(keras.Model):
             for v in self.non_trainable_variables
             if v.dtype.startswith("float")
         ]
-        with tf.GradientTape() as tape:
+        # Gradient-level strategies take one backward pass per task.
+        balancing = self.loss_weighting.acts_on_gradients
+        with tf.GradientTape(persistent=balancing) as tape:
             outputs, side_outputs = self._forward(images, training=True)
             task_losses, loss_logs = self._compute_losses(
                 targets, masks, outputs, side_outputs
             )
             total = self.loss_weighting.combine(task_losses, num_replicas)
-        grads = tape.gradient(
-            total, flat, unconnected_gradients=tf.UnconnectedGradients.ZERO
-        )
-        grads_by_group, start = {}, 0
-        for group in GROUPS:
-            grads_by_group[group] = grads[start : start + len(groups[group])]
-            start += len(groups[group])
+        balancing_update = {}
+        if balancing:
+            grads_by_group, balancing_update = self._balanced_gradients(
+                tape, task_losses, groups
+            )
+        else:
+            grads = tape.gradient(
+                total, flat, unconnected_gradients=tf.UnconnectedGradients.ZERO
+            )
+            grads_by_group, start = {}, 0
+            for group in GROUPS:
+                grads_by_group[group] = grads[start : start + len(groups[group])]
+                start += len(groups[group])
         stats = {
             f"{task}_weight": weight
             for task, weight in self.loss_weighting.weights_by_task().items()
@@ -683,9 +775,10 @@ class AesthalModel(keras.Model):
             stats[f"{group}_nonfinite"] = flags[group] / num_replicas
         finite = tf.equal(tf.add_n(list(flags.values())), 0.0)
         finite = tf.logical_and(finite, batch_passed)  # a bad batch: no update
-        self._apply_grouped_gradients(groups, grads_by_group, finite)
+        self._apply_grouped_gradients(groups, grads_by_group, finite, balancing_update)
         for variable, before in state:
             variable.assign(tf.where(finite, variable.value, before))
+        self.step_counter.increment()
         self._update_loss_trackers(loss_logs, total * num_replicas)
         for name, value in stats.items():
             self.stat_trackers[name].update_state(value)
@@ -772,6 +865,11 @@ class AesthalModel(keras.Model):
         if not recorders:
             recorders = [TrainingStatsLogger()]
             callbacks.insert(0, recorders[0])
+        if self.loss_weighting.uses_epoch_losses and not any(
+            isinstance(c, EpochLossesToWeighting) for c in callbacks
+        ):
+            # Before any checkpointing callback, which then saves the new state.
+            callbacks.insert(0, EpochLossesToWeighting())
         history = super().fit(
             x, y, *args, sample_weight=sample_weight, callbacks=callbacks, **kwargs
         )
@@ -851,6 +949,25 @@ class TrainingStatsLogger(keras.callbacks.Callback):
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+
+
+class EpochLossesToWeighting(keras.callbacks.Callback):
+    """Passes each epoch's mean training task losses to `loss_weighting.end_epoch`.
+
+    `AesthalModel.fit` adds it when the strategy `uses_epoch_losses` (DWA).
+    A task's epoch loss is what `combine` receives, at the global scale: its
+    logged loss plus `loss_weight * loss` of each of its side heads (the
+    epoch means `fit` logs before validation); a task that is not trained
+    (not in the logs) gets 0.
+    """
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        model = self.model
+        losses = {t: float(logs.get(f"{t}_loss", 0.0)) for t in TASKS}
+        for i, (task, _, weight) in enumerate(model.config.side_heads):
+            losses[task] += weight * float(logs.get(f"side{i}_{task}_loss", 0.0))
+        model.loss_weighting.end_epoch(losses)
 
 
 def _task_of(tracker_name: str) -> str:

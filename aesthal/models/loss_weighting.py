@@ -14,6 +14,12 @@ so it is updated by that task's optimizer.
 
 New strategies subclass `LossWeighting`, create variables in `build_tasks` and
 register themselves with `@keras.saving.register_keras_serializable`.
+
+Strategies here act on the losses: `"fixed"`, `"uncertainty"` and `"dwa"`
+(Dynamic Weight Average, whose weights change once per epoch through
+`end_epoch`). The gradient-level methods (`"gradnorm"`, `"pcgrad"`,
+`"cagrad"`) subclass `aesthal.models.balancing.GradientBalancing`; all are
+made by name with `get_loss_weighting`. See docs/balancing.md.
 """
 
 from __future__ import annotations
@@ -21,13 +27,25 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from aesthal.config import TASKS
 
 
 class LossWeighting(keras.layers.Layer):
-    """Base class: fixed weight 1 for each task, no regularizer."""
+    """Base class: fixed weight 1 for each task, no regularizer.
+
+    Class attributes read by `AesthalModel`:
+        acts_on_gradients: False here; True for
+            `aesthal.models.balancing.GradientBalancing`, whose `train_step`
+            takes one gradient per task for the shared group.
+        uses_epoch_losses: True when `end_epoch` must be called after every
+            training epoch (`AesthalModel.fit` then adds the callback that does).
+    """
+
+    acts_on_gradients = False
+    uses_epoch_losses = False
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -52,6 +70,15 @@ class LossWeighting(keras.layers.Layer):
     def variables_for_task(self, task: str) -> list:
         """The trainable variables owned by `task` (updated by its optimizer)."""
         return []
+
+    def end_epoch(self, epoch_losses: Mapping[str, float]) -> None:
+        """Called after each training epoch when `uses_epoch_losses` (no-op here).
+
+        Args:
+            epoch_losses: `{task: mean training loss of the epoch}` (the task's
+                loss with its side heads', as `combine` receives it, at the
+                global scale).
+        """
 
     def combine(
         self, task_losses: Mapping[str, tf.Tensor], num_replicas: int = 1
@@ -158,13 +185,132 @@ class UncertaintyWeighting(LossWeighting):
         return config
 
 
-_STRATEGIES = {"fixed": FixedWeighting, "uncertainty": UncertaintyWeighting}
+@keras.saving.register_keras_serializable(package="aesthal")
+class DynamicWeightAverage(LossWeighting):
+    """Dynamic Weight Average (Liu, Johns & Davison, CVPR 2019, Sec. 3.3, eq. 7).
+
+    The weight of task k in epoch t (0-based here; the paper counts from 1) is
+
+        w_k(t) = K exp(r_k(t-1) / T) / sum_i exp(r_i(t-1) / T),
+        r_k(t-1) = L_k(t-1) / L_k(t-2),
+
+    where `L_k(e)` is task k's *mean training loss over epoch e* (the mean of
+    its per-step losses, as fit logs it) and K the number of tasks; the
+    weights sum to K. In the first two epochs (no two previous epochs yet)
+    every `w_k = 1`. `T = 2` is the paper's temperature. A task whose loss in
+    epoch t-2 was 0 (e.g. a task not trained, all its labels masked out) gets
+    `r_k = 1`, instead of a 0/0.
+
+    The weights are updated by `end_epoch`, which `AesthalModel.fit` calls
+    after every epoch (a callback it adds) with the epoch's task losses; a
+    custom training loop must call it itself. State (saved with the model,
+    non-trainable float32 variables): `task_weights` `[K]`, `epoch_losses`
+    `[2, K]` (row 0: epoch t-1, row 1: epoch t-2) and `epochs_seen` (a count).
+
+    Args:
+        temperature: `T` > 0; larger values make the weights more uniform.
+    """
+
+    uses_epoch_losses = True
+
+    def __init__(self, temperature: float = 2.0, **kwargs):
+        super().__init__(**kwargs)
+        if not float(temperature) > 0:
+            raise ValueError(
+                f"DynamicWeightAverage: temperature={temperature} must be > 0."
+            )
+        self.temperature = float(temperature)
+
+    def build_tasks(self, tasks):
+        self.tasks = tuple(tasks)
+        count = len(self.tasks)
+        self.task_weights = self.add_weight(
+            shape=(count,), initializer="ones", trainable=False, name="task_weights"
+        )
+        self.epoch_losses = self.add_weight(
+            shape=(2, count), initializer="zeros", trainable=False, name="epoch_losses"
+        )
+        self.epochs_seen = self.add_weight(
+            shape=(), initializer="zeros", trainable=False, name="epochs_seen"
+        )
+        self.built = True
+
+    def weights_by_task(self):
+        weights = tf.convert_to_tensor(self.task_weights)
+        return {task: weights[i] for i, task in enumerate(self.tasks)}
+
+    def end_epoch(self, epoch_losses):
+        missing = set(self.tasks) - set(epoch_losses)
+        if missing:
+            raise ValueError(
+                f"DynamicWeightAverage.end_epoch: no epoch loss for tasks "
+                f"{sorted(missing)}; got {sorted(epoch_losses)}."
+            )
+        latest = np.array([float(epoch_losses[t]) for t in self.tasks], np.float32)
+        previous = np.asarray(self.epoch_losses)[0]
+        seen = int(np.asarray(self.epochs_seen)) + 1
+        self.epoch_losses.assign(np.stack([latest, previous]))
+        self.epochs_seen.assign(float(seen))
+        self.task_weights.assign(
+            dwa_weights(latest, previous, self.temperature)
+            if seen >= 2
+            else np.ones(len(self.tasks), np.float32)
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"temperature": self.temperature})
+        return config
+
+
+def dwa_weights(
+    last: np.ndarray, before_last: np.ndarray, temperature: float = 2.0
+) -> np.ndarray:
+    """DWA's weights from two epochs' task losses (Liu et al. 2019, eq. 7).
+
+    Args:
+        last: float `[K]`, each task's mean loss in epoch t-1.
+        before_last: float `[K]`, the same in epoch t-2.
+        temperature: `T` > 0.
+
+    Returns:
+        float32 `[K]`, `K softmax(r / T)` with `r = last / before_last`
+        (`r = 1` where `before_last` is 0); sums to K.
+    """
+    last = np.asarray(last, np.float64)
+    before_last = np.asarray(before_last, np.float64)
+    ratios = np.divide(
+        last, before_last, out=np.ones_like(last), where=before_last != 0
+    )
+    logits = ratios / temperature
+    exps = np.exp(logits - logits.max())
+    return (len(last) * exps / exps.sum()).astype(np.float32)
+
+
+_LOSS_LEVEL = {
+    "fixed": FixedWeighting,
+    "uncertainty": UncertaintyWeighting,
+    "dwa": DynamicWeightAverage,
+}
+
+
+def _strategies() -> dict[str, type]:
+    # The gradient-level methods subclass LossWeighting, in a module that
+    # imports this one: read at call time.
+    from aesthal.models import balancing
+
+    return {**_LOSS_LEVEL, **balancing.GRADIENT_METHODS}
 
 
 def get_loss_weighting(
     identifier: str | LossWeighting, loss_weights: Mapping[str, float] | None = None
 ) -> LossWeighting:
-    """Returns a strategy from a name (`"fixed"`, `"uncertainty"`) or instance.
+    """Returns a strategy from a name or an instance.
+
+    Names (`aesthal.config.LOSS_WEIGHTINGS`): `"fixed"`, `"uncertainty"`,
+    `"dwa"` (`DynamicWeightAverage`), and the gradient-level `"gradnorm"`,
+    `"pcgrad"`, `"cagrad"` (`aesthal.models.balancing`), each with its
+    published defaults.
 
     Args:
         identifier: a strategy name or a `LossWeighting` instance.
@@ -180,16 +326,17 @@ def get_loss_weighting(
                 "weights to the strategy instance instead."
             )
         return identifier
-    if identifier not in _STRATEGIES:
+    strategies = _strategies()
+    if identifier not in strategies:
         raise ValueError(
             f"loss_weighting={identifier!r} is unknown; expected one of "
-            f"{sorted(_STRATEGIES)} or a LossWeighting instance."
+            f"{sorted(strategies)} or a LossWeighting instance."
         )
     if identifier == "fixed":
         return FixedWeighting(loss_weights, name="loss_weighting")
     if loss_weights:
         raise ValueError(
             f"loss_weights={dict(loss_weights)} cannot be used with "
-            f"loss_weighting={identifier!r}, which learns its weights."
+            f"loss_weighting={identifier!r}, which sets the task weights itself."
         )
-    return _STRATEGIES[identifier](name="loss_weighting")
+    return strategies[identifier](name="loss_weighting")

@@ -46,9 +46,13 @@ class StopOnNonFinite(keras.callbacks.Callback):
     and rerunning the same command resumes from it.
 
     The step named is the global training step (1-based) of the refused
-    update: the shared optimizer's `iterations` (applied steps) + 1. With
-    `steps_per_execution > 1` the logs arrive once per execution, so the step
-    and batch named are those of the execution's last step.
+    update: the model's `step_counter` (training steps run, applied or
+    refused; saved with the model, so it goes on counting in a resumed run).
+    It does not depend on any optimizer's `iterations`, which stop when a
+    group has no variables (a frozen trunk; soft sharing has no shared
+    group). With `steps_per_execution > 1` the logs arrive once per
+    execution, so the step and batch named are those of the execution's last
+    step.
     """
 
     def __init__(self):
@@ -78,7 +82,7 @@ class StopOnNonFinite(keras.callbacks.Callback):
             where = "the shared trunk's gradients"
         else:
             where = "the total loss"
-        step = int(self.model.group_optimizers["shared"].iterations.numpy()) + 1
+        step = int(self.model.step_counter.count.numpy())
         raise NonFiniteLossError(
             f"NaN or Inf loss or gradient at training step {step} (epoch "
             f"{self._epoch + 1}, batch {batch + 1}) in {where}: the update was not "

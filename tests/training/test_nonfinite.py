@@ -265,3 +265,35 @@ def test_nan_on_one_replica_skips_the_update_on_every_replica():
     assert second["flags"]["shared_nonfinite"] == 1.0
     assert second["weights"] == first["weights"]
     assert second["moving"] == first["moving"]  # BatchNorm statistics put back
+
+
+class _PoisonSaliencyHead(keras.callbacks.Callback):
+    """Sets the saliency logits' kernel to NaN after the second batch.
+
+    (Not a kernel followed by a ReLU: graph-mode fused conv+ReLU ops may turn
+    NaN into 0.)
+    """
+
+    def on_train_batch_end(self, batch, logs=None):
+        if batch == 1:
+            kernel = self.model.saliency_head.logits.kernel
+            kernel.assign(np.full(kernel.shape, np.nan, "float32"))
+
+
+def test_stop_names_the_step_from_the_model_counter_not_an_optimizer():
+    # A frozen trunk: the shared group is empty, so the shared optimizer never
+    # applies and its `iterations` stay 0 (as with soft sharing, which has no
+    # shared group). The step named still counts the steps run.
+    keras.utils.set_random_seed(0)
+    model = aesthal.build_model(aesthal.ModelConfig(input_size=SIZE))
+    model.backbone.trainable = False
+    model.compile(jit_compile=False)
+    data = _stream(_batch(0), _batch(1), _batch(2))
+    callbacks = [_PoisonSaliencyHead(), StopOnNonFinite()]
+    with pytest.raises(
+        NonFiniteLossError, match=r"training step 3 \(epoch 1, batch 3\)"
+    ):
+        model.fit(data, epochs=1, callbacks=callbacks, verbose=0)
+    assert int(model.group_optimizers["shared"].iterations.numpy()) == 0
+    assert int(model.group_optimizers["aesthetics"].iterations.numpy()) == 2
+    assert int(model.step_counter.count.numpy()) == 3
