@@ -410,7 +410,16 @@ def check_output_folder(input_path: pathlib.Path, out: pathlib.Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The command line; returns the exit status (0 ok, 1 nothing written, 2 error)."""
+    """The command line; returns the exit status.
+
+    0: at least one image's outputs were written; 1: image files were found
+    but none could be read (each is reported); 2: a usage or environment
+    error, as one line on stderr: a bad or missing flag (argparse), no such
+    `--input` or no image files in it, `--output` that is the input, an
+    existing file or not writable, a missing, truncated or foreign model,
+    `--crops` for a model without saliency, or an output write failing
+    during the run.
+    """
     parser = argparse.ArgumentParser(
         prog="python -m aesthal.predict",
         description=__doc__.split("\n\n")[0],
@@ -458,7 +467,9 @@ def main(argv: list[str] | None = None) -> int:
                 progress=not args.no_progress,
                 crops=crops,
             )
-    except (FileNotFoundError, ValueError) as error:
+    except (OSError, ValueError) as error:
+        # A usage or environment error (checked before any prediction), or the
+        # output folder failing later (a full disk): one line, status 2.
         print(f"error: {error}", file=sys.stderr)
         return 2
     omitted = [t for t in TASKS if t not in summary.tasks]

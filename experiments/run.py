@@ -18,7 +18,9 @@ also scores saliency-aware crops (`aesthal.metrics.crop_report`: `crops.md`
 beside `metrics.md`). Every artefact goes to
 `--output_dir` (the run directory is described in `aesthal.training.runner`).
 Killed and started again with the same command, a training run resumes from its
-last backup. `--mode=predict` is `python -m aesthal.predict` (same outputs,
+last backup; run again once finished, it trains nothing, keeps its record and
+only redoes a missing export or evaluation. A flag error is printed alone
+(exit status 1, as absl's own flag errors). `--mode=predict` is `python -m aesthal.predict` (same outputs,
 same exit status: 0 written, 1 nothing written, 2 bad arguments or input).
 """
 
@@ -247,6 +249,7 @@ def _configs():
             ),
             decoder_channels=_DECODER_CHANNELS.value,
             side_heads=tuple(side_heads),
+            tasks=tuple(_TASKS.value),
         )
         data = DataConfig(
             dataset=_DATASET.value,
@@ -327,12 +330,40 @@ def _predict() -> int:
         return int(error.code or 0)
 
 
+def _exit_with_error(message: str, flag_error: bool = True) -> None:
+    """Prints `message` alone (as absl does for its own flag errors) and exits 1."""
+    if flag_error:
+        print(
+            f"FATAL Flags parsing error: {message}\n"
+            "Pass --helpshort or --helpfull to see help on flags.",
+            file=sys.stderr,
+        )
+    else:
+        print(f"error: {message}", file=sys.stderr)
+    sys.exit(1)
+
+
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+        _exit_with_error(f"unexpected arguments: {' '.join(argv[1:])}")
     if _MODE.value == "predict":
         sys.exit(_predict())
-    config = _configs()  # every flag is checked before any work starts
+    try:
+        config = _configs()  # every flag is checked before any work starts
+    except app.UsageError as error:
+        _exit_with_error(str(error))
+    try:
+        _run(config)
+    except OSError as error:
+        from aesthal.data.prepare import DataDirError
+
+        if not isinstance(error, DataDirError):
+            raise
+        _exit_with_error(str(error), flag_error=False)
+
+
+def _run(config) -> None:
+    """train/evaluate/export, once every flag is checked."""
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # TFDS logs every file at INFO
     from aesthal.export import export_run
@@ -356,10 +387,21 @@ def main(argv: list[str]) -> None:
         if _CROPS.value:
             _evaluate_crops(predictor, config.data, out)
         return
+    # A rerun of a finished run keeps its record and only does what is missing.
+    finished = runner.is_finished(config)
     model = runner.train(config)
-    if _EXPORT.value:
+    exported = finished and (out / "saved_model").is_dir()
+    evaluated = finished and (out / "metrics.json").is_file()
+    if (exported or not _EXPORT.value) and (evaluated or not _EVALUATE.value):
+        print(
+            f"{out} holds this run, finished: nothing to do (its history.json, "
+            "train_time.json, model.keras, saved_model/ and metrics.json are "
+            "kept). Use another --output_dir to train again."
+        )
+        return
+    if _EXPORT.value and not exported:
         logging.info("SavedModel: %s", export_run(model, out))
-    if _EVALUATE.value:
+    if _EVALUATE.value and not evaluated:
         results = report.evaluate(
             model, config.data, out, max_images=_EVAL_MAX_IMAGES.value
         )

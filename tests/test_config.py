@@ -112,3 +112,23 @@ def test_group_learning_rates_override_the_base():
         learning_rate=1e-3, group_learning_rates={"shared": 1e-4}
     ).learning_rates()
     assert rates == {"shared": 1e-4, "aesthetics": 1e-3, "saliency": 1e-3}
+
+
+def test_model_config_tasks_are_validated_ordered_and_default_to_both():
+    from aesthal.config import TASKS, ModelConfig
+
+    assert ModelConfig().tasks == TASKS
+    config = ModelConfig(tasks=["aesthetics", "saliency"])
+    assert config.tasks == ("saliency", "aesthetics")  # TASKS order
+    assert ModelConfig.from_dict(ModelConfig(tasks=("saliency",)).to_dict()).tasks == (
+        "saliency",
+    )
+    old = ModelConfig().to_dict()
+    del old["tasks"]  # a config saved before the field
+    assert ModelConfig.from_dict(old).tasks == TASKS
+    with pytest.raises(ValueError, match=r"non-empty subset .*; unknown: \['depth'\]"):
+        ModelConfig(tasks=("saliency", "depth"))
+    with pytest.raises(ValueError, match="non-empty subset"):
+        ModelConfig(tasks=())
+    with pytest.raises(ValueError, match="must be a tuple of task names"):
+        ModelConfig(tasks="saliency")

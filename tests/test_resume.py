@@ -191,9 +191,30 @@ def test_sigkilled_run_resumes_to_the_uninterrupted_weights(tmp_path):
 
     _run(command)  # the same command again
 
-    # The second run trained only the epochs the first did not finish.
+    # The second run trained only the epochs the first did not finish, and
+    # history.json covers the whole run (issue 15, item 1): the same per-epoch
+    # losses as the uninterrupted run's.
     history = json.loads((killed / "history.json").read_text())
-    assert len(history["loss"]) == 3 - done
+    reference_history = json.loads((straight / "history.json").read_text())
+    assert len(history["loss"]) == 3
+    np.testing.assert_allclose(history["loss"], reference_history["loss"], rtol=1e-4)
+    times = json.loads((killed / "train_time.json").read_text())
+    assert len(times["epoch_seconds"]) == 3
+    assert times["seconds"] == pytest.approx(sum(times["epoch_seconds"]))
+
+    # Once more: the run is finished, so nothing is trained and the record
+    # is kept (it used to become {} and ~0.2 s).
+    record = {
+        name: (killed / name).read_text()
+        for name in ("history.json", "train_time.json")
+    }
+    result = subprocess.run(
+        command, env=_env(), capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "nothing to do" in result.stdout
+    for name, text in record.items():
+        assert (killed / name).read_text() == text, name
     expected = load_model(straight / "model.keras")
     resumed = load_model(killed / "model.keras")
     for mine, theirs in zip(resumed.weights, expected.weights, strict=True):

@@ -4,6 +4,7 @@ splits, and make the training and validation streams."""
 from __future__ import annotations
 
 import os
+import pathlib
 
 import tensorflow as tf
 import tensorflow_datasets as tfds
@@ -12,11 +13,17 @@ from aesthal.config import DataConfig
 from aesthal.data import pipeline
 
 
+class DataDirError(OSError):
+    """The TFDS data directory cannot hold the data set (e.g. read-only)."""
+
+
 def prepare_data(data: DataConfig) -> tfds.core.DatasetBuilder:
     """Builds the TFDS data set once (offline; reads `manual_dir` if needed).
 
     Raises:
         ValueError: the data set is not registered.
+        DataDirError: the data set is not prepared in `data.data_dir` and
+            cannot be written there (the message names the folder and the fix).
     """
     import aesthal.datasets  # noqa: F401  (registers the builders)
 
@@ -30,8 +37,35 @@ def prepare_data(data: DataConfig) -> tfds.core.DatasetBuilder:
     download_config = tfds.download.DownloadConfig(
         manual_dir=data.manual_dir and os.path.expanduser(data.manual_dir)
     )
+    if not builder.is_prepared():
+        _check_writable(data, builder)
     builder.download_and_prepare(download_config=download_config)
     return builder
+
+
+def _check_writable(data: DataConfig, builder: tfds.core.DatasetBuilder) -> None:
+    """Raises `DataDirError` if the builder's data_dir cannot be written."""
+    root = pathlib.Path(os.path.expanduser(data.data_dir or builder.data_dir))
+    existing = root
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    reason = None
+    if not existing.is_dir():
+        reason = f"{existing} is not a folder"
+    else:
+        probe = existing / f".aesthal_write_test_{os.getpid()}"
+        try:
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as error:
+            reason = error.strerror or str(error)
+    if reason is not None:
+        where = data.data_dir or f"TFDS's default data_dir ({root})"
+        raise DataDirError(
+            f"{data.dataset} is not prepared in {where}, and it cannot be written "
+            f"there ({reason}). Give a writable --data_dir, or prepare the data "
+            "set once in this folder with write access."
+        )
 
 
 def split_names(expression: str) -> set[str]:

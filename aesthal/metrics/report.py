@@ -76,7 +76,8 @@ def evaluate(
     for example, prediction in predictor.predict_examples(
         examples, batch_size=batch_size, limit=max_images
     ):
-        if example.has_saliency:
+        # An untrained task has no prediction (Predictor leaves it out).
+        if example.has_saliency and "saliency" in prediction:
             records.append(
                 {
                     "fixations": example.fixations,
@@ -85,7 +86,7 @@ def evaluate(
                 }
             )
             maps.append(prediction["saliency"])
-        if example.has_aesthetics:
+        if example.has_aesthetics and "aesthetics" in prediction:
             votes_true.append(example.aesthetics_votes)
             votes_pred.append(prediction["aesthetics"])
     results: dict[str, Any] = {"dataset": data.dataset, "split": split}

@@ -50,9 +50,7 @@ class InvalidBatchError(ValueError):
     """A batch after the first broke the data contract; `fit`/`evaluate` stop."""
 
 
-def problem_message(
-    check: str, indices=(), *, low=None, high=None, values=()
-) -> str:
+def problem_message(check: str, indices=(), *, low=None, high=None, values=()) -> str:
     """The message of one failed check, shared by the first-batch check and the
     per-batch one.
 
@@ -237,9 +235,7 @@ def batch_report(images, targets, masks) -> tf.Tensor:
         where = tf.cast(listed[CHECKS.index(f"{task}_mask")], tf.int32)
         picked = tf.gather(values[:, 3 + 2 * i], tf.maximum(where, 0))
         mask_values.append(tf.where(where >= 0, picked, 0.0))
-    return tf.concat(
-        [counts, tf.reshape(listed, [-1]), *summary, *mask_values], axis=0
-    )
+    return tf.concat([counts, tf.reshape(listed, [-1]), *summary, *mask_values], axis=0)
 
 
 def describe_report(report) -> tuple[str, list[int]] | None:
@@ -318,7 +314,12 @@ class BatchChecker(keras.callbacks.Callback):
             return
         message, indices = found
         if training:
-            step = int(self.model.shared_optimizer.iterations.numpy()) + 1
+            counter = getattr(self.model, "step_counter", None)
+            step = (
+                int(counter.count.numpy())  # training steps run, this one included
+                if counter is not None
+                else int(self.model.shared_optimizer.iterations.numpy()) + 1
+            )
             where = (
                 f"training batch {batch + 1} of epoch {self._epoch + 1} (training "
                 f"step {step}), position(s) {indices} in the batch (0-based); the "

@@ -7,6 +7,8 @@ weights and NaN/Inf skips, lives beside the model whose statistics it reads.)
   step's NaN/Inf guard refused, naming the step and the task.
 - `SaliencyImageLogger`: TensorBoard panels image | ground truth | prediction
   for fixed validation examples, every epoch.
+- `RunRecord`: `history.json` and `train_time.json`, written every epoch and
+  kept whole across resumes.
 - `completed_epochs`: how many epochs a `keras.callbacks.BackupAndRestore`
   folder has backed up, read *before* `fit` so that the training stream can be
   positioned where the interrupted run stopped.
@@ -18,6 +20,7 @@ import json
 import math
 import os
 import shutil
+import time
 
 import cv2
 import keras
@@ -216,3 +219,66 @@ class SkipBatchesOnTrainBegin(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self._skip.assign(self.batches)
+
+
+class RunRecord(keras.callbacks.Callback):
+    """Keeps `history.json` and `train_time.json` whole across resumes.
+
+    Written at the end of every epoch (put it before `BackupAndRestore` in the
+    callback list, so that an epoch is in the record before the backup says
+    it is done). On a resume, the record of the epochs the backup holds is
+    kept and the new epochs are appended; epochs recorded after the backup
+    (a kill between the two writes) are dropped, as their training is redone.
+
+    `history.json`: `{name: [value per epoch]}`, `fit`'s epoch logs (losses,
+    metrics, `val_` ones) plus the training statistics of `stats`.
+    `train_time.json`: `{"seconds": total, "epoch_seconds": [per epoch]}`
+    (training plus validation, per epoch; summed over every part of the run).
+
+    Args:
+        output_dir: the run directory.
+        resumed_epochs: epochs the backup holds (`completed_epochs`).
+        stats: the run's `TrainingStatsLogger` (called before this one), or None.
+    """
+
+    def __init__(self, output_dir: str | os.PathLike, resumed_epochs: int, stats=None):
+        super().__init__()
+        self.output_dir = os.fspath(output_dir)
+        self.stats = stats
+        history = _read_json(os.path.join(self.output_dir, "history.json")) or {}
+        times = _read_json(os.path.join(self.output_dir, "train_time.json")) or {}
+        self.history = {k: list(v)[:resumed_epochs] for k, v in history.items()}
+        self.epoch_seconds = list(times.get("epoch_seconds", []))[:resumed_epochs]
+        self._start = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        values = {k: float(v) for k, v in (logs or {}).items()}
+        if self.stats is not None:
+            values.update({k: v[-1] for k, v in self.stats.history.items() if v})
+        for name, value in values.items():
+            self.history.setdefault(name, []).append(value)
+        if self._start is not None:
+            self.epoch_seconds.append(time.perf_counter() - self._start)
+        _write_json(os.path.join(self.output_dir, "history.json"), self.history)
+        _write_json(
+            os.path.join(self.output_dir, "train_time.json"),
+            {"seconds": sum(self.epoch_seconds), "epoch_seconds": self.epoch_seconds},
+        )
+
+
+def _read_json(path: str):
+    if not os.path.exists(path):
+        return None
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def _write_json(path: str, value) -> None:
+    """Writes sorted, indented JSON atomically (a kill leaves the old file)."""
+    partial = path + ".partial"
+    with open(partial, "w") as handle:
+        handle.write(json.dumps(value, indent=2, sort_keys=True) + "\n")
+    os.replace(partial, path)

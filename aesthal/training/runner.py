@@ -17,7 +17,8 @@ A run directory holds:
     backup/              BackupAndRestore state (resume after a kill)
     checkpoints/last.keras   the model after the last finished epoch
     history.json, train_time.json   per-epoch logs of `fit` (with the
-                         training statistics), training seconds
+                         training statistics) and seconds, written every epoch
+                         and whole across resumes (`callbacks.RunRecord`)
     model.keras          the final model (weights + three optimizers' state)
     saved_model/         the SavedModel export (`aesthal.export.export_run`)
     metrics.json, metrics.md   test-split metrics with baselines
@@ -34,7 +35,6 @@ import dataclasses
 import json
 import logging
 import pathlib
-import time
 from typing import Any
 
 import keras
@@ -124,6 +124,10 @@ def _check_resumable(out: pathlib.Path, config: ExperimentConfig) -> None:
     previous = json.loads(previous_path.read_text())
     current = json.loads(json.dumps(config.to_dict()))  # tuples -> lists
     previous.pop("output_dir", None)
+    # Runs written before ModelConfig.tasks: the model's tasks were the data's.
+    previous_model = previous.get("model", {})
+    if "tasks" not in previous_model and "tasks" in current.get("model", {}):
+        previous_model["tasks"] = previous.get("data", {}).get("tasks")
     current.pop("output_dir", None)
     if previous != current:
         changed = sorted(
@@ -139,12 +143,29 @@ def _check_resumable(out: pathlib.Path, config: ExperimentConfig) -> None:
         )
 
 
+def is_finished(config: ExperimentConfig) -> bool:
+    """Whether `config.output_dir` holds this run with its training finished.
+
+    True when the backup has all `config.train.epochs` epochs and
+    `model.keras` and `history.json` were written (the configuration is
+    checked by `train`).
+    """
+    out = pathlib.Path(config.output_dir)
+    return (
+        (out / "model.keras").is_file()
+        and (out / "history.json").is_file()
+        and callbacks_lib.completed_epochs(out / "backup") >= config.train.epochs
+    )
+
+
 def train(config: ExperimentConfig, verbose: int | str = "auto") -> AesthalModel:
     """Trains a model as `config` says; resumes if the run directory has a backup.
 
-    A backup is only resumed under the configuration that wrote it; a run that
-    already finished resumes at its last epoch, so training is skipped and the
-    model is saved again.
+    A backup is only resumed under the configuration that wrote it. A run
+    whose training already finished (`is_finished`) is not trained again: its
+    `model.keras` is loaded and returned, and its record (`history.json`,
+    `train_time.json`) is kept as it is. The model's `ModelConfig.tasks` is
+    set to the tasks trained (`DataConfig.tasks`).
 
     Writes `config.json`, TensorBoard logs, `backup/`, `checkpoints/last.keras`
     and `model.keras` under `config.output_dir`.
@@ -154,6 +175,14 @@ def train(config: ExperimentConfig, verbose: int | str = "auto") -> AesthalModel
     """
     out = pathlib.Path(config.output_dir)
     _check_resumable(out, config)
+    if is_finished(config):
+        _LOG.warning(
+            "%s: training finished earlier (%d epochs); nothing to train, its "
+            "model.keras, history.json and train_time.json are kept.",
+            out,
+            config.train.epochs,
+        )
+        return load_model(out / "model.keras")
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "config.json", config.to_dict())
     builder = prepare.prepare_data(config.data)
@@ -161,7 +190,8 @@ def train(config: ExperimentConfig, verbose: int | str = "auto") -> AesthalModel
     prepare.check_split(builder, data.train_split)
     if data.validation_split is not None:
         if data.validation_split == type(data).validation_split and not (
-            prepare.split_names(data.validation_split) <= set(builder.info.splits.keys())
+            prepare.split_names(data.validation_split)
+            <= set(builder.info.splits.keys())
         ):
             # The default "validation" on a data set without one (osie, mit1003).
             _LOG.warning(
@@ -174,7 +204,7 @@ def train(config: ExperimentConfig, verbose: int | str = "auto") -> AesthalModel
             prepare.check_split(builder, data.validation_split)
 
     keras.utils.set_random_seed(config.train.seed)
-    model = build_model(config.model)
+    model = build_model(dataclasses.replace(config.model, tasks=data.tasks))
     if config.train.init_from:
         _initialise_trunk(model, config.train.init_from)
     compile_model(model, config.train, tasks=data.tasks)
@@ -190,15 +220,18 @@ def train(config: ExperimentConfig, verbose: int | str = "auto") -> AesthalModel
     )
     train_ds = skip.dataset
     val_ds = prepare.validation_dataset(data, image_size)
+    # Learning rates, task weights, NaN/Inf skips: beside TensorBoard's own
+    # train/ scalars, and (through RunRecord) in history.json.
+    stats = TrainingStatsLogger(str(out / "tensorboard" / "train"))
     callbacks = [
+        # Before the backup: an epoch is recorded before it counts as done.
+        stats,
+        callbacks_lib.RunRecord(out, resumed_epochs, stats),
         keras.callbacks.BackupAndRestore(
             str(out / "backup"), delete_checkpoint=False, double_checkpoint=True
         ),
         keras.callbacks.ModelCheckpoint(str(out / "checkpoints" / "last.keras")),
         keras.callbacks.TensorBoard(str(out / "tensorboard"), update_freq="epoch"),
-        # Learning rates, task weights, NaN/Inf skips: beside TensorBoard's own
-        # train/ scalars, and (through fit's History) in history.json.
-        TrainingStatsLogger(str(out / "tensorboard" / "train")),
         callbacks_lib.StopOnNonFinite(),
         skip,
     ]
@@ -210,8 +243,7 @@ def train(config: ExperimentConfig, verbose: int | str = "auto") -> AesthalModel
             )
         )
     (out / "checkpoints").mkdir(exist_ok=True)
-    start = time.perf_counter()
-    history = model.fit(
+    model.fit(
         train_ds,
         epochs=config.train.epochs,
         steps_per_epoch=config.train.steps_per_epoch,
@@ -221,11 +253,5 @@ def train(config: ExperimentConfig, verbose: int | str = "auto") -> AesthalModel
         verbose=verbose,
         shuffle=False,  # the tf.data pipeline shuffles, by seed
     )
-    seconds = time.perf_counter() - start
     model.save(out / "model.keras")
-    write_json(out / "train_time.json", {"seconds": seconds})
-    write_json(
-        out / "history.json",
-        {k: [float(v) for v in vs] for k, vs in history.history.items()},
-    )
     return model

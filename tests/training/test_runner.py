@@ -51,3 +51,28 @@ def test_a_backup_is_only_resumed_under_its_own_config(tmp_path):
     )
     with pytest.raises(ValueError, match=r"differs in train\.learning_rate\)"):
         runner.train(second)
+
+
+def test_runner_records_the_trained_tasks_in_the_model(tmp_path):
+    # Issue 15, item 2: --tasks=saliency gives a model whose config (and
+    # model.keras) says so; Predictor then leaves aesthetics out.
+    from aesthal.config import DataConfig
+
+    config = ExperimentConfig(
+        output_dir=str(tmp_path / "run"),
+        model=aesthal.ModelConfig(input_size=(32, 48)),  # tasks left at both
+        data=DataConfig(
+            dataset="synthetic_scenes/tiny",
+            data_dir=str(tmp_path / "tfds"),
+            tasks=("saliency",),
+            batch_size=4,
+            validation_split=None,
+        ),
+        train=TrainConfig(epochs=1, steps_per_epoch=1),
+    )
+    model = runner.train(config, verbose=0)
+    assert model.config.tasks == ("saliency",)
+    saved = aesthal.inference.load_model(tmp_path / "run" / "model.keras")
+    assert saved.config.tasks == ("saliency",)
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert len(history["loss"]) == 1 and "aesthetics_loss" not in history
