@@ -10,7 +10,8 @@ absolute times drift. Prints a table and writes every number to JSON.
 
 Parts (`--parts`, comma-separated; default all but `threads`): `overhead`,
 `pipeline`, `flops`, `serving`, `growth`, `memory`, `xla`, `spe`
-(steps_per_execution), `threads` (one subprocess per thread setting).
+(steps_per_execution), `balancing` (each `--loss_weightings` method's step
+time over fixed weights), `threads` (one subprocess per thread setting).
 See docs/performance.md for the results and what they mean.
 """
 
@@ -35,9 +36,25 @@ _ROUNDS = flags.DEFINE_integer("rounds", 4, "Interleaved rounds (A B A B ...).")
 _WARMUP = flags.DEFINE_integer("warmup", 2, "Untimed steps after tracing.")
 _PARTS = flags.DEFINE_list(
     "parts",
-    ["overhead", "pipeline", "flops", "serving", "growth", "memory", "xla", "spe"],
+    [
+        "overhead",
+        "pipeline",
+        "flops",
+        "serving",
+        "growth",
+        "memory",
+        "xla",
+        "spe",
+        "balancing",
+    ],
     "Which benchmarks to run: overhead, pipeline, flops, serving, growth, "
-    "memory, xla, spe, threads.",
+    "memory, xla, spe, balancing, threads.",
+)
+_LOSS_WEIGHTINGS = flags.DEFINE_list(
+    "loss_weightings",
+    ["uncertainty", "dwa", "gradnorm", "pcgrad", "cagrad"],
+    "Task-balancing methods whose step time --parts=balancing compares with "
+    "fixed weights.",
 )
 _DATASET = flags.DEFINE_string(
     "dataset", "synthetic_scenes", "TFDS name for the pipeline benchmark."
@@ -72,6 +89,7 @@ _ALL_PARTS = (
     "memory",
     "xla",
     "spe",
+    "balancing",
     "threads",
 )
 
@@ -111,6 +129,7 @@ def _settings() -> dict:
         "growth_scales": [float(v) for v in _GROWTH_SCALES.value],
         "serving_batches": [int(v) for v in _SERVING_BATCHES.value],
         "threads": threads,
+        "loss_weightings": list(_LOSS_WEIGHTINGS.value),
     }
 
 
@@ -245,6 +264,24 @@ def main(argv):
                     "Python work per step",
                 )
             )
+        if "balancing" in settings["parts"]:
+            r = bench.balancing_overhead(
+                trunk, size, batch, methods=settings["loss_weightings"], **common
+            )
+            out["balancing"] = r
+            for method, ratio in r["methods"].items():
+                rows.append(
+                    (
+                        key,
+                        f"step time: loss_weighting={method} / fixed",
+                        _fmt_ratio(ratio),
+                        (
+                            "gradient-level: one backward pass per task"
+                            if method in ("gradnorm", "pcgrad", "cagrad")
+                            else "loss-level"
+                        ),
+                    )
+                )
         if "threads" in settings["parts"]:
             r = bench.thread_settings(
                 trunk,

@@ -22,6 +22,9 @@ Measurements (each returns a plain dict of JSON types):
 - `cost_growth`: step time at several input sizes and the fitted exponent
   `p` of `time ~ pixels**p`.
 - `xla`: `jit_compile=True` vs False (step time ratio; compile time apart).
+- `balancing_overhead`: step time of each `compile(loss_weighting=...)`
+  method over fixed weights (the gradient-level ones take one backward pass
+  per task; docs/balancing.md).
 - `peak_rss`: peak resident memory of a short training run, in a fresh
   subprocess per (trunk, size).
 - `thread_settings`: step time per (intra-op, inter-op) thread pool setting,
@@ -53,7 +56,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from aesthal import losses as losses_lib
-from aesthal.config import GROUPS, ModelConfig
+from aesthal.config import GROUPS, LOSS_WEIGHTINGS, ModelConfig
 from aesthal.models import AesthalModel
 
 # Forward FLOPs per output element, per MAC: 2 (one multiply, one add).
@@ -262,12 +265,14 @@ def build_aesthal(
     seed: int = 0,
     jit_compile: bool | str = False,
     steps_per_execution: int = 1,
+    loss_weighting: str = "fixed",
 ) -> AesthalModel:
     """An `AesthalModel` compiled with three Adams (defaults: fixed weights, KLD)."""
     keras.utils.set_random_seed(seed)
     model = AesthalModel(ModelConfig(backbone=backbone, input_size=input_size))
     model.compile(
         optimizers={g: keras.optimizers.Adam(1e-4) for g in GROUPS},
+        loss_weighting=loss_weighting,
         jit_compile=jit_compile,
         steps_per_execution=steps_per_execution,
     )
@@ -704,6 +709,51 @@ def xla(
         }
     )
     return out
+
+
+def balancing_overhead(
+    backbone: str,
+    input_size: tuple[int, int],
+    batch_size: int,
+    methods: Sequence[str] = tuple(m for m in LOSS_WEIGHTINGS if m != "fixed"),
+    steps: int = 4,
+    rounds: int = 3,
+    warmup: int = 2,
+) -> dict[str, Any]:
+    """Step time of each task-balancing method over fixed weights.
+
+    One model per method (same seed, same in-memory batches), timed
+    round-robin with fixed weights. The gradient-level methods (GradNorm,
+    PCGrad, CAGrad) run one backward pass per task plus their combination;
+    DWA and uncertainty weighting change only the loss.
+
+    Returns:
+        `{"methods": {method: ratio summary (see `_ratio_summary`)}, ...}`.
+    """
+    unknown = set(methods) - set(LOSS_WEIGHTINGS)
+    if unknown:
+        raise ValueError(
+            f"balancing_overhead: unknown methods {sorted(unknown)}; known "
+            f"{LOSS_WEIGHTINGS}."
+        )
+    ds = in_memory_dataset(random_batches(input_size, batch_size))
+    names = ["fixed", *(m for m in methods if m != "fixed")]
+    runners = {
+        name: _Runner(
+            build_aesthal(backbone, input_size, loss_weighting=name), ds, warmup
+        )
+        for name in names
+    }
+    times = interleaved({k: r.block for k, r in runners.items()}, steps, rounds)
+    return {
+        "backbone": backbone,
+        "input_size": list(input_size),
+        "batch_size": batch_size,
+        "fixed_s": statistics.median(times["fixed"]),
+        "methods": {
+            name: _ratio_summary(times[name], times["fixed"]) for name in names[1:]
+        },
+    }
 
 
 def steps_per_execution(

@@ -136,6 +136,20 @@ def test_step_overhead_smoke():
 
 
 @pytest.mark.slow
+def test_balancing_overhead_smoke():
+    r = bench.balancing_overhead(
+        "tiny", (32, 32), 2, methods=("pcgrad", "dwa"), steps=1, rounds=2, warmup=1
+    )
+    assert set(r["methods"]) == {"pcgrad", "dwa"} and r["fixed_s"] > 0
+    for ratio in r["methods"].values():
+        assert len(ratio["ratio_per_round"]) == 2
+        assert ratio["baseline_s"] == pytest.approx(r["fixed_s"])
+        assert math.isfinite(ratio["ratio"]) and ratio["ratio"] > 0
+    with pytest.raises(ValueError, match=r"unknown methods \['mgda'\]"):
+        bench.balancing_overhead("tiny", (32, 32), 2, methods=("mgda",))
+
+
+@pytest.mark.slow
 def test_compute_efficiency_and_serving_smoke():
     r = bench.compute_efficiency("tiny", (32, 32), 2, steps=1, rounds=1, warmup=1)
     assert r["training_flops_per_image"] == 3 * r["forward_flops_per_image"]["total"]

@@ -1,7 +1,9 @@
 """MirroredStrategy over 2 logical CPUs equals one device for the same global batch.
 
 Logical devices must be configured before TensorFlow initialises, so the check
-runs in a fresh Python process (the script below), not in the pytest process.
+runs in a fresh Python process (the script below), not in the pytest process:
+one process trains every loss weighting under both strategies (the
+gradient-level ones all-reduce their per-task gradients before combining them).
 """
 
 import json
@@ -23,6 +25,8 @@ tf.config.set_logical_device_configuration(
 import keras
 import aesthal
 
+METHODS = sys.argv[1].split(",")
+
 config = aesthal.ModelConfig(
     input_size=(32, 32), side_heads=(("saliency", "stage2", 0.5),)
 )
@@ -41,7 +45,7 @@ weights = {
 dataset = tf.data.Dataset.from_tensors((images, targets, weights)).repeat(2)
 
 
-def train(strategy):
+def train(strategy, method):
     keras.utils.set_random_seed(0)
     with strategy.scope():
         model = aesthal.build_model(config)
@@ -51,47 +55,78 @@ def train(strategy):
                 "aesthetics": keras.optimizers.SGD(0.5, momentum=0.9),
                 "saliency": keras.optimizers.Adam(1e-2),
             },
-            loss_weighting="uncertainty",
+            loss_weighting=method,
             jit_compile=False,
         )
-    history = model.fit(dataset, epochs=1, verbose=0)
+    # DWA changes its weights from the third epoch on.
+    history = model.fit(dataset, epochs=3 if method == "dwa" else 1, verbose=0)
     return model, {k: float(v[-1]) for k, v in history.history.items()}
 
 
-one, one_logs = train(tf.distribute.OneDeviceStrategy("/cpu:0"))
+def state(model):
+    # Model weights, the strategy's variables and its own optimizer's.
+    strategy = model.loss_weighting
+    variables = list(model.weights) + list(strategy.variables)
+    optimizer = getattr(strategy, "weight_optimizer", None)
+    if optimizer is not None:
+        variables += list(optimizer.variables)
+    return variables
+
+
 mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-two, two_logs = train(mirrored)
-diffs = [
-    float(np.max(np.abs(a.numpy() - b.numpy())))
-    for a, b in zip(one.weights, two.weights, strict=True)
-]
-print(json.dumps({
-    "replicas": mirrored.num_replicas_in_sync,
-    "max_weight_diff": max(diffs),
-    "worst": [w.path for w, d in zip(one.weights, diffs) if d > 1e-5][:8],
-    "one_logs": one_logs,
-    "two_logs": two_logs,
-    "log_variances": [float(v.numpy()) for v in two.loss_weighting.trainable_variables],
-}))
+results = {}
+for method in METHODS:
+    one, one_logs = train(tf.distribute.OneDeviceStrategy("/cpu:0"), method)
+    two, two_logs = train(mirrored, method)
+    a, b = state(one), state(two)
+    diffs = [
+        float(np.max(np.abs(u.numpy() - v.numpy()))) for u, v in zip(a, b, strict=True)
+    ]
+    results[method] = {
+        "replicas": mirrored.num_replicas_in_sync,
+        "max_weight_diff": max(diffs),
+        "worst": [w.path for w, d in zip(a, diffs) if d > 1e-5][:8],
+        "one_logs": one_logs,
+        "two_logs": two_logs,
+        "strategy_variables": [
+            np.asarray(v.numpy()).tolist() for v in two.loss_weighting.variables
+        ],
+        "steps": int(two.step_counter.count.numpy()),
+    }
+print(json.dumps(results))
 """
 
+METHODS = ("uncertainty", "dwa", "gradnorm", "pcgrad", "cagrad")
 
-@pytest.mark.slow
-def test_mirrored_strategy_equals_one_device(tmp_path):
+
+@pytest.fixture(scope="module")
+def mirrored_results(tmp_path_factory):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
     result = subprocess.run(
-        [sys.executable, "-c", _SCRIPT],
+        [sys.executable, "-c", _SCRIPT, ",".join(METHODS)],
         capture_output=True,
         text=True,
-        timeout=300,
-        cwd=tmp_path,
+        timeout=900,
+        cwd=tmp_path_factory.mktemp("mirrored"),
         env=env,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    out = json.loads(result.stdout.strip().splitlines()[-1])
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", METHODS)
+def test_mirrored_strategy_equals_one_device(mirrored_results, method):
+    out = mirrored_results[method]
     assert out["replicas"] == 2
     assert out["max_weight_diff"] < 1e-5, (out["max_weight_diff"], out["worst"])
     for key, value in out["one_logs"].items():
         assert out["two_logs"][key] == pytest.approx(value, rel=1e-4, abs=1e-6), key
-    # Training happened: the learned log-variances left 0.
-    assert all(abs(v) > 1e-3 for v in out["log_variances"])
+    # Training happened, and the strategy's own state moved where it has one.
+    assert out["steps"] == (6 if method == "dwa" else 2)
+    variables = out["strategy_variables"]
+    if method == "uncertainty":  # the learned log-variances left 0
+        assert all(abs(v) > 1e-3 for v in variables)
+    elif method in ("dwa", "gradnorm"):  # task_weights left 1, summing to 2
+        assert abs(variables[0][0] - 1.0) > 1e-4
+        assert sum(variables[0]) == pytest.approx(2.0, rel=1e-5)
