@@ -56,6 +56,11 @@ table to 3 decimals (tests/test_crop.py, `real_data`):
     16:9    0.948         0.980
     9:16    0.628         0.760
     4:5     0.817         0.887
+
+A model on a whole split, with these baselines, is scored by
+`aesthal.metrics.crop_report.evaluate` (`experiments/run.py --mode=evaluate
+--crops=1:1,16:9,9:16,4:5`); the per-observer fixations it needs for the
+ceiling come from the TFDS feature `fixations/observer` (`osie` >= 1.1.0).
 """
 
 from __future__ import annotations
