@@ -14,6 +14,16 @@ so differences against condition 1 are paired.
 
 The table (`study.md`), a JSON summary and a plot (`study.png`) go to
 `--output_dir`; `--docs` also copies the table and plot into docs/.
+
+The scarcity sweep (issue 13) runs conditions 1, 3, 5 and 7 at several saliency
+label counts N, with the aesthetics labels nested around them (the same N images
+plus `--extra_aesthetics` others), each N in `<output_dir>/n<N>/`:
+
+    python experiments/study.py --output_dir=runs/scarcity \
+        --saliency_labels=50,100,200,400 --conditions=1,3,5,7
+
+and writes `scarcity.md`, `scarcity.json` and `scarcity.png` (the paired ΔCC
+against condition 1 at each N, with 95% t-intervals over seeds).
 """
 
 from __future__ import annotations
@@ -40,6 +50,17 @@ _EXTRA_FLAGS = flags.DEFINE_list(
 )
 _DOCS = flags.DEFINE_string(
     "docs", None, "Also write the table and plot into this folder (e.g. docs/)."
+)
+_SALIENCY_LABELS = flags.DEFINE_list(
+    "saliency_labels",
+    None,
+    "Scarcity sweep: saliency label counts, e.g. 50,100,200,400 (each in "
+    "<output_dir>/n<N>/; default: the study's own 200, in <output_dir>).",
+)
+_EXTRA_AESTHETICS = flags.DEFINE_integer(
+    "extra_aesthetics",
+    2000,
+    "Scarcity sweep: aesthetics-only images added to the N saliency images.",
 )
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -73,13 +94,19 @@ AESTHETICS_METRICS = ("accuracy", "srcc", "plcc", "emd_r2")
 LOWER_IS_BETTER = {"kld", "emd_r2", "mean_score_mse", "emd_r1"}
 
 
-def _run_dir(condition: str, seed: str) -> pathlib.Path:
-    return pathlib.Path(_OUTPUT_DIR.value) / CONDITIONS[condition][0] / f"seed{seed}"
+def _root() -> pathlib.Path:
+    return pathlib.Path(_OUTPUT_DIR.value)
 
 
-def _done(condition: str, seed: str) -> bool:
+def _run_dir(
+    condition: str, seed: str, root: pathlib.Path | None = None
+) -> pathlib.Path:
+    return (root or _root()) / CONDITIONS[condition][0] / f"seed{seed}"
+
+
+def _done(condition: str, seed: str, root: pathlib.Path | None = None) -> bool:
     marker = "model.keras" if condition == "4a" else "metrics.json"
-    return (_run_dir(condition, seed) / marker).exists()
+    return (_run_dir(condition, seed, root) / marker).exists()
 
 
 def _final_val_saliency_loss(condition: str, seeds: list[str]) -> float | None:
@@ -107,8 +134,14 @@ def _best_of_2_and_3(seeds: list[str]) -> str:
     return best
 
 
-def _run(condition: str, seed: str, seeds: list[str]) -> None:
-    out = _run_dir(condition, seed)
+def _run(
+    condition: str,
+    seed: str,
+    seeds: list[str],
+    root: pathlib.Path | None = None,
+    label_flags: tuple[str, ...] = (),
+) -> None:
+    out = _run_dir(condition, seed, root)
     command = [
         sys.executable,
         str(REPO / "experiments" / "run.py"),
@@ -123,7 +156,7 @@ def _run(condition: str, seed: str, seeds: list[str]) -> None:
         command.append(f"--init_from={_run_dir('4a', seed) / 'model.keras'}")
     if condition.startswith("6") and _best_of_2_and_3(seeds) == "2":
         command.append("--aesthetics_labels=200")
-    command += _EXTRA_FLAGS.value
+    command += [*label_flags, *_EXTRA_FLAGS.value]
     logging.warning("running %s seed %s -> %s", condition, seed, out)
     start = time.perf_counter()
     log = out.parent / f"seed{seed}.log"
@@ -161,25 +194,32 @@ def _fmt(mean: float, half: float | None, digits: int = 3) -> str:
     )
 
 
-def _load(condition: str, seeds: list[str]) -> dict[str, dict] | None:
+def _load(
+    condition: str, seeds: list[str], root: pathlib.Path | None = None
+) -> dict[str, dict] | None:
     runs = {}
     for seed in seeds:
-        path = _run_dir(condition, seed) / "metrics.json"
+        path = _run_dir(condition, seed, root) / "metrics.json"
         if path.exists():
             runs[seed] = json.loads(path.read_text())
     return runs or None
 
 
-def summarise(seeds: list[str]) -> dict:
-    """Per condition: per-seed means, mean ± CI over seeds, paired diffs vs 1."""
+def summarise(seeds: list[str], root: pathlib.Path | None = None) -> dict:
+    """Per condition: per-seed means, mean ± CI over seeds, paired diffs vs 1.
+
+    Args:
+        seeds: the seeds to read.
+        root: the folder holding `<condition>/seed<k>/`; default `--output_dir`.
+    """
     summary: dict = {"seeds": seeds, "conditions": {}}
-    base = _load("1", seeds)
+    base = _load("1", seeds, root)
     for condition in EVALUATED:
-        runs = _load(condition, seeds)
+        runs = _load(condition, seeds, root)
         if runs is None:
             continue
         entry: dict = {"label": CONDITIONS[condition][1], "seeds": sorted(runs)}
-        config = _run_dir(condition, sorted(runs)[0]) / "config.json"
+        config = _run_dir(condition, sorted(runs)[0], root) / "config.json"
         config = json.loads(config.read_text())
         trained = [
             task
@@ -225,11 +265,11 @@ def summarise(seeds: list[str]) -> dict:
             if name != "model"
         }
         times = [
-            json.loads((_run_dir(condition, s) / "train_time.json").read_text())[
+            json.loads((_run_dir(condition, s, root) / "train_time.json").read_text())[
                 "seconds"
             ]
             for s in runs
-            if (_run_dir(condition, s) / "train_time.json").exists()
+            if (_run_dir(condition, s, root) / "train_time.json").exists()
         ]
         entry["train_seconds_mean"] = sum(times) / len(times) if times else None
         summary["conditions"][condition] = entry
@@ -359,16 +399,170 @@ def plot(summary: dict, path: pathlib.Path, metrics=("cc", "nss", "ig")) -> None
     plt.close(figure)
 
 
+# ------------------------------------------------------- the scarcity sweep
+SWEEP_CONDITIONS = ("3", "5", "7")  # compared with condition 1 at each N
+
+
+def scarcity_summary(
+    counts: list[int], seeds: list[str], root: pathlib.Path
+) -> dict:
+    """Paired ΔCC (and ΔNSS, ΔIG) against condition 1 at each label count.
+
+    Args:
+        counts: saliency label counts N, each read from `root / f"n{N}"`.
+        seeds: the seeds to read.
+        root: the sweep's output folder.
+
+    Returns:
+        `{"seeds", "counts", "by_count": {N: summarise(...)}}` (JSON types).
+    """
+    return {
+        "seeds": seeds,
+        "counts": counts,
+        "by_count": {str(n): summarise(seeds, root / f"n{n}") for n in counts},
+    }
+
+
+def scarcity_markdown(sweep: dict, metrics=("cc", "nss", "ig")) -> str:
+    """One row per (N, condition): condition 1's value and each Δ vs 1."""
+    lines = [
+        "Paired difference against condition 1 (saliency only) at each saliency "
+        f"label count N, mean ± 95% t-interval over seeds {', '.join(sweep['seeds'])} "
+        "(n = seeds with both runs); each seed's value is the mean over the 500 "
+        "test images.",
+        "",
+        "| N | condition | n | "
+        + " | ".join(f"{m} of 1" for m in metrics)
+        + " | "
+        + " | ".join(f"Δ{m}" for m in metrics)
+        + " |",
+        "|---" * (3 + 2 * len(metrics)) + "|",
+    ]
+    for n in sweep["counts"]:
+        conditions = sweep["by_count"][str(n)]["conditions"]
+        base = conditions.get("1")
+        for condition in SWEEP_CONDITIONS:
+            entry = conditions.get(condition)
+            if entry is None:
+                continue
+            base_cells = [
+                (
+                    _fmt(base[f"saliency/{m}"]["mean"], base[f"saliency/{m}"]["ci_half"])
+                    if base and f"saliency/{m}" in base
+                    else "—"
+                )
+                for m in metrics
+            ]
+            diffs = [entry.get(f"saliency/{m}", {}).get("diff_vs_1") for m in metrics]
+            count = max((d["n"] for d in diffs if d), default=0)
+            diff_cells = [
+                "—" if d is None else _fmt(d["mean"], d["ci_half"]) for d in diffs
+            ]
+            lines.append(
+                f"| {n} | {condition} | {count} | "
+                + " | ".join(base_cells + diff_cells)
+                + " |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def scarcity_plot(sweep: dict, path: pathlib.Path, metric: str = "cc") -> None:
+    """ΔCC vs condition 1 against the label count (log x), ± 95% CI, per condition."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(6.4, 4.2))
+    colours = plt.get_cmap("tab10").colors
+    plotted = False
+    for offset, condition in enumerate(SWEEP_CONDITIONS):
+        points = []
+        for n in sweep["counts"]:
+            entry = sweep["by_count"][str(n)]["conditions"].get(condition, {})
+            diff = entry.get(f"saliency/{metric}", {}).get("diff_vs_1")
+            if diff is not None:
+                points.append((n * (1.0 + 0.04 * (offset - 1)), diff))
+        if not points:
+            continue
+        plotted = True
+        axis.errorbar(
+            [x for x, _ in points],
+            [d["mean"] for _, d in points],
+            yerr=[d["ci_half"] or 0.0 for _, d in points],
+            marker="o",
+            capsize=3,
+            color=colours[EVALUATED.index(condition) % len(colours)],
+            label=CONDITIONS[condition][1].replace("200 images", "N images"),
+        )
+    if not plotted:
+        plt.close(figure)
+        return
+    axis.axhline(0.0, color="black", linewidth=0.8)
+    axis.set_xscale("log")
+    axis.set_xticks(sweep["counts"], [str(n) for n in sweep["counts"]])
+    axis.set_xlabel("saliency labels N")
+    axis.set_ylabel(f"Δ{metric.upper()} vs condition 1 (saliency only)")
+    axis.legend(fontsize="small")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def _sweep(counts: list[int], seeds: list[str], chosen: list[str]) -> None:
+    root = _root()
+    if not _TABLE_ONLY.value:
+        for seed in seeds:  # one seed at every N first: early results span N
+            for n in counts:
+                label_flags = (
+                    f"--saliency_labels={n}",
+                    f"--aesthetics_labels={n + _EXTRA_AESTHETICS.value}",
+                )
+                for condition in [c for c in CONDITIONS if c in chosen]:
+                    if not _done(condition, seed, root / f"n{n}"):
+                        _run(condition, seed, seeds, root / f"n{n}", label_flags)
+    sweep = scarcity_summary(counts, seeds, root)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "scarcity.json").write_text(json.dumps(sweep, indent=2) + "\n")
+    table = scarcity_markdown(sweep)
+    (root / "scarcity.md").write_text(table)
+    scarcity_plot(sweep, root / "scarcity.png")
+    if _DOCS.value:
+        docs = pathlib.Path(_DOCS.value)
+        docs.mkdir(parents=True, exist_ok=True)
+        (docs / "scarcity_table.md").write_text(table)
+        (docs / "scarcity.json").write_text(json.dumps(sweep, indent=2) + "\n")
+        if (root / "scarcity.png").exists():
+            shutil.copy(root / "scarcity.png", docs / "scarcity.png")
+    print(table)
+
+
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     seeds = list(_SEEDS.value)
-    chosen = _CONDITIONS.value or list(CONDITIONS)
+    default = ["1", *SWEEP_CONDITIONS] if _SALIENCY_LABELS.value else list(CONDITIONS)
+    chosen = _CONDITIONS.value or default
     unknown = [c for c in chosen if c not in CONDITIONS]
     if unknown:
         raise app.UsageError(
             f"--conditions: unknown {unknown}; known {list(CONDITIONS)}"
         )
+    if _SALIENCY_LABELS.value:
+        try:
+            counts = [int(n) for n in _SALIENCY_LABELS.value]
+        except ValueError as error:
+            raise app.UsageError(f"--saliency_labels: {error}") from None
+        if min(counts) < 1:
+            raise app.UsageError("--saliency_labels: counts must be >= 1.")
+        swept = set(SWEEP_CONDITIONS) | {"1"}
+        if not set(chosen) <= swept:
+            raise app.UsageError(
+                f"--saliency_labels sweeps conditions {sorted(swept)}; "
+                f"got --conditions={','.join(chosen)}."
+            )
+        _sweep(counts, seeds, chosen)
+        return
     if "4b" in chosen and "4a" not in chosen and not all(_done("4a", s) for s in seeds):
         chosen = ["4a", *chosen]
     if not _TABLE_ONLY.value:

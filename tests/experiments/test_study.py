@@ -118,3 +118,39 @@ def test_pretrain_then_finetune_runs_end_to_end(tmp_path):
         "4 pre-train on aesthetics, fine-tune saliency"
         in (study_dir / "study.md").read_text()
     )
+
+
+def test_scarcity_sweep_pairs_each_label_count_with_its_own_condition_1(
+    study, tmp_path
+):
+    flags.FLAGS(["study", f"--output_dir={tmp_path}"])
+    # N=50: condition 3 gains 0.10 on every seed; N=400: condition 3 loses
+    # 0.01, 0.03, 0.02 (a paired interval that excludes 0 only at N=50's side).
+    runs = {
+        50: ({"0": 0.40, "1": 0.42, "2": 0.38}, {"0": 0.50, "1": 0.52, "2": 0.48}),
+        400: ({"0": 0.70, "1": 0.71, "2": 0.69}, {"0": 0.69, "1": 0.68, "2": 0.67}),
+    }
+    for n, (base, three) in runs.items():
+        for seed in base:
+            _fake_run(tmp_path / f"n{n}", "1_saliency_only", seed, base[seed], ["saliency"])
+            _fake_run(
+                tmp_path / f"n{n}",
+                "3_multitask_extra_images",
+                seed,
+                three[seed],
+                ["saliency"],
+            )
+    sweep = study.scarcity_summary([50, 400], ["0", "1", "2"], tmp_path)
+    at_50 = sweep["by_count"]["50"]["conditions"]["3"]["saliency/cc"]["diff_vs_1"]
+    assert at_50["mean"] == pytest.approx(0.10)
+    assert at_50["ci_half"] == pytest.approx(0.0, abs=1e-12)
+    at_400 = sweep["by_count"]["400"]["conditions"]["3"]["saliency/cc"]["diff_vs_1"]
+    diffs = [-0.01, -0.03, -0.02]
+    half = stats.t.ppf(0.975, 2) * stats.tstd(diffs) / 3**0.5
+    assert at_400["mean"] == pytest.approx(-0.02)
+    assert at_400["ci_half"] == pytest.approx(half)
+    table = study.scarcity_markdown(sweep)
+    assert f"| 400 | 3 | 3 | 0.700 ± " in table
+    assert f"-0.020 ± {half:.3f}" in table
+    study.scarcity_plot(sweep, tmp_path / "scarcity.png")
+    assert (tmp_path / "scarcity.png").stat().st_size > 1000
