@@ -87,6 +87,36 @@ def points_to_binary_map(points: np.ndarray, shape: tuple[int, int]) -> np.ndarr
     return out
 
 
+def gaussian_blur(values: np.ndarray, sigma: float) -> np.ndarray:
+    """The ground-truth Gaussian blur, unnormalised: zero padding, +-4 sigma kernel.
+
+    The blur `blur_fixation_map` applies before its min-max step (MATLAB
+    `imfilter`'s zero padding, as in OSIE's `computeFixationMaps.m`); the
+    metrics blur a predicted density with it to build the map CC, KLD and SIM
+    reward (see `aesthal.metrics.saliency.blurred_density`).
+
+    Args:
+        values: `[height, width]` map, float32 or float64 (kept).
+        sigma: Gaussian standard deviation in pixels, > 0.
+
+    Returns:
+        `[height, width]`, same dtype as `values`.
+
+    Raises:
+        ValueError: `sigma <= 0`.
+    """
+    if not sigma > 0:
+        raise ValueError(f"sigma must be > 0, got {sigma}")
+    ksize = 2 * int(np.ceil(4 * sigma)) + 1
+    return cv2.GaussianBlur(
+        values,
+        (ksize, ksize),
+        sigmaX=sigma,
+        sigmaY=sigma,
+        borderType=cv2.BORDER_CONSTANT,
+    )
+
+
 def blur_fixation_map(binary_map: np.ndarray, sigma: float) -> np.ndarray:
     """Blurs a fixation map with a Gaussian and min-max normalises it to [0, 1].
 
@@ -101,16 +131,7 @@ def blur_fixation_map(binary_map: np.ndarray, sigma: float) -> np.ndarray:
     Returns:
         float32 `[height, width]` with values in [0, 1].
     """
-    if sigma <= 0:
-        raise ValueError(f"sigma must be > 0, got {sigma}")
-    ksize = 2 * int(np.ceil(4 * sigma)) + 1
-    blurred = cv2.GaussianBlur(
-        np.asarray(binary_map, dtype=np.float32),
-        (ksize, ksize),
-        sigmaX=sigma,
-        sigmaY=sigma,
-        borderType=cv2.BORDER_CONSTANT,
-    )
+    blurred = gaussian_blur(np.asarray(binary_map, dtype=np.float32), sigma)
     lo, hi = float(blurred.min()), float(blurred.max())
     if hi - lo <= 0:
         return np.zeros_like(blurred)

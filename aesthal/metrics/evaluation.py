@@ -8,6 +8,14 @@ its saliency maps and the examples' labels, call `evaluate_saliency_maps` (and
 Maps are evaluated at the ground truth's original resolution, as the
 benchmarks do: a prediction of any size is upsampled to the fixation map's
 size inside each metric; the ground truth is never resized.
+
+Two evaluations of one prediction. *One map*: the same map for every metric
+(the benchmarks' habit). *Metric-specific maps* (Kuemmerer, Wallis, Bethge,
+"Saliency Benchmarking Made Easy", ECCV 2018): the prediction is read as a
+fixation density and each metric gets the map derived from it that the
+metric rewards (`METRIC_MAP_RULES`): the density for the AUCs, NSS and IG,
+the density blurred with the ground truth's own Gaussian for CC, KLD and SIM,
+the density over the shuffled prior for sAUC. Baselines get the same rules.
 """
 
 from collections.abc import Callable, Mapping, Sequence
@@ -45,6 +53,39 @@ AESTHETICS_METRICS: Final[dict[str, bool]] = {
 }
 
 MapSource = np.ndarray | Callable[[Mapping[str, Any]], np.ndarray]
+SigmaRule = Callable[[tuple[int, int]], float]
+
+# The maps of the metric-specific evaluation (Kuemmerer et al. 2018, Sec. 4
+# and Table 2). For a density p:
+# * AUC-Judd, AUC-Borji (negatives: all pixels) and NSS rank or standardise
+#   the map at fixations; p itself is optimal (its expected NSS is highest
+#   for the map proportional to p).
+# * IG is the log-likelihood: p itself.
+# * sAUC's negatives are other images' fixations, i.e. draws of the prior
+#   (the centre bias): the likelihood ratio p / p_prior is optimal.
+# * CC, KLD and SIM compare with a blurred empirical map, whose expectation
+#   is p blurred with the same Gaussian: optimal for CC, and for KLD up to
+#   its eps. For SIM the paper optimises the map numerically; the blurred
+#   density is the closed-form stand-in used here.
+DENSITY_RULE: Final[str] = "density"
+BLURRED_RULE: Final[str] = "density blurred with the ground truth's Gaussian"
+PRIOR_RATIO_RULE: Final[str] = "density / shuffled prior ({prior})"
+NO_BLUR_RULE: Final[str] = "density (the ground truth's blur is unknown)"
+NO_PRIOR_RULE: Final[str] = "density (no shuffled prior given)"
+ZERO_PRIOR_RULE: Final[str] = "density (the shuffled prior {prior} has zeros)"
+METRIC_MAP_RULES: Final[dict[str, str]] = {
+    "auc_judd": DENSITY_RULE,
+    "auc_borji": DENSITY_RULE,
+    "auc_shuffled": PRIOR_RATIO_RULE,
+    "nss": DENSITY_RULE,
+    "cc": BLURRED_RULE,
+    "kld": BLURRED_RULE,
+    "sim": BLURRED_RULE,
+    "ig": DENSITY_RULE,
+}
+BLURRED_METRICS: Final[tuple[str, ...]] = tuple(
+    m for m, rule in METRIC_MAP_RULES.items() if rule == BLURRED_RULE
+)
 
 
 def standard_baselines(
@@ -136,8 +177,14 @@ def evaluate_saliency_maps(
     num_other_images: int = 10,
     seed: int = 0,
     ig_normalization: str = "min_max",
+    ground_truth_sigma: SigmaRule | None = None,
+    shuffled_prior: str | None = CENTRE_BIAS,
 ) -> dict[str, Any]:
     """Computes every saliency metric per image for a model and its baselines.
+
+    Each row is scored twice: with its one map for every metric
+    (`"metrics"`), and with the metric-specific maps of `METRIC_MAP_RULES`
+    derived from the same map read as a density (`"metric_specific"`).
 
     Args:
         pred_maps: one non-negative prediction per example, `[h, w]` or
@@ -157,6 +204,14 @@ def evaluate_saliency_maps(
         seed: seeds AUC jitter and sampling (the same draws for every model).
         ig_normalization: `"min_max"` (MIT `InfoGain.m`) or `"sum"` (maps
             taken as densities; see `saliency.information_gain`).
+        ground_truth_sigma: `(H, W) -> sigma` in pixels of the Gaussian that
+            blurred the examples' `fixation_map` (a builder's
+            `fixation_map_sigma`); None when unknown: CC/KLD/SIM then keep
+            the density itself and the rule says so.
+        shuffled_prior: the baseline whose map is the prior sAUC's negatives
+            are drawn from; when it is not in `baselines`, or is a map with
+            zeros (a centre bias without `uniform_weight`), sAUC keeps the
+            density itself and the rule says so.
 
     Returns:
         A JSON-serialisable dict:
@@ -164,7 +219,10 @@ def evaluate_saliency_maps(
           "ig_baseline", "metrics": {model: {metric: confidence_interval}},
           "per_image": {model: {metric: [float or None]}},
           "explainable_information_gain_share": {model: float} (only with both
-          `true_density` and the IG baseline present)}`.
+          `true_density` and the IG baseline present),
+          "metric_specific": {"rules": {metric: the map it was given},
+          "ground_truth_sigma_px": [distinct sigmas] or None,
+          "metrics": ..., "per_image": ...} (the same layout, same images)}`.
         Images without fixations or with an all-zero map are skipped and
         listed; sAUC is None for an image when no other image has fixations.
 
@@ -187,7 +245,22 @@ def evaluate_saliency_maps(
     shapes = [t.shape[:2] for t in truths]
     rng = np.random.default_rng(seed)
 
+    prior_source = sources.get(shuffled_prior) if shuffled_prior else None
+    rules = dict(METRIC_MAP_RULES)
+    if prior_source is None:
+        rules["auc_shuffled"] = NO_PRIOR_RULE
+    elif not callable(prior_source) and not np.min(prior_source) > 0:
+        # A centre bias fitted without a uniform floor: p / 0 is undefined.
+        rules["auc_shuffled"] = ZERO_PRIOR_RULE.format(prior=shuffled_prior)
+        prior_source = None
+    else:
+        rules["auc_shuffled"] = PRIOR_RATIO_RULE.format(prior=shuffled_prior)
+    for metric in BLURRED_METRICS:
+        rules[metric] = BLURRED_RULE if ground_truth_sigma else NO_BLUR_RULE
+    sigmas = set()
+
     per_image = {name: {m: [] for m in SALIENCY_METRICS} for name in sources}
+    per_image_specific = {name: {m: [] for m in SALIENCY_METRICS} for name in sources}
     skipped = []
     for index, example in enumerate(examples):
         binary = saliency.fixation_points_to_map(points[index], shapes[index])
@@ -199,6 +272,11 @@ def evaluate_saliency_maps(
         other = _other_fixations(points, shapes, index, num_other_images, rng)
         ig_reference = _resolve(ig_map_source, example)
         image_seed = seed + index
+        sigma = None
+        if ground_truth_sigma is not None:
+            sigma = float(ground_truth_sigma(shapes[index]))
+            sigmas.add(round(sigma, 6))
+        prior = None if prior_source is None else _resolve(prior_source, example)
         for name, source in sources.items():
             prediction = (
                 pred_maps[index] if source is None else _resolve(source, example)
@@ -214,14 +292,20 @@ def evaluate_saliency_maps(
             )
             for metric, value in values.items():
                 per_image[name][metric].append(value)
+            specific = _specific_metrics(
+                values,
+                prediction,
+                binary,
+                truths[index],
+                other,
+                prior,
+                sigma,
+                image_seed,
+            )
+            for metric, value in specific.items():
+                per_image_specific[name][metric].append(value)
 
-    summary = {
-        name: {
-            metric: confidence_interval([v for v in values if v is not None])
-            for metric, values in metrics.items()
-        }
-        for name, metrics in per_image.items()
-    }
+    summary = _summarise(per_image)
     result: dict[str, Any] = {
         "num_images": len(examples),
         "num_evaluated": len(examples) - len(skipped),
@@ -241,7 +325,47 @@ def evaluate_saliency_maps(
                 )
                 for name, metrics in summary.items()
             }
+    result["metric_specific"] = {
+        "rules": rules,
+        "ground_truth_sigma_px": sorted(sigmas) if ground_truth_sigma else None,
+        "metrics": _summarise(per_image_specific),
+        "per_image": per_image_specific,
+    }
     return result
+
+
+def _summarise(per_image: Mapping[str, Mapping[str, list]]) -> dict:
+    return {
+        name: {
+            metric: confidence_interval([v for v in values if v is not None])
+            for metric, values in metrics.items()
+        }
+        for name, metrics in per_image.items()
+    }
+
+
+def _specific_metrics(
+    one_map: Mapping[str, float | None],
+    prediction: np.ndarray,
+    binary: np.ndarray,
+    truth: np.ndarray,
+    other: np.ndarray | None,
+    prior: np.ndarray | None,
+    sigma: float | None,
+    seed: int,
+) -> dict[str, float | None]:
+    """The metrics on the maps of `METRIC_MAP_RULES`; the density's own scores
+    are reused where the rule is the density itself."""
+    values = dict(one_map)
+    if sigma is not None:
+        blurred = saliency.blurred_density(prediction, truth.shape, sigma)
+        values["cc"] = saliency.cc(blurred, truth)
+        values["kld"] = saliency.kld(blurred, truth)
+        values["sim"] = saliency.sim(blurred, truth)
+    if prior is not None and other is not None:
+        ratio = saliency.prior_ratio(prediction, prior, truth.shape)
+        values["auc_shuffled"] = saliency.auc_shuffled(ratio, binary, other, seed=seed)
+    return values
 
 
 def _resolve(source: MapSource, example: Mapping[str, Any]) -> np.ndarray:

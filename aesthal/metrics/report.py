@@ -2,7 +2,10 @@
 
 `evaluate` runs every metric at the original image resolution, with the
 standard baselines, and writes `metrics.json` and `metrics.md`;
-`format_results` is the Markdown of its result.
+`format_results` is the Markdown of its result. The saliency section has two
+labelled tables: one map for every metric, and the metric-specific maps of
+`evaluation.METRIC_MAP_RULES`, blurred with the data set's own ground-truth
+sigma (`ground_truth_sigma`).
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -39,6 +42,17 @@ def _centre_bias(data: DataConfig) -> np.ndarray:
         ((ex.fixations, ex.image.shape[:2]) for ex in examples if len(ex.fixations)),
         uniform_weight=CENTRE_BIAS_UNIFORM_WEIGHT,
     )
+
+
+def ground_truth_sigma(builder: Any) -> Callable[[tuple[int, int]], float] | None:
+    """The builder's rule for the sigma (px) that blurred its `fixation_map`.
+
+    Each builder states it as `fixation_map_sigma(image_shape)` (OSIE: 24 px
+    at 800x600; synthetic_scenes: 3% of the width), or sets it to None where
+    the published maps' blur is unknown (MIT1003, CAT2000, SALICON): the
+    metric-specific maps of CC/KLD/SIM are then the density itself.
+    """
+    return getattr(builder, "fixation_map_sigma", None)
 
 
 def evaluate(
@@ -96,7 +110,11 @@ def evaluate(
             centre_bias=_centre_bias(data), with_true_density=has_truth
         )
         results["saliency"] = metrics_lib.evaluate_saliency_maps(
-            maps, records, baselines=baselines, ig_normalization=IG_NORMALIZATION
+            maps,
+            records,
+            baselines=baselines,
+            ig_normalization=IG_NORMALIZATION,
+            ground_truth_sigma=ground_truth_sigma(builder),
         )
     if votes_true:
         results["aesthetics"] = metrics_lib.evaluate_aesthetics(
@@ -120,10 +138,35 @@ def format_results(results: Mapping[str, Any]) -> str:
             f"\n## Saliency ({sal['num_evaluated']} images; IG against "
             f"{sal['ig_baseline']})\n\n"
         )
+        parts.append(
+            "\n### One map for every metric\n\n"
+            "Each row's map, as predicted, for every metric.\n\n"
+        )
         parts.append(metrics_lib.format_markdown_table(sal))
+        if "metric_specific" in sal:
+            parts.append(_format_metric_specific(sal["metric_specific"]))
     if "aesthetics" in results:
         parts.append(
             f"\n## Aesthetics ({results['aesthetics']['num_images']} images)\n\n"
         )
         parts.append(metrics_lib.format_markdown_table(results["aesthetics"]))
     return "".join(parts)
+
+
+def _format_metric_specific(specific: Mapping[str, Any]) -> str:
+    """The metric-specific table, headed by the map each metric was given."""
+    sigmas = specific.get("ground_truth_sigma_px")
+    blur = (
+        "sigma " + ", ".join(f"{s:g}" for s in sigmas) + " px"
+        if sigmas
+        else "unknown for this data set"
+    )
+    lines = [
+        "\n### Metric-specific maps (Kümmerer, Wallis, Bethge 2018)\n\n",
+        "Each row's map read as a density; each metric is given the map derived "
+        f"from it that the metric rewards (ground-truth blur: {blur}):\n\n",
+    ]
+    lines += [f"- {metric}: {rule}\n" for metric, rule in specific["rules"].items()]
+    lines.append("\n")
+    lines.append(metrics_lib.format_markdown_table(specific))
+    return "".join(lines)

@@ -124,6 +124,76 @@ def _ground_truth_map(fixation_map: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------
+# Maps derived from a predicted density for one metric (Kuemmerer, Wallis,
+# Bethge, "Saliency Benchmarking Made Easy", ECCV 2018). The rule of each
+# metric is `aesthal.metrics.evaluation.METRIC_MAP_RULES`.
+
+
+def blurred_density(
+    density: np.ndarray, shape: tuple[int, int], sigma: float
+) -> np.ndarray:
+    """The density as the ground truth's blur sees it: the map CC/KLD/SIM reward.
+
+    A blurred empirical fixation map is, in expectation, the fixation density
+    blurred with the same Gaussian, so that is the prediction that maximises
+    the expected CC (and, up to the metrics' regularisers, minimises KLD;
+    Kuemmerer et al. 2018, Sec. 4). The density is resized to the ground
+    truth's size as every metric resizes it (`resize_map`), clipped at 0,
+    blurred with `aesthal.fixations.gaussian_blur` (zero padding, as the
+    builders blur their maps) and divided by its sum.
+
+    Args:
+        density: `[h, w]` or `[h, w, 1]` non-negative prediction, any scale.
+        shape: `(H, W)` of the ground truth.
+        sigma: the ground truth's Gaussian sigma in pixels at `(H, W)`, > 0.
+
+    Returns:
+        float64 `[H, W]` summing to 1 (all zeros for an all-zero density).
+
+    Raises:
+        ValueError: a bad map (negative, non-finite, wrong rank) or `sigma <= 0`.
+    """
+    resized = np.maximum(_resized_map(density, shape, "density"), 0.0)
+    return _to_density(_fixations.gaussian_blur(resized, sigma))
+
+
+def prior_ratio(
+    density: np.ndarray, prior: np.ndarray, shape: tuple[int, int]
+) -> np.ndarray:
+    """`p(x) / p_prior(x)`: the map the shuffled AUC rewards.
+
+    sAUC separates this image's fixations from other images' fixations, which
+    are samples of the data set's prior (the centre bias). By Neyman-Pearson
+    the best separating score is the likelihood ratio of the two densities
+    (Kuemmerer et al. 2018, Sec. 4). Both maps are resized to `shape`
+    (`resize_map`) and sum-normalised first.
+
+    Args:
+        density: `[h, w]` or `[h, w, 1]` non-negative prediction, any scale.
+        prior: `[h', w']` or `[h', w', 1]` density of the other images'
+            fixations (e.g. `fit_centre_bias(..., uniform_weight=0.01)`),
+            positive everywhere.
+        shape: `(H, W)` of the ground truth.
+
+    Returns:
+        float64 `[H, W]`, non-negative.
+
+    Raises:
+        ValueError: a bad map, or a prior with a pixel <= 0 after resizing
+            (the ratio is undefined there; mix in a uniform floor).
+    """
+    p = _to_density(np.maximum(_resized_map(density, shape, "density"), 0.0))
+    q = _to_density(_resized_map(prior, shape, "prior"))
+    if q.min() <= 0:
+        raise ValueError(
+            f"prior has pixels <= 0 at {tuple(shape)} (minimum {q.min():.3g}): "
+            "the ratio is undefined there; fit it with a uniform floor, e.g. "
+            "fit_centre_bias(..., uniform_weight=0.01)"
+        )
+    return p / q
+
+
+# ---------------------------------------------------------------------------
 # Location-based metrics: the ground truth is a set of fixated pixels.
 
 

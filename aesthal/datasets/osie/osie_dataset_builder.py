@@ -191,6 +191,15 @@ e.g. tfds.load("osie", download_and_prepare_kwargs={"download_config":
 tfds.download.DownloadConfig(manual_dir="../shared/data/osie")}).
 """
 
+    @staticmethod
+    def fixation_map_sigma(image_shape: tuple[int, ...]) -> float:
+        """Sigma (px) of the Gaussian that blurred this image's `fixation_map`.
+
+        `aesthal.fixations.osie_sigma`: 24 px at 800x600. The evaluation blurs
+        a predicted density with it for CC/KLD/SIM (docs/metrics.md).
+        """
+        return fixlib.osie_sigma(image_shape)
+
     def _info(self) -> tfds.core.DatasetInfo:
         return tfds.core.DatasetInfo(
             builder=self,

@@ -66,6 +66,16 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     ]
     DEFAULT_BUILDER_CONFIG_NAME = "default"
 
+    @staticmethod
+    def fixation_map_sigma(image_shape: tuple[int, ...]) -> float:
+        """Sigma (px) of the Gaussian that blurred this image's `fixation_map`.
+
+        `generator.FIXATION_SIGMA` times the image width (step 6 of the
+        generator). The evaluation blurs a predicted density with it for
+        CC/KLD/SIM (docs/metrics.md).
+        """
+        return generator.FIXATION_SIGMA * float(image_shape[1])
+
     def _info(self) -> tfds.core.DatasetInfo:
         cfg = self.builder_config
         h, w = cfg.height, cfg.width
