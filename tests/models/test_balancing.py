@@ -423,3 +423,24 @@ def test_keras_round_trip_keeps_the_strategy_and_its_state(tmp_path, method):
         np.testing.assert_allclose(v.numpy(), u.numpy(), rtol=1e-5, atol=1e-7)
     for u, v in zip(strategy.variables, loaded.loss_weighting.variables, strict=True):
         np.testing.assert_allclose(v.numpy(), u.numpy(), rtol=1e-5, atol=1e-7)
+
+
+def test_a_refused_step_leaves_gradnorm_state_unchanged():
+    model = _model()
+    model.compile(loss_weighting="gradnorm", jit_compile=False)
+    strategy = model.loss_weighting
+    model.train_on_batch(*_batch(), return_dict=True)
+    state = [v.numpy().copy() for v in strategy.variables]
+    state += [v.numpy().copy() for v in strategy.weight_optimizer.variables]
+    assert not np.allclose(state[0], 1.0)  # the first step moved the weights
+    # A NaN saliency logit kernel (no ReLU after it): NaN loss, step refused.
+    kernel = model.saliency_head.logits.kernel
+    kernel.assign(np.full(kernel.shape, np.nan, "float32"))
+    model.reset_metrics()
+    model.train_on_batch(*_batch(seed=1), return_dict=True)
+    assert float(model.training_stats()["saliency_nonfinite"]) == 1.0
+    after = [v.numpy() for v in strategy.variables]
+    after += [v.numpy() for v in strategy.weight_optimizer.variables]
+    for a, b in zip(state, after, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert int(model.step_counter.count.numpy()) == 2
