@@ -172,3 +172,34 @@ def test_a_prior_with_zeros_keeps_the_density_for_sauc():
     assert specific["per_image"]["model"]["auc_shuffled"] == (
         result["per_image"]["model"]["auc_shuffled"]
     )
+
+
+def test_evaluate_on_osie_dummy_blurs_with_the_builders_sigma(tmp_path):
+    # End to end: report.evaluate reads the sigma from the OSIE builder.
+    import aesthal
+    from aesthal.config import DataConfig
+    from aesthal.data import pipeline
+
+    dummy = osie_dataset_builder.__file__.rsplit("/", 1)[0] + "/dummy_data"
+    data = DataConfig(
+        dataset="osie",
+        data_dir=str(tmp_path / "tfds"),
+        manual_dir=dummy,
+        tasks=("saliency",),
+    )
+    model = aesthal.build_model(aesthal.ModelConfig(input_size=(32, 48)))
+    result = report.evaluate(model, data, tmp_path / "eval")
+    specific = result["saliency"]["metric_specific"]
+    # 1601.jpg is 48x64: 24 px * sqrt(48 * 64 / (800 * 600)) = 24 * 0.08.
+    assert specific["ground_truth_sigma_px"] == [pytest.approx(1.92)]
+    assert specific["rules"]["auc_shuffled"] == "density / shuffled prior (centre_bias)"
+    (example,) = list(
+        pipeline.iterate_eval_examples("osie", split="test", data_dir=data.data_dir)
+    )
+    blurred_uniform = saliency.blurred_density(np.ones((1, 1)), (48, 64), 1.92)
+    assert specific["per_image"]["uniform"]["cc"] == [
+        pytest.approx(saliency.cc(blurred_uniform, example.fixation_map), abs=1e-9)
+    ]
+    text = (tmp_path / "eval" / "metrics.md").read_text()
+    assert "### One map for every metric" in text
+    assert "### Metric-specific maps" in text and "sigma 1.92 px" in text
