@@ -32,6 +32,12 @@ NUM_SCORES = len(SCORES)
 # How two label budgets' images relate (see `DataConfig.budget_mode`).
 BUDGET_MODES = ("independent", "disjoint", "nested")
 LR_SCHEDULES = ("constant", "cosine")
+# `ModelConfig.saliency_head`: the multi-tap decoder or the DeepGaze II readout.
+SALIENCY_HEADS = ("decoder", "readout")
+# `ModelConfig.centre_prior`: none, fixed (from the training fixations), learned.
+CENTRE_PRIORS = ("none", "fixed", "learned")
+# `DataConfig.saliency_target`: the blurred map, or fixation counts.
+SALIENCY_TARGETS = ("map", "fixation_counts")
 # `AesthalModel.compile(loss_weighting=...)` by name: loss-level ("fixed",
 # "uncertainty", "dwa") and gradient-level ("gradnorm", "pcgrad", "cagrad");
 # see docs/balancing.md.
@@ -85,6 +91,30 @@ class ModelConfig:
             untrained one are not predictions: `aesthal.inference.Predictor`,
             `python -m aesthal.predict` and the SavedModel leave them out.
             Models saved before this field existed load as trained on both.
+        saliency_head: `"decoder"` (`SaliencyHead`: summed 32-channel
+            projections of `saliency_taps`) or `"readout"` (`Readout`, as
+            DeepGaze II: 1x1 softplus convolutions over the concatenated
+            `readout_taps`, an optional blur and centre prior).
+        readout_taps: the readout's taps (`None` = the two deepest).
+        readout_channels: widths of the readout's softplus 1x1 convolutions
+            (a last 1x1 convolution to one logit follows).
+        readout_blur: sigma, in readout pixels (the largest readout tap's
+            grid), of a Gaussian blur of the logits, or None for none.
+        readout_learn_blur: train that sigma.
+        centre_prior: `"none"`, `"fixed"` (a non-trainable log map, set from
+            the training split's fixations by the runner with
+            `AesthalModel.set_centre_prior`; a weight, so `.keras` files and
+            SavedModels carry it) or `"learned"` (a trainable log map, from
+            zeros); readout only.
+        prior_grid: `(gh, gw)` of the centre prior's log map.
+        frozen_up_to: a tap name, or None: the trunk up to and including
+            that tap is frozen (not trainable, in no variable group, its
+            BatchNorm in inference mode); the trunk above it stays the
+            trainable *shared* group (empty when it is the deepest tap).
+            Needed for cached features (`DataConfig.cache_features`).
+
+    Configs saved before the saliency_head ... frozen_up_to fields existed
+    load with their defaults (the decoder, no prior, nothing frozen).
     """
 
     backbone: str = "tiny"
@@ -97,6 +127,14 @@ class ModelConfig:
     side_heads: tuple[tuple[str, str, float], ...] = ()
     output_log_density: bool = False
     tasks: tuple[str, ...] = TASKS
+    saliency_head: str = "decoder"
+    readout_taps: tuple[str, ...] | None = None
+    readout_channels: tuple[int, ...] = (16, 32, 2)
+    readout_blur: float | None = None
+    readout_learn_blur: bool = False
+    centre_prior: str = "none"
+    prior_grid: tuple[int, int] = (24, 32)
+    frozen_up_to: str | None = None
 
     def __post_init__(self) -> None:
         # Normalise list inputs (e.g. from JSON) to tuples so the config hashes.
@@ -163,8 +201,89 @@ class ModelConfig:
                 )
         if self.decoder_channels < 1:
             raise ValueError("ModelConfig.decoder_channels must be >= 1.")
+        self._check_readout_fields(taps)
         if not 0.0 <= self.aesthetics_dropout < 1.0:
             raise ValueError("ModelConfig.aesthetics_dropout must be in [0, 1).")
+
+    def _check_readout_fields(self, taps: tuple[str, ...]) -> None:
+        """Normalises and checks saliency_head ... frozen_up_to."""
+        set_ = object.__setattr__
+        if self.readout_taps is not None:
+            set_(self, "readout_taps", tuple(self.readout_taps))
+        set_(self, "readout_channels", tuple(int(c) for c in self.readout_channels))
+        set_(self, "prior_grid", tuple(int(v) for v in self.prior_grid))
+        if self.readout_blur is not None:
+            set_(self, "readout_blur", float(self.readout_blur))
+        if self.saliency_head not in SALIENCY_HEADS:
+            raise ValueError(
+                f"ModelConfig.saliency_head={self.saliency_head!r}; expected one "
+                f"of {SALIENCY_HEADS}."
+            )
+        if self.centre_prior not in CENTRE_PRIORS:
+            raise ValueError(
+                f"ModelConfig.centre_prior={self.centre_prior!r}; expected one of "
+                f"{CENTRE_PRIORS}."
+            )
+        readout_only = {
+            "readout_taps": self.readout_taps is not None,
+            "readout_blur": self.readout_blur is not None,
+            "readout_learn_blur": self.readout_learn_blur,
+            "centre_prior": self.centre_prior != "none",
+        }
+        used = [name for name, set_here in readout_only.items() if set_here]
+        if used and self.saliency_head != "readout":
+            raise ValueError(
+                f"ModelConfig: {', '.join(used)} apply to the readout head only; "
+                "set saliency_head='readout' or leave them at their defaults."
+            )
+        if self.readout_taps is not None:
+            bad = [t for t in self.readout_taps if t not in taps]
+            if bad or not self.readout_taps:
+                raise ValueError(
+                    f"ModelConfig.readout_taps={self.readout_taps} must be a "
+                    f"non-empty subset of backbone {self.backbone!r}'s taps {taps}."
+                )
+        if not self.readout_channels or min(self.readout_channels) < 1:
+            raise ValueError(
+                f"ModelConfig.readout_channels={self.readout_channels} must be "
+                "one or more widths >= 1."
+            )
+        if self.readout_blur is not None and not self.readout_blur > 0:
+            raise ValueError(
+                f"ModelConfig.readout_blur={self.readout_blur} must be > 0 (sigma "
+                "in readout pixels) or None for no blur."
+            )
+        if self.readout_learn_blur and self.readout_blur is None:
+            raise ValueError(
+                "ModelConfig.readout_learn_blur needs an initial readout_blur sigma."
+            )
+        if len(self.prior_grid) != 2 or min(self.prior_grid) < 1:
+            raise ValueError(
+                f"ModelConfig.prior_grid={self.prior_grid} must be (rows, cols) >= 1."
+            )
+        if self.frozen_up_to is not None and self.frozen_up_to not in taps:
+            raise ValueError(
+                f"ModelConfig.frozen_up_to={self.frozen_up_to!r} is not a tap of "
+                f"backbone {self.backbone!r}; available: {taps}."
+            )
+
+    @property
+    def resolved_readout_taps(self) -> tuple[str, ...]:
+        """The readout's taps, with the default (two deepest) filled in."""
+        return self.readout_taps or TAP_NAMES[self.backbone][-2:]
+
+    @property
+    def head_taps(self) -> tuple[str, ...]:
+        """Every tap a head reads (saliency head, aesthetics head, side
+        heads), shallow to deep."""
+        used = set(self.resolved_aesthetics_taps)
+        used |= set(
+            self.resolved_readout_taps
+            if self.saliency_head == "readout"
+            else self.resolved_saliency_taps
+        )
+        used |= {tap for _, tap, _ in self.side_heads}
+        return tuple(t for t in TAP_NAMES[self.backbone] if t in used)
 
     @property
     def resolved_saliency_taps(self) -> tuple[str, ...]:
@@ -185,6 +304,10 @@ class ModelConfig:
                 out[key] = list(out[key])
         out["side_heads"] = [list(s) for s in self.side_heads]
         out["tasks"] = list(self.tasks)
+        if self.readout_taps is not None:
+            out["readout_taps"] = list(self.readout_taps)
+        out["readout_channels"] = list(self.readout_channels)
+        out["prior_grid"] = list(self.prior_grid)
         return out
 
     @classmethod
@@ -222,6 +345,21 @@ class DataConfig:
             unless asked).
         batch_size: global batch size.
         cache: cache the resized training set in memory.
+        saliency_target: the saliency training target: `"map"` (the data
+            set's blurred fixation map, resized) or `"fixation_counts"` (each
+            image's fixations counted per pixel at the model resolution,
+            normalised, mirrored with flips): the KLD loss against it is the
+            negative fixation log-likelihood plus a constant, DeepGaze II's
+            loss. Validation and evaluation keep the maps.
+        cache_features: train on features of the model's frozen trunk prefix
+            (`ModelConfig.frozen_up_to`), computed once per training image and
+            its horizontal flip (float16) instead of on images: an epoch then
+            costs only the trainable part (`aesthal.data.prepare.
+            cached_training_dataset`). The label budgets, flips and targets
+            are as in the image stream; the flips are both kept, not drawn.
+        feature_cache_dir: a folder for those features (one file per model
+            prefix and data split, reused by later runs); None keeps them in
+            memory for this run only.
     """
 
     dataset: str = "synthetic_scenes"
@@ -238,9 +376,22 @@ class DataConfig:
     label_seed: int = 0
     batch_size: int = 16
     cache: bool = True
+    saliency_target: str = "map"
+    cache_features: bool = False
+    feature_cache_dir: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tasks", tuple(self.tasks))
+        if self.saliency_target not in SALIENCY_TARGETS:
+            raise ValueError(
+                f"DataConfig.saliency_target={self.saliency_target!r}; expected "
+                f"one of {SALIENCY_TARGETS}."
+            )
+        if self.feature_cache_dir is not None and not self.cache_features:
+            raise ValueError(
+                "DataConfig.feature_cache_dir is set but cache_features is False; "
+                "set cache_features=True to use it."
+            )
         if not self.tasks or any(t not in TASKS for t in self.tasks):
             raise ValueError(
                 f"DataConfig.tasks={self.tasks} must be a subset of {TASKS}."
@@ -360,6 +511,13 @@ class ExperimentConfig:
     model: ModelConfig = ModelConfig()
     data: DataConfig = DataConfig()
     train: TrainConfig = TrainConfig()
+
+    def __post_init__(self) -> None:
+        if self.data.cache_features and self.model.frozen_up_to is None:
+            raise ValueError(
+                "ExperimentConfig: data.cache_features needs model.frozen_up_to "
+                "(the features of a trainable trunk change every step)."
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """Returns the config as JSON-compatible types (what `config.json` holds)."""

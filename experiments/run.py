@@ -119,6 +119,52 @@ _DECODER_CHANNELS = flags.DEFINE_integer(
 _SIDE_HEADS = flags.DEFINE_list(
     "side_heads", [], "Auxiliary heads, each task:tap:weight, e.g. saliency:stage2:0.3."
 )
+_SALIENCY_HEAD = flags.DEFINE_enum(
+    "saliency_head",
+    "decoder",
+    ["decoder", "readout"],
+    "Saliency head: the tap decoder, or DeepGaze II's 1x1 readout.",
+)
+_READOUT_TAPS = flags.DEFINE_list(
+    "readout_taps", None, "Taps the readout concatenates (default: two deepest)."
+)
+_READOUT_CHANNELS = flags.DEFINE_list(
+    "readout_channels", ["16", "32", "2"], "Widths of the readout's 1x1 convolutions."
+)
+_READOUT_BLUR = flags.DEFINE_float(
+    "readout_blur", None, "Sigma (readout pixels) of the logits' blur; unset: none."
+)
+_READOUT_LEARN_BLUR = flags.DEFINE_bool(
+    "readout_learn_blur", False, "Train the blur's sigma."
+)
+_CENTRE_PRIOR = flags.DEFINE_enum(
+    "centre_prior",
+    "none",
+    ["none", "fixed", "learned"],
+    "Log centre prior added to the readout's logits (fixed: from the training "
+    "fixations).",
+)
+_PRIOR_GRID = flags.DEFINE_list(
+    "prior_grid", ["24", "32"], "rows,cols of the centre prior's log map."
+)
+_FROZEN_UP_TO = flags.DEFINE_string(
+    "frozen_up_to", None, "Freeze the trunk up to and including this tap."
+)
+_CACHE_FEATURES = flags.DEFINE_bool(
+    "cache_features",
+    False,
+    "Train on the frozen prefix's features, computed once per image and flip.",
+)
+_FEATURE_CACHE_DIR = flags.DEFINE_string(
+    "feature_cache_dir", None, "Folder keeping those features across runs."
+)
+_SALIENCY_TARGET = flags.DEFINE_enum(
+    "saliency_target",
+    "map",
+    ["map", "fixation_counts"],
+    "Saliency training target: the blurred map, or fixation counts (KLD to it "
+    "= fixation log-likelihood).",
+)
 
 # Loss.
 _LOSS_WEIGHTING = flags.DEFINE_enum(
@@ -250,6 +296,14 @@ def _configs():
             decoder_channels=_DECODER_CHANNELS.value,
             side_heads=tuple(side_heads),
             tasks=tuple(_TASKS.value),
+            saliency_head=_SALIENCY_HEAD.value,
+            readout_taps=tuple(_READOUT_TAPS.value) if _READOUT_TAPS.value else None,
+            readout_channels=tuple(int(c) for c in _READOUT_CHANNELS.value),
+            readout_blur=_READOUT_BLUR.value,
+            readout_learn_blur=_READOUT_LEARN_BLUR.value,
+            centre_prior=_CENTRE_PRIOR.value,
+            prior_grid=tuple(int(v) for v in _PRIOR_GRID.value),
+            frozen_up_to=_FROZEN_UP_TO.value,
         )
         data = DataConfig(
             dataset=_DATASET.value,
@@ -266,6 +320,9 @@ def _configs():
             label_seed=_LABEL_SEED.value,
             batch_size=_BATCH_SIZE.value,
             cache=_CACHE.value,
+            saliency_target=_SALIENCY_TARGET.value,
+            cache_features=_CACHE_FEATURES.value,
+            feature_cache_dir=_FEATURE_CACHE_DIR.value,
         )
         train = TrainConfig(
             epochs=_EPOCHS.value,
@@ -284,11 +341,11 @@ def _configs():
             validation_steps=_VALIDATION_STEPS.value,
             init_from=_INIT_FROM.value,
         )
+        return ExperimentConfig(
+            output_dir=_OUTPUT_DIR.value, model=model, data=data, train=train
+        )
     except ValueError as error:
         raise app.UsageError(str(error)) from error
-    return ExperimentConfig(
-        output_dir=_OUTPUT_DIR.value, model=model, data=data, train=train
-    )
 
 
 def _print_results(results, output_dir) -> None:

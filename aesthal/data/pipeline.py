@@ -294,6 +294,7 @@ def make_dataset(
     cache: bool | str = False,
     num_parallel_calls: int = tf.data.AUTOTUNE,
     prefetch: bool = True,
+    saliency_target: str = "map",
 ) -> tf.data.Dataset:
     """Batched `(images, targets, sample_weights)` from one source or a mixture.
 
@@ -313,6 +314,8 @@ def make_dataset(
             this path prefix (str; one suffix per source).
         num_parallel_calls: parallelism of the maps.
         prefetch: prefetch batches (AUTOTUNE).
+        saliency_target: `"map"` (the resized fixation map) or
+            `"fixation_counts"` (`fixation_count_target`, after the flips).
 
     Returns:
         A `tf.data.Dataset` of `(images, targets, sample_weights)`:
@@ -355,6 +358,13 @@ def make_dataset(
             return preprocess.flip_example(features, draw < 0.5)
 
         ds = ds.enumerate().map(random_flip, num_parallel_calls=num_parallel_calls)
+    if saliency_target == "fixation_counts":
+        ds = ds.map(fixation_count_target, num_parallel_calls=num_parallel_calls)
+    elif saliency_target != "map":
+        raise ValueError(
+            f"saliency_target={saliency_target!r}; expected 'map' or "
+            "'fixation_counts'."
+        )
     ds = ds.map(lambda f: {k: v for k, v in f.items() if k != "fixations"})
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
     ds = ds.map(preprocess.to_model_inputs)
@@ -363,6 +373,75 @@ def make_dataset(
     options = tf.data.Options()
     options.deterministic = True
     return ds.with_options(options)
+
+
+def fixation_count_target(features: dict) -> dict:
+    """Replaces the saliency target by the example's fixation counts per pixel.
+
+    Each fixation (resized, and mirrored with its image, by `resize_example`
+    and `flip_example`) counts at its nearest pixel `(round(row),
+    round(col))`, clipped into the map; the counts are divided by their sum.
+    The KLD between this target and a model density is the negative mean
+    log-likelihood of the fixations minus the target's (constant) entropy:
+    DeepGaze II's training loss (Kümmerer et al. 2017). An example without
+    fixations, or unlabelled, keeps its map.
+
+    Args:
+        features: `resize_example` output (one example): `saliency` float32
+            `[H, W, 1]`, `fixations` float32 `[N, 2]`, `saliency_mask`.
+
+    Returns:
+        The same dict with `saliency` the normalised counts, float32
+        `[H, W, 1]`, summing to 1 (times `saliency_mask`).
+    """
+    out = dict(features)
+    saliency = features["saliency"]
+    height, width = saliency.shape[0], saliency.shape[1]
+    points = tf.round(features["fixations"])
+    rows = tf.clip_by_value(tf.cast(points[:, 0], tf.int32), 0, height - 1)
+    cols = tf.clip_by_value(tf.cast(points[:, 1], tf.int32), 0, width - 1)
+    counts = tf.scatter_nd(
+        tf.stack([rows, cols], axis=-1),
+        tf.ones_like(points[:, 0]),
+        [height, width],
+    )
+    counts = counts[..., None] / tf.maximum(tf.reduce_sum(counts), 1.0)
+    has_points = tf.shape(points)[0] > 0
+    out["saliency"] = tf.where(
+        has_points, counts * features["saliency_mask"], saliency
+    )
+    return out
+
+
+def flipped_pairs(
+    spec: SourceSpec,
+    *,
+    image_size: tuple[int, int],
+    saliency_target: str = "map",
+    num_parallel_calls: int = tf.data.AUTOTUNE,
+) -> tf.data.Dataset:
+    """Every example of a source, then its mirror image, in source order.
+
+    The training examples a feature cache holds (`aesthal.data.prepare.
+    cached_training_dataset`): the same label edits, resizing and targets as
+    `make_dataset`'s training stream, with both flips instead of a random one.
+
+    Returns:
+        Unbatched `(image, targets, sample_weights)` as `to_model_inputs`
+        gives them: example 0, example 0 mirrored, example 1, ...
+    """
+    ds = _prepared_source(spec, image_size, num_parallel_calls)
+
+    def both(features):
+        return tf.data.Dataset.from_tensors(features).concatenate(
+            tf.data.Dataset.from_tensors(preprocess.flip_example(features, True))
+        )
+
+    ds = ds.flat_map(both)
+    if saliency_target == "fixation_counts":
+        ds = ds.map(fixation_count_target, num_parallel_calls=num_parallel_calls)
+    ds = ds.map(lambda f: {k: v for k, v in f.items() if k != "fixations"})
+    return ds.map(preprocess.to_model_inputs)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -3,14 +3,22 @@ splits, and make the training and validation streams."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import os
 import pathlib
+import time
+from typing import Any
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from aesthal.config import DataConfig
 from aesthal.data import pipeline
+
+_LOG = logging.getLogger("aesthal")
 
 
 class DataDirError(OSError):
@@ -97,7 +105,20 @@ def training_dataset(
     Returns:
         Batches as `aesthal.data.make_dataset` yields them (docs/design.md).
     """
-    spec = pipeline.SourceSpec(
+    return pipeline.make_dataset(
+        _training_spec(data),
+        image_size=image_size,
+        batch_size=data.batch_size,
+        training=True,
+        seed=seed,
+        cache=data.cache,
+        saliency_target=data.saliency_target,
+    )
+
+
+def _training_spec(data: DataConfig) -> pipeline.SourceSpec:
+    """The training split with the config's tasks, budgets and label edits."""
+    return pipeline.SourceSpec(
         data.dataset,
         split=data.train_split,
         data_dir=data.data_dir,
@@ -107,14 +128,182 @@ def training_dataset(
         permute_labels=("aesthetics",) if data.permute_aesthetics else (),
         seed=data.label_seed,
     )
-    return pipeline.make_dataset(
-        spec,
-        image_size=image_size,
-        batch_size=data.batch_size,
-        training=True,
-        seed=seed,
-        cache=data.cache,
+
+
+def feature_cache_key(data: DataConfig, model: Any) -> str:
+    """What a feature cache depends on, hashed: the model's frozen prefix
+    (trunk, weights, input size, tap, cached taps) and the training examples
+    (data set, split, tasks, label budgets and edits, saliency target)."""
+    config = model.config
+    key = {
+        "version": 1,
+        "backbone": config.backbone,
+        "backbone_weights": config.backbone_weights,
+        "input_size": list(config.input_size),
+        "frozen_up_to": config.frozen_up_to,
+        "taps": list(model.cached_taps),
+        "dataset": data.dataset,
+        "data_dir": data.data_dir,
+        "train_split": data.train_split,
+        "tasks": list(data.tasks),
+        "budget": data.label_budget(),
+        "budget_mode": data.budget_mode,
+        "permute_aesthetics": data.permute_aesthetics,
+        "label_seed": data.label_seed,
+        "saliency_target": data.saliency_target,
+    }
+    text = json.dumps(key, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def compute_cached_features(
+    data: DataConfig, model: Any, batch_size: int = 16
+) -> dict[str, np.ndarray]:
+    """The frozen prefix's features of every training example and its mirror.
+
+    Each batch of images is checked as `fit` checks its first batch
+    (`model.validate_data`) before its features are kept.
+
+    Args:
+        data: the training split, tasks, label budgets and saliency target.
+        model: an `AesthalModel` with `config.frozen_up_to`.
+        batch_size: images per forward pass.
+
+    Returns:
+        `{"features/<tap>": float16 [N, h, w, c] for each cached tap,
+        "targets/saliency": float32 [N, H, W, 1], "targets/aesthetics":
+        float32 [N, 10], "weights/<task>": float32 [N]}`; N = twice the
+        examples (each followed by its mirror image).
+    """
+    stream = pipeline.flipped_pairs(
+        _training_spec(data),
+        image_size=model.config.input_size,
+        saliency_target=data.saliency_target,
+    ).batch(batch_size)
+    parts: dict[str, list[np.ndarray]] = {}
+    for images, targets, weights in stream:
+        model.validate_data(images, targets, weights)
+        features = model.prefix_features(images)
+        arrays = {f"features/{t}": v.numpy().astype(np.float16) for t, v in features.items()}
+        arrays |= {f"targets/{t}": v.numpy() for t, v in targets.items()}
+        arrays |= {f"weights/{t}": v.numpy() for t, v in weights.items()}
+        for name, value in arrays.items():
+            parts.setdefault(name, []).append(value)
+    if not parts:
+        raise ValueError(
+            f"{data.dataset} {data.train_split}: no training examples to cache "
+            "(check the split and the label budgets)."
+        )
+    return {name: np.concatenate(values) for name, values in parts.items()}
+
+
+def load_or_compute_cached_features(
+    data: DataConfig, model: Any
+) -> dict[str, np.ndarray]:
+    """`compute_cached_features`, read from / written to
+    `data.feature_cache_dir` (`<key>.npz`, `feature_cache_key`) when set."""
+    if data.feature_cache_dir is None:
+        return compute_cached_features(data, model)
+    folder = pathlib.Path(os.path.expanduser(data.feature_cache_dir))
+    path = folder / f"features_{feature_cache_key(data, model)}.npz"
+    if path.is_file():
+        try:
+            with np.load(path) as stored:
+                return {name: stored[name] for name in stored.files}
+        except (OSError, ValueError) as error:
+            raise ValueError(
+                f"feature cache {path} cannot be read ({error}); delete it to "
+                "compute the features again."
+            ) from error
+    start = time.perf_counter()
+    arrays = compute_cached_features(data, model)
+    folder.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(f".partial{os.getpid()}.npz")
+    np.savez(partial, **arrays)
+    os.replace(partial, path)
+    _LOG.info(
+        "feature cache: %d examples in %.0f s, written to %s",
+        len(arrays["weights/saliency"]),
+        time.perf_counter() - start,
+        path,
     )
+    return arrays
+
+
+def cached_training_dataset(
+    data: DataConfig, model: Any, seed: int
+) -> tf.data.Dataset:
+    """The training stream on the frozen prefix's cached features.
+
+    The features of every training example and of its mirror image
+    (`load_or_compute_cached_features`: computed once, float16), shuffled
+    by `seed` each pass, repeated, in batches of `data.batch_size`.
+
+    Args:
+        data: as for `training_dataset`, with `cache_features`.
+        model: an `AesthalModel` with `config.frozen_up_to`.
+        seed: seed of the shuffle.
+
+    Returns:
+        Batches `(features, targets, weights)`: `features` `{tap: float16
+        [B, h, w, c]}` for `model.cached_taps` (what `AesthalModel.call`
+        accepts instead of images); targets and weights as docs/design.md.
+    """
+    arrays = load_or_compute_cached_features(data, model)
+
+    def group(prefix):
+        return {
+            name.split("/", 1)[1]: value
+            for name, value in arrays.items()
+            if name.startswith(prefix + "/")
+        }
+
+    elements = (group("features"), group("targets"), group("weights"))
+    size = len(arrays["weights/saliency"])
+    if size < data.batch_size:
+        raise ValueError(
+            f"{data.dataset} {data.train_split}: {size} cached examples are fewer "
+            f"than one batch ({data.batch_size})."
+        )
+    ds = tf.data.Dataset.from_tensor_slices(elements)
+    ds = ds.shuffle(size, seed=seed, reshuffle_each_iteration=True).repeat()
+    ds = ds.batch(data.batch_size, drop_remainder=True)
+    options = tf.data.Options()
+    options.deterministic = True
+    return ds.prefetch(tf.data.AUTOTUNE).with_options(options)
+
+
+def training_fixations(data: DataConfig) -> list[tuple[np.ndarray, tuple[int, int]]]:
+    """The fixations of the training split's saliency-labelled examples.
+
+    What the fixed centre prior is fitted on (`aesthal.models.priors.
+    centre_bias_log_density`, called by the runner): each example's points
+    in its own image's pixels, unflipped.
+
+    Returns:
+        `(points, (height, width))` pairs; `points` float32 `[N, 2]`,
+        0-based `(row, col)`.
+
+    Raises:
+        ValueError: the training split has no fixations.
+    """
+    if data.saliency_labels is not None:
+        raise ValueError(
+            "a fixed centre prior is fitted on every training fixation, which a "
+            f"saliency label budget (saliency_labels={data.saliency_labels}) "
+            "would leak; use centre_prior='learned' or 'none' with a budget."
+        )
+    points = [
+        (example.fixations, tuple(example.image.shape[:2]))
+        for example in pipeline.iterate_eval_examples(_training_spec(data))
+        if example.has_saliency and len(example.fixations)
+    ]
+    if not points:
+        raise ValueError(
+            f"{data.dataset} {data.train_split}: no fixations to fit the centre "
+            "prior on (centre_prior='fixed' needs a data set with fixations)."
+        )
+    return points
 
 
 def validation_dataset(

@@ -28,8 +28,9 @@ position, three `AdamOptimizer`s, one grouped op, in Keras 3):
 5. the NaN/Inf guard: if any task loss or any gradient is NaN or Inf (on any
    replica), *no* group's update is applied: weights, Adam moments and the
    optimizers' `iterations` (hence learning-rate schedules) stay as they were,
-   and the state the forward pass changed (BatchNorm moving statistics; float
-   non-trainable variables) is put back.
+   and the state the forward pass changed (`forward_state_variables`: the
+   moving statistics of trainable BatchNorm layers; never frozen weights) is
+   put back.
    The step is counted in the `{group}_nonfinite` training statistics
    ("saliency" and "aesthetics": that task's loss or its head's gradients;
    "shared": the trunk's gradients), which
@@ -61,9 +62,14 @@ from aesthal.config import (
     ModelConfig,
 )
 from aesthal.models.aesthetics_head import AestheticsHead
-from aesthal.models.backbone import build_backbone, resolve_backbone_weights
+from aesthal.models.backbone import (
+    build_backbone,
+    resolve_backbone_weights,
+    split_backbone,
+)
 from aesthal.models.balancing import first_replica_only, last_shared_layer
 from aesthal.models.loss_weighting import LossWeighting, get_loss_weighting
+from aesthal.models.readout import Readout
 from aesthal.models.saliency_head import SaliencyHead
 from aesthal.models.step_counter import StepCounter
 from aesthal.models.validation import (
@@ -88,6 +94,9 @@ class AesthalModel(keras.Model):
 
     plus `"saliency_log_density"` (`[B, H, W, 1]`) when
     `config.output_log_density`. Side heads are only evaluated in `train_step`.
+    With `config.frozen_up_to`, `call` (and `fit`, `evaluate`) also take a
+    dict of the frozen prefix's features (`prefix_features`) instead of
+    images: the cached-feature training stream of `aesthal.data.prepare`.
 
     Training: `compile(optimizers={group: optimizer})`, then `fit`. The logs
     `fit` prints hold the total loss, each trained task's loss (and its side
@@ -122,12 +131,35 @@ class AesthalModel(keras.Model):
                 config.backbone, config.backbone_weights, config.input_size
             )
         self.backbone = build_backbone(config.backbone, config.input_size, weights_path)
-        self.saliency_head = SaliencyHead(
-            config.resolved_saliency_taps,
-            config.input_size,
-            config.decoder_channels,
-            name="saliency_head",
-        )
+        # The frozen prefix and the trainable suffix share the trunk's layers;
+        # held untracked so that the weights are saved once (the trunk's).
+        prefix, suffix = None, None
+        if config.frozen_up_to is not None:
+            prefix, suffix = split_backbone(self.backbone, config.frozen_up_to)
+            for layer in prefix.layers:
+                layer.trainable = False
+        object.__setattr__(self, "backbone_prefix", prefix)
+        object.__setattr__(self, "backbone_suffix", suffix)
+        if config.saliency_head == "readout":
+            self.saliency_head = Readout(
+                config.resolved_readout_taps,
+                config.input_size,
+                hidden_channels=config.readout_channels,
+                blur_sigma=config.readout_blur,
+                learn_blur=config.readout_learn_blur,
+                prior_grid=(
+                    None if config.centre_prior == "none" else config.prior_grid
+                ),
+                learn_prior=config.centre_prior == "learned",
+                name="saliency_head",
+            )
+        else:
+            self.saliency_head = SaliencyHead(
+                config.resolved_saliency_taps,
+                config.input_size,
+                config.decoder_channels,
+                name="saliency_head",
+            )
         self.aesthetics_head = AestheticsHead(
             config.resolved_aesthetics_taps,
             config.aesthetics_dropout,
@@ -193,14 +225,100 @@ class AesthalModel(keras.Model):
                 f"is {height}x{width} (config.input_size); resize them first."
             )
 
+    @property
+    def cached_taps(self) -> tuple[str, ...]:
+        """The frozen prefix's taps that cached features must hold: those the
+        heads read, and `frozen_up_to` itself when a trainable suffix follows.
+        Empty without `config.frozen_up_to`."""
+        tap = self.config.frozen_up_to
+        if tap is None:
+            return ()
+        names = list(self.backbone_prefix.output)
+        needed = set(self.config.head_taps) & set(names)
+        if self.backbone_suffix is not None:
+            needed.add(tap)
+        return tuple(t for t in names if t in needed)
+
+    def prefix_features(self, images) -> dict[str, tf.Tensor]:
+        """The frozen prefix's features of `images`, what `call` also accepts.
+
+        Args:
+            images: float32 `[B, H, W, 3]`, 0..255, at `config.input_size`.
+
+        Returns:
+            `{tap: float32 [B, h, w, c]}` for `cached_taps`.
+
+        Raises:
+            ValueError: the model has no frozen prefix (`config.frozen_up_to`).
+        """
+        if self.backbone_prefix is None:
+            raise ValueError(
+                "prefix_features: this model has no frozen prefix; set "
+                "ModelConfig.frozen_up_to to a tap name."
+            )
+        self._check_images(images)
+        features = self.backbone_prefix(images, training=False)
+        return {t: features[t] for t in self.cached_taps}
+
+    def set_centre_prior(self, log_prior) -> None:
+        """Sets the centre prior's log map (a weight: saved and exported).
+
+        Args:
+            log_prior: float `[gh, gw]` (`config.prior_grid`), finite, e.g.
+                `aesthal.models.priors.centre_bias_log_density` of the
+                training split's fixations.
+
+        Raises:
+            ValueError: the model has no centre prior, or the shape differs.
+        """
+        prior = getattr(self.saliency_head, "prior", None)
+        if prior is None:
+            raise ValueError(
+                "set_centre_prior: this model has no centre prior "
+                f"(centre_prior={self.config.centre_prior!r})."
+            )
+        log_prior = np.asarray(log_prior, np.float32)
+        if log_prior.shape != prior.grid_shape or not np.all(np.isfinite(log_prior)):
+            raise ValueError(
+                f"set_centre_prior: expected a finite {prior.grid_shape} map "
+                f"(config.prior_grid), got shape {log_prior.shape}."
+            )
+        prior.log_prior.assign(log_prior)
+
+    def _features(self, inputs, training=False) -> dict:
+        """The trunk's taps from images, or from cached prefix features."""
+        if not isinstance(inputs, Mapping):
+            return self.backbone(inputs, training=training)
+        missing = [t for t in self.cached_taps if t not in inputs]
+        if self.backbone_prefix is None or missing:
+            raise ValueError(
+                "AesthalModel: a dict input must hold the frozen prefix's "
+                f"features {self.cached_taps} (see prefix_features); "
+                + (
+                    f"missing {missing}."
+                    if self.backbone_prefix is not None
+                    else "this model has no frozen prefix (frozen_up_to)."
+                )
+            )
+        features = {t: keras.ops.cast(inputs[t], "float32") for t in self.cached_taps}
+        if self.backbone_suffix is not None:
+            features.update(
+                self.backbone_suffix(
+                    features[self.config.frozen_up_to], training=training
+                )
+            )
+        return features
+
     def _forward(self, images, training=False):
         """All outputs: `(outputs, side_outputs)`.
 
-        `outputs` holds "saliency", "saliency_log_density" and "aesthetics";
-        `side_outputs[i]` is side head i's log-density `[B, H, W, 1]` (saliency)
-        or distribution `[B, 10]` (aesthetics).
+        `images` are images, or a dict of the frozen prefix's features
+        (`prefix_features`). `outputs` holds "saliency",
+        "saliency_log_density" and "aesthetics"; `side_outputs[i]` is side
+        head i's log-density `[B, H, W, 1]` (saliency) or distribution
+        `[B, 10]` (aesthetics).
         """
-        features = self.backbone(images, training=training)
+        features = self._features(images, training=training)
         log_density = self.saliency_head(features)
         outputs = {
             "saliency": keras.ops.exp(log_density),
@@ -218,7 +336,9 @@ class AesthalModel(keras.Model):
         return outputs, side_outputs
 
     def call(self, images, training=None):
-        self._check_images(images)
+        """Outputs for images, or for cached features (see `prefix_features`)."""
+        if not isinstance(images, Mapping):
+            self._check_images(images)
         outputs, _ = self._forward(images, training=training)
         if not self.config.output_log_density:
             outputs.pop("saliency_log_density")
@@ -226,6 +346,8 @@ class AesthalModel(keras.Model):
 
     def compute_output_spec(self, images, training=None):
         height, width = self.config.input_size
+        if isinstance(images, Mapping):
+            images = next(iter(images.values()))
         batch = images.shape[0]
         spec = {
             "saliency": keras.KerasTensor((batch, height, width, 1), "float32"),
@@ -258,6 +380,21 @@ class AesthalModel(keras.Model):
             for task in TASKS:
                 groups[task].extend(strategy.variables_for_task(task))
         return groups
+
+    def forward_state_variables(self) -> list:
+        """The non-trainable variables a training forward pass changes.
+
+        The moving statistics of the BatchNormalization layers that are
+        trainable (a frozen one runs in inference mode and changes nothing);
+        never frozen weights, nor fixed priors or blurs. The NaN/Inf guard
+        copies these before a step and puts them back when it refuses one.
+        """
+        return [
+            v
+            for layer in self._flatten_layers(include_self=False)
+            if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable
+            for v in layer.non_trainable_variables
+        ]
 
     # ============================================================== compile
     def compile(
@@ -468,7 +605,10 @@ class AesthalModel(keras.Model):
         checked by `_check_batch`.
         """
         images, targets, sample_weights = keras.utils.unpack_x_y_sample_weight(data)
-        self._check_images(images)
+        if isinstance(images, Mapping):
+            images = dict(images)  # cached prefix features: checked in _features
+        else:
+            self._check_images(images)
         if targets is None:
             raise ValueError(
                 "train/test data must yield (images, targets[, sample_weights])."
@@ -491,7 +631,8 @@ class AesthalModel(keras.Model):
                     f"{name} has unknown tasks {sorted(unknown)}; expected {TASKS}."
                 )
         height, width = self.config.input_size
-        batch = tf.shape(images)[0]
+        first = next(iter(images.values())) if isinstance(images, dict) else images
+        batch = tf.shape(first)[0]
         shapes = {"saliency": (height, width, 1), "aesthetics": (NUM_SCORES,)}
         full_targets, masks = {}, {}
         for task in TASKS:
@@ -522,6 +663,11 @@ class AesthalModel(keras.Model):
         scalar: True when this batch passed (the step applies no update
         otherwise).
         """
+        if isinstance(images, Mapping):
+            # Cached features were computed from images checked when the cache
+            # was built (`aesthal.data.prepare`); the labels are checked here.
+            first = next(iter(images.values()))
+            images = tf.zeros([tf.shape(first)[0], 1, 1, 3])
         report = batch_report(images, targets, masks)
         passed = tf.equal(tf.reduce_sum(report[: len(CHECKS)]), 0.0)
         record = getattr(self, "batch_check", None)
@@ -736,11 +882,7 @@ class AesthalModel(keras.Model):
         flat = [v for g in GROUPS for v in groups[g]]
         # The forward pass itself updates state (BatchNorm moving statistics):
         # kept here so that the guard can undo it for a refused step.
-        state = [
-            (v, tf.identity(v.value))
-            for v in self.non_trainable_variables
-            if v.dtype.startswith("float")
-        ]
+        state = [(v, tf.identity(v.value)) for v in self.forward_state_variables()]
         # Gradient-level strategies take one backward pass per task.
         balancing = self.loss_weighting.acts_on_gradients
         with tf.GradientTape(persistent=balancing) as tape:
@@ -821,6 +963,11 @@ class AesthalModel(keras.Model):
                 )
             for batch in first:
                 images, targets, weights = keras.utils.unpack_x_y_sample_weight(batch)
+                if isinstance(images, Mapping):
+                    # Cached prefix features: the images were checked when the
+                    # cache was built; check the labels against a neutral image.
+                    size = len(next(iter(images.values())))
+                    images = np.zeros((size, *self.config.input_size, 3), np.float32)
                 validate_batch(
                     _numpy(images),
                     _numpy(targets),

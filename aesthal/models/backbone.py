@@ -226,3 +226,45 @@ def build_backbone(
         )
     }
     return keras.Model(inputs, taps, name=f"{backbone}_backbone")
+
+
+def split_backbone(
+    backbone: keras.Model, tap: str
+) -> tuple[keras.Model, keras.Model | None]:
+    """Splits a trunk at a named tap into a prefix and a suffix (shared layers).
+
+    Every tap of the trunks here is a cut point: the deeper taps depend on the
+    shallower ones only through `tap`'s output (vgg16's pools, resnet50's
+    stage outputs, mobilenet_v2's stride-2 blocks, the tiny trunk's stages).
+
+    Args:
+        backbone: a trunk from `build_backbone`.
+        tap: one of its tap names.
+
+    Returns:
+        `(prefix, suffix)`: `prefix` maps the trunk's images to
+        `{t: features}` for the taps up to and including `tap`; `suffix` maps
+        `tap`'s features `[B, h, w, c]` to `{t: features}` for the deeper taps,
+        or is None when `tap` is the deepest. Both use the trunk's own layers
+        (and weights).
+
+    Raises:
+        ValueError: `tap` is not one of the trunk's taps.
+    """
+    names = list(backbone.output)
+    if tap not in names:
+        raise ValueError(f"split_backbone: {tap!r} is not a tap; taps: {names}.")
+    index = names.index(tap)
+    prefix = keras.Model(
+        backbone.input,
+        {t: backbone.output[t] for t in names[: index + 1]},
+        name=f"{backbone.name}_to_{tap}",
+    )
+    if index == len(names) - 1:
+        return prefix, None
+    suffix = keras.Model(
+        backbone.output[tap],
+        {t: backbone.output[t] for t in names[index + 1 :]},
+        name=f"{backbone.name}_after_{tap}",
+    )
+    return prefix, suffix

@@ -40,10 +40,11 @@ from typing import Any
 import keras
 
 from aesthal import metrics as metrics_lib
-from aesthal.config import ExperimentConfig, TrainConfig
+from aesthal.config import TASKS, DataConfig, ExperimentConfig, ModelConfig, TrainConfig
 from aesthal.data import prepare
 from aesthal.inference import load_model
 from aesthal.models import AesthalModel, TrainingStatsLogger, build_model
+from aesthal.models.priors import centre_bias_log_density
 from aesthal.training import callbacks as callbacks_lib
 
 _LOG = logging.getLogger("aesthal")
@@ -129,6 +130,15 @@ def _check_resumable(out: pathlib.Path, config: ExperimentConfig) -> None:
     if "tasks" not in previous_model and "tasks" in current.get("model", {}):
         previous_model["tasks"] = previous.get("data", {}).get("tasks")
     current.pop("output_dir", None)
+    # Fields added later (e.g. ModelConfig.saliency_head ... frozen_up_to,
+    # DataConfig.saliency_target, cache_features): absent = their default.
+    for section, defaults in (
+        ("model", ModelConfig().to_dict()),
+        ("data", dataclasses.asdict(DataConfig()) | {"tasks": list(TASKS)}),
+    ):
+        for key in set(current.get(section, {})) - set(previous.get(section, {})):
+            if key in defaults and key != "tasks":
+                previous.setdefault(section, {})[key] = defaults[key]
     if previous != current:
         changed = sorted(
             f"{section}.{key}"
@@ -207,6 +217,13 @@ def train(config: ExperimentConfig, verbose: int | str = "auto") -> AesthalModel
     model = build_model(dataclasses.replace(config.model, tasks=data.tasks))
     if config.train.init_from:
         _initialise_trunk(model, config.train.init_from)
+    if model.config.centre_prior == "fixed":
+        # A weight of the model: saved in model.keras and the SavedModel.
+        model.set_centre_prior(
+            centre_bias_log_density(
+                prepare.training_fixations(data), grid_shape=model.config.prior_grid
+            )
+        )
     compile_model(model, config.train, tasks=data.tasks)
 
     image_size = config.model.input_size
@@ -214,8 +231,14 @@ def train(config: ExperimentConfig, verbose: int | str = "auto") -> AesthalModel
     # state and restarts at the next epoch, but the (seeded, deterministic)
     # training stream restarts from its start: skip the batches consumed.
     resumed_epochs = callbacks_lib.completed_epochs(out / "backup")
+    if data.cache_features:
+        # The frozen prefix's features, once per image and mirror image: an
+        # epoch costs only the trainable part.
+        stream = prepare.cached_training_dataset(data, model, config.train.seed)
+    else:
+        stream = prepare.training_dataset(data, image_size, config.train.seed)
     skip = callbacks_lib.SkipBatchesOnTrainBegin(
-        prepare.training_dataset(data, image_size, config.train.seed),
+        stream,
         resumed_epochs * config.train.steps_per_epoch,
     )
     train_ds = skip.dataset
