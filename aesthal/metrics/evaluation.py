@@ -15,7 +15,7 @@ Two evaluations of one prediction. *One map*: the same map for every metric
 fixation density and each metric gets the map derived from it that the
 metric rewards (`METRIC_MAP_RULES`): the density for the AUCs, NSS and IG,
 the density blurred with the ground truth's own Gaussian for CC, KLD and SIM,
-the density over the shuffled prior for sAUC. Baselines get the same rules.
+the log of the density over the shuffled prior for sAUC. Baselines get the same rules.
 """
 
 from collections.abc import Callable, Mapping, Sequence
@@ -62,14 +62,15 @@ SigmaRule = Callable[[tuple[int, int]], float]
 #   for the map proportional to p).
 # * IG is the log-likelihood: p itself.
 # * sAUC's negatives are other images' fixations, i.e. draws of the prior
-#   (the centre bias): the likelihood ratio p / p_prior is optimal.
+#   (the centre bias): the likelihood ratio p / p_prior is optimal, and so is
+#   its log, which MIT's binned sAUC needs (`saliency.log_prior_ratio`).
 # * CC, KLD and SIM compare with a blurred empirical map, whose expectation
 #   is p blurred with the same Gaussian: optimal for CC, and for KLD up to
 #   its eps. For SIM the paper optimises the map numerically; the blurred
 #   density is the closed-form stand-in used here.
 DENSITY_RULE: Final[str] = "density"
 BLURRED_RULE: Final[str] = "density blurred with the ground truth's Gaussian"
-PRIOR_RATIO_RULE: Final[str] = "density / shuffled prior ({prior})"
+PRIOR_RATIO_RULE: Final[str] = "log(density / shuffled prior ({prior}))"
 NO_BLUR_RULE: Final[str] = "density (the ground truth's blur is unknown)"
 NO_PRIOR_RULE: Final[str] = "density (no shuffled prior given)"
 ZERO_PRIOR_RULE: Final[str] = "density (the shuffled prior {prior} has zeros)"
@@ -363,7 +364,7 @@ def _specific_metrics(
         values["kld"] = saliency.kld(blurred, truth)
         values["sim"] = saliency.sim(blurred, truth)
     if prior is not None and other is not None:
-        ratio = saliency.prior_ratio(prediction, prior, truth.shape)
+        ratio = saliency.log_prior_ratio(prediction, prior)
         values["auc_shuffled"] = saliency.auc_shuffled(ratio, binary, other, seed=seed)
     return values
 

@@ -139,7 +139,7 @@ def format_results(results: Mapping[str, Any]) -> str:
             f"{sal['ig_baseline']})\n\n"
         )
         parts.append(
-            "\n### One map for every metric\n\n"
+            "### One map for every metric\n\n"
             "Each row's map, as predicted, for every metric.\n\n"
         )
         parts.append(metrics_lib.format_markdown_table(sal))

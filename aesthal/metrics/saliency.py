@@ -157,40 +157,57 @@ def blurred_density(
     return _to_density(_fixations.gaussian_blur(resized, sigma))
 
 
-def prior_ratio(
-    density: np.ndarray, prior: np.ndarray, shape: tuple[int, int]
-) -> np.ndarray:
-    """`p(x) / p_prior(x)`: the map the shuffled AUC rewards.
+def log_prior_ratio(density: np.ndarray, prior: np.ndarray) -> np.ndarray:
+    """`log(p(x) / p_prior(x))`, shifted to start at 0: the map sAUC rewards.
 
     sAUC separates this image's fixations from other images' fixations, which
     are samples of the data set's prior (the centre bias). By Neyman-Pearson
-    the best separating score is the likelihood ratio of the two densities
-    (Kuemmerer et al. 2018, Sec. 4). Both maps are resized to `shape`
-    (`resize_map`) and sum-normalised first.
+    the best separating score is the likelihood ratio `p / p_prior`, or any
+    increasing function of it (Kuemmerer et al. 2018, Sec. 4, with the exact,
+    rank-based AUC). MIT's `AUC_shuffled.m` is not rank-based: it min-max
+    scales the map and thresholds it at steps of 0.1, so the heavy upper tail
+    of the ratio squeezes most pixels into the lowest bin. The log keeps the
+    ranking and spaces the thresholds as likelihood-ratio levels (on 200
+    synthetic_scenes test images, the true density's binned sAUC is 0.719 on
+    `p`, 0.710 on `p / p_prior`, 0.764 on this map; the exact AUC of the
+    ratio is 0.770).
+
+    The ratio is taken at the larger of the two maps' sizes (each resized
+    with `resize_map`, then sum-normalised); the metric resizes the result
+    to the ground truth like any prediction. Pixels where `p` is 0 (after
+    clipping a resize's undershoot) take half the smallest positive value of
+    `p`, which keeps them last in the ranking.
 
     Args:
         density: `[h, w]` or `[h, w, 1]` non-negative prediction, any scale.
         prior: `[h', w']` or `[h', w', 1]` density of the other images'
             fixations (e.g. `fit_centre_bias(..., uniform_weight=0.01)`),
             positive everywhere.
-        shape: `(H, W)` of the ground truth.
 
     Returns:
-        float64 `[H, W]`, non-negative.
+        float64 `[max(h, h'), max(w, w')]`, minimum 0 (all zeros when `p`
+        is all zeros or proportional to the prior).
 
     Raises:
         ValueError: a bad map, or a prior with a pixel <= 0 after resizing
             (the ratio is undefined there; mix in a uniform floor).
     """
-    p = _to_density(np.maximum(_resized_map(density, shape, "density"), 0.0))
-    q = _to_density(_resized_map(prior, shape, "prior"))
+    p = _as_map(density, "density")
+    q = _as_map(prior, "prior")
+    shape = (max(p.shape[0], q.shape[0]), max(p.shape[1], q.shape[1]))
+    p = np.maximum(resize_map(p, shape), 0.0)
+    q = resize_map(q, shape)
     if q.min() <= 0:
         raise ValueError(
-            f"prior has pixels <= 0 at {tuple(shape)} (minimum {q.min():.3g}): "
-            "the ratio is undefined there; fit it with a uniform floor, e.g. "
+            f"prior has pixels <= 0 at {shape} (minimum {q.min():.3g}): the "
+            "ratio is undefined there; fit it with a uniform floor, e.g. "
             "fit_centre_bias(..., uniform_weight=0.01)"
         )
-    return p / q
+    if not p.any():
+        return np.zeros(shape)
+    p = np.where(p > 0, p, 0.5 * p[p > 0].min())
+    log_ratio = np.log(_to_density(p)) - np.log(_to_density(q))
+    return log_ratio - log_ratio.min()
 
 
 # ---------------------------------------------------------------------------

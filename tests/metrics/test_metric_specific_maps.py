@@ -37,14 +37,21 @@ def test_blurred_density_of_a_delta_is_the_kernel():
         saliency.blurred_density(delta, (9, 9), 0.0)
 
 
-def test_prior_ratio_hand_worked():
-    # density [1, 3] -> [0.25, 0.75]; prior [1, 1] -> [0.5, 0.5]; ratio [0.5, 1.5].
-    ratio = saliency.prior_ratio(np.array([[1.0, 3.0]]), np.array([[2.0, 2.0]]), (1, 2))
-    np.testing.assert_allclose(ratio, [[0.5, 1.5]])
+def test_log_prior_ratio_hand_worked():
+    # density [1, 3] -> [0.25, 0.75]; prior [2, 2] -> [0.5, 0.5]; ratio
+    # [0.5, 1.5]; log ratio shifted to start at 0: [0, log 3].
+    ratio = saliency.log_prior_ratio(np.array([[1.0, 3.0]]), np.array([[2.0, 2.0]]))
+    np.testing.assert_allclose(ratio, [[0.0, np.log(3.0)]], atol=1e-12)
+    # A zero of the density takes half the smallest positive value: last in
+    # the ranking, finite. [0, 1, 2] -> [0.5, 1, 2] / 3.5, prior uniform.
+    ratio = saliency.log_prior_ratio(np.array([[0.0, 1.0, 2.0]]), np.ones((1, 3)))
+    np.testing.assert_allclose(ratio, [[0.0, np.log(2.0), np.log(4.0)]], atol=1e-12)
+    # A coarser density is taken at the prior's size: the uniform map over a
+    # prior [1, 3] ranks the low-prior pixel first, [log 3, 0].
+    ratio = saliency.log_prior_ratio(np.ones((1, 1)), np.array([[1.0, 3.0]]))
+    np.testing.assert_allclose(ratio, [[np.log(3.0), 0.0]], atol=1e-12)
     with pytest.raises(ValueError, match=r"prior has pixels <= 0.*uniform_weight"):
-        saliency.prior_ratio(
-            np.ones((2, 2)), np.array([[1.0, 0.0], [1.0, 1.0]]), (2, 2)
-        )
+        saliency.log_prior_ratio(np.ones((2, 2)), np.array([[1.0, 0.0], [1.0, 1.0]]))
 
 
 def test_delta_density_scores_cc_1_with_its_metric_specific_map():
@@ -89,7 +96,7 @@ def test_shuffled_auc_of_the_prior_itself_is_chance():
         uniform_weight=0.01,
     )
     examples = []
-    for i in range(4):
+    for _ in range(4):
         points = rng.uniform([5, 5], [35, 51], size=(12, 2)).astype(np.float32)
         binary = fixation_utils.points_to_binary_map(points, SHAPE)
         examples.append(
@@ -105,7 +112,10 @@ def test_shuffled_auc_of_the_prior_itself_is_chance():
         ground_truth_sigma=lambda shape: SIGMA,
     )
     specific = result["metric_specific"]
-    assert specific["rules"]["auc_shuffled"] == "density / shuffled prior (centre_bias)"
+    assert (
+        specific["rules"]["auc_shuffled"]
+        == "log(density / shuffled prior (centre_bias))"
+    )
     for name in ("model", evaluation.CENTRE_BIAS):
         assert specific["per_image"][name]["auc_shuffled"] == [0.5] * 4
         # The one-map sAUC of the centre bias is not exactly chance.
@@ -192,7 +202,10 @@ def test_evaluate_on_osie_dummy_blurs_with_the_builders_sigma(tmp_path):
     specific = result["saliency"]["metric_specific"]
     # 1601.jpg is 48x64: 24 px * sqrt(48 * 64 / (800 * 600)) = 24 * 0.08.
     assert specific["ground_truth_sigma_px"] == [pytest.approx(1.92)]
-    assert specific["rules"]["auc_shuffled"] == "density / shuffled prior (centre_bias)"
+    assert (
+        specific["rules"]["auc_shuffled"]
+        == "log(density / shuffled prior (centre_bias))"
+    )
     (example,) = list(
         pipeline.iterate_eval_examples("osie", split="test", data_dir=data.data_dir)
     )
