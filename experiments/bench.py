@@ -11,7 +11,9 @@ absolute times drift. Prints a table and writes every number to JSON.
 Parts (`--parts`, comma-separated; default all but `threads`): `overhead`,
 `pipeline`, `flops`, `serving`, `growth`, `memory`, `xla`, `spe`
 (steps_per_execution), `balancing` (each `--loss_weightings` method's step
-time over fixed weights), `threads` (one subprocess per thread setting).
+time over fixed weights), `cache` (step time on cached frozen-prefix
+features over the step on images, same model; `--frozen_up_to`),
+`threads` (one subprocess per thread setting).
 See docs/performance.md for the results and what they mean.
 """
 
@@ -46,9 +48,15 @@ _PARTS = flags.DEFINE_list(
         "xla",
         "spe",
         "balancing",
+        "cache",
     ],
     "Which benchmarks to run: overhead, pipeline, flops, serving, growth, "
-    "memory, xla, spe, balancing, threads.",
+    "memory, xla, spe, balancing, cache, threads.",
+)
+_FROZEN_UP_TO = flags.DEFINE_string(
+    "frozen_up_to",
+    None,
+    "--parts=cache: the tap the trunk is frozen up to (default: the deepest).",
 )
 _LOSS_WEIGHTINGS = flags.DEFINE_list(
     "loss_weightings",
@@ -90,6 +98,7 @@ _ALL_PARTS = (
     "xla",
     "spe",
     "balancing",
+    "cache",
     "threads",
 )
 
@@ -300,6 +309,21 @@ def main(argv):
                         f"{k}: {v:.2f}" for k, v in r["ratio_to_default"].items()
                     ),
                     "each in a subprocess",
+                )
+            )
+        if "cache" in settings["parts"]:
+            r = bench.cached_features(
+                trunk, size, batch, frozen_up_to=_FROZEN_UP_TO.value, **common
+            )
+            out["cached_features"] = r
+            rows.append(
+                (
+                    key,
+                    f"step time: cached prefix to {r['frozen_up_to']} / images",
+                    _fmt_ratio(r),
+                    f"{r['candidate_s'] * 1e3:.0f} vs {r['baseline_s'] * 1e3:.0f} "
+                    f"ms/step; {r['feature_bytes_per_example'] / 2**20:.2f} MiB "
+                    "of features per example",
                 )
             )
         if "memory" in settings["parts"]:

@@ -56,7 +56,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from aesthal import losses as losses_lib
-from aesthal.config import GROUPS, LOSS_WEIGHTINGS, ModelConfig
+from aesthal.config import GROUPS, LOSS_WEIGHTINGS, TAP_NAMES, ModelConfig
 from aesthal.models import AesthalModel
 
 # Forward FLOPs per output element, per MAC: 2 (one multiply, one add).
@@ -754,6 +754,77 @@ def balancing_overhead(
             name: _ratio_summary(times[name], times["fixed"]) for name in names[1:]
         },
     }
+
+
+def cached_features(
+    backbone: str,
+    input_size: tuple[int, int],
+    batch_size: int,
+    frozen_up_to: str | None = None,
+    steps: int = 4,
+    rounds: int = 3,
+    warmup: int = 2,
+) -> dict[str, Any]:
+    """Step time on cached prefix features over the step on images, same model.
+
+    Two instances of one `ModelConfig` (same seed): a DeepGaze II readout
+    (16-32-2) over the two deepest taps, the trunk frozen up to
+    `frozen_up_to` (default: the deepest tap, i.e. whole). One trains on
+    in-memory image batches, the other on the frozen prefix's float16
+    features of the same batches (`AesthalModel.prefix_features`, what
+    `aesthal.data.prepare.cached_training_dataset` yields), timed
+    round-robin.
+
+    Returns:
+        The ratio summary (`_ratio_summary`: cached / uncached seconds per
+        step), the feature bytes per example and the settings.
+    """
+    tap = frozen_up_to or TAP_NAMES[backbone][-1]
+    config = ModelConfig(
+        backbone=backbone,
+        input_size=input_size,
+        saliency_head="readout",
+        frozen_up_to=tap,
+    )
+    batches = random_batches(input_size, batch_size)
+    models = {}
+    for name in ("uncached", "cached"):
+        keras.utils.set_random_seed(0)
+        models[name] = AesthalModel(config)
+        models[name].compile(
+            optimizers={g: keras.optimizers.Adam(1e-4) for g in GROUPS}
+        )
+    feature_batches = [
+        (
+            {
+                t: np.asarray(v).astype(np.float16)
+                for t, v in models["cached"].prefix_features(images).items()
+            },
+            targets,
+            weights,
+        )
+        for images, targets, weights in batches
+    ]
+    datasets = {
+        "uncached": in_memory_dataset(batches),
+        "cached": in_memory_dataset(feature_batches),
+    }
+    runners = {k: _Runner(models[k], datasets[k], warmup) for k in models}
+    times = interleaved({k: r.block for k, r in runners.items()}, steps, rounds)
+    out = _ratio_summary(times["cached"], times["uncached"])
+    out.update(
+        {
+            "backbone": backbone,
+            "input_size": list(input_size),
+            "batch_size": batch_size,
+            "frozen_up_to": tap,
+            "cached_taps": list(models["cached"].cached_taps),
+            "feature_bytes_per_example": int(
+                sum(v[0].nbytes for v in feature_batches[0][0].values())
+            ),
+        }
+    )
+    return out
 
 
 def steps_per_execution(

@@ -166,3 +166,14 @@ def test_peak_rss_in_a_subprocess():
     r = bench.peak_rss("tiny", (32, 32), 2, steps=1, warmup=1)
     # TF alone takes hundreds of MiB; the peak includes everything after.
     assert 100 < r["rss_after_import_mib"] <= r["peak_rss_mib"] < 20_000
+
+
+def test_cached_features_smoke():
+    # The whole tiny trunk frozen: the cached model trains only the heads on
+    # stage3 + stage4 features, float16, 16x16 + 8x8 at 64x64 input.
+    r = bench.cached_features("tiny", (64, 64), 2, steps=1, rounds=1, warmup=1)
+    assert r["frozen_up_to"] == "stage4"
+    assert r["cached_taps"] == ["stage3", "stage4"]
+    assert r["feature_bytes_per_example"] == 2 * (8 * 8 * 48 + 4 * 4 * 64)
+    assert r["ratio"] > 0 and len(r["ratio_per_round"]) == 1
+

@@ -82,6 +82,22 @@ def test_vgg16_runs_differ_only_in_the_trunk_initialisation(parsed):
     assert hed["model"]["input_size"] == [96, 128]
 
 
+def test_recommended_real_photo_flagfile_is_the_cached_readout_recipe(parsed):
+    config = parsed["osie_vgg16_imagenet.flags"]
+    model, data = config["model"], config["data"]
+    assert (model["backbone"], model["backbone_weights"]) == ("vgg16", "imagenet")
+    assert model["input_size"] == [192, 256]
+    assert model["frozen_up_to"] == "stage5"
+    assert model["saliency_head"] == "readout"
+    assert model["readout_taps"] == ["stage4", "stage5"]
+    assert model["readout_channels"] == [16, 32, 2]
+    assert model["readout_blur"] is None
+    assert (model["centre_prior"], model["prior_grid"]) == ("fixed", [24, 32])
+    assert data["cache_features"] and data["saliency_target"] == "fixation_counts"
+    # 540 training images and their mirror images in batches of 8: one epoch.
+    assert (data["batch_size"], config["train"]["steps_per_epoch"]) == (8, 135)
+
+
 @pytest.mark.real_data
 def test_manual_dir_finds_the_shared_osie_from_the_repository_root(parsed, osie_dir):
     for name, config in parsed.items():
