@@ -279,8 +279,14 @@ def main(argv: list[str]) -> None:
         truth = example.true_density
         if truth is None and example.has_saliency:
             truth = example.fixation_map
-        caption = f"{example.filename}  score {float(outputs['aesthetics_mean']):.2f}"
-        if example.has_aesthetics and example.aesthetics_votes is not None:
+        caption = example.filename
+        if "aesthetics_mean" in outputs:  # absent for a saliency-only model
+            caption += f"  score {float(outputs['aesthetics_mean']):.2f}"
+        if (
+            "aesthetics_mean" in outputs
+            and example.has_aesthetics
+            and example.aesthetics_votes is not None
+        ):
             votes = example.aesthetics_votes
             caption += f" (true {float(votes @ scores / votes.sum()):.2f})"
         rows.append((example.image, truth, outputs["saliency"], caption))

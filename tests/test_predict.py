@@ -410,6 +410,39 @@ def saliency_only(tmp_path_factory) -> dict[str, pathlib.Path]:
     return {"keras": folder / "model.keras", "saved_model": folder / "saved_model"}
 
 
+@pytest.mark.slow
+def test_figure_script_takes_a_saliency_only_model(saliency_only, tmp_path):
+    # The grid's caption had read outputs["aesthetics_mean"] (a KeyError for a
+    # model trained on saliency only); it now leaves the score out.
+    import tensorflow_datasets as tfds
+
+    import aesthal.datasets  # noqa: F401  (registers the builders)
+
+    data_dir = tmp_path / "tfds"
+    tfds.builder("synthetic_scenes/tiny", data_dir=str(data_dir)).download_and_prepare()
+    output = tmp_path / "figure.png"
+    script = pathlib.Path(__file__).resolve().parents[1] / "experiments" / "figures.py"
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            f"--model={saliency_only['saved_model']}",
+            "--dataset=synthetic_scenes/tiny",
+            "--split=test",
+            "--num_examples=2",
+            "--cell_height=64",
+            f"--data_dir={data_dir}",
+            f"--output={output}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "2 examples" in result.stdout
+    assert cv2.imread(str(output)).shape[0] == 2 * (64 + 30) + 30
+
+
 @pytest.mark.parametrize("form", ["keras", "saved_model"])
 def test_untrained_aesthetics_head_is_not_reported(
     saliency_only, photos, tmp_path, capsys, form
