@@ -411,10 +411,11 @@ def main(argv: list[str]) -> None:
         _exit_with_error(str(error))
     try:
         _run(config)
-    except OSError as error:
+    except (OSError, ValueError) as error:
         from aesthal.data.prepare import DataDirError
+        from aesthal.training.runner import ConfigConflictError
 
-        if not isinstance(error, DataDirError):
+        if not isinstance(error, DataDirError | ConfigConflictError):
             raise
         _exit_with_error(str(error), flag_error=False)
 
@@ -429,6 +430,8 @@ def _run(config) -> None:
     from aesthal.training import runner
 
     out = pathlib.Path(config.output_dir)
+    if _MODE.value == "train":  # before flags.txt: keep the other run's record
+        runner.check_resumable(out, config)
     out.mkdir(parents=True, exist_ok=True)
     (out / "flags.txt").write_text(flags.FLAGS.flags_into_string())
     if _MODE.value == "export":

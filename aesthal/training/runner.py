@@ -112,12 +112,16 @@ def write_json(path: pathlib.Path, value: Any) -> None:
     path.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n")
 
 
-def _check_resumable(out: pathlib.Path, config: ExperimentConfig) -> None:
+class ConfigConflictError(ValueError):
+    """An output directory holds a run made with another configuration."""
+
+
+def check_resumable(out: pathlib.Path, config: ExperimentConfig) -> None:
     """Refuses to resume a backup that another configuration wrote.
 
     Raises:
-        ValueError: `out` holds a training backup whose `config.json` differs
-            from `config` (other than in `output_dir`).
+        ConfigConflictError: `out` holds a training backup whose `config.json`
+            differs from `config` (other than in `output_dir`).
     """
     previous_path = out / "config.json"
     if not (out / "backup").exists() or not previous_path.exists():
@@ -146,7 +150,7 @@ def _check_resumable(out: pathlib.Path, config: ExperimentConfig) -> None:
             for key in set(current[section]) | set(previous.get(section, {}))
             if current[section].get(key) != previous.get(section, {}).get(key)
         )
-        raise ValueError(
+        raise ConfigConflictError(
             f"{out} holds a training run with another configuration (differs in "
             f"{', '.join(changed)}); resuming it would mix the two. Use a new "
             "output directory, or delete this one to start over."
@@ -184,7 +188,7 @@ def train(config: ExperimentConfig, verbose: int | str = "auto") -> AesthalModel
         The trained model.
     """
     out = pathlib.Path(config.output_dir)
-    _check_resumable(out, config)
+    check_resumable(out, config)
     if is_finished(config):
         _LOG.warning(
             "%s: training finished earlier (%d epochs); nothing to train, its "

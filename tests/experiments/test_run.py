@@ -245,3 +245,23 @@ def test_rerun_of_a_finished_run_keeps_its_record(tiny_run):
     )
     for name in ("history.json", "train_time.json"):
         assert (out / name).read_text() == record[name], name
+
+
+@pytest.mark.slow
+def test_rerun_with_another_config_is_one_line_and_keeps_the_record(tiny_run):
+    # A finished run's folder given to a different configuration: a one-line
+    # error (was a ValueError traceback) and the old run's flags.txt kept
+    # (it used to be overwritten before the refusal).
+    out, data_dir, _ = tiny_run
+    flags_before = (out / "flags.txt").read_text()
+    result = _run(
+        f"--flagfile={TINY}",
+        f"--output_dir={out}",
+        f"--data_dir={data_dir}",
+        "--learning_rate=0.5",
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "holds a training run with another configuration" in result.stderr
+    assert "train.learning_rate" in result.stderr
+    assert (out / "flags.txt").read_text() == flags_before

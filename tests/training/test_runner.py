@@ -45,7 +45,7 @@ def test_a_backup_is_only_resumed_under_its_own_config(tmp_path):
     )
     (tmp_path / "backup").mkdir()
     (tmp_path / "config.json").write_text(json.dumps(first.to_dict()))
-    runner._check_resumable(tmp_path, first)  # same config: resumable
+    runner.check_resumable(tmp_path, first)  # same config: resumable
     second = ExperimentConfig(
         output_dir=str(tmp_path), train=TrainConfig(learning_rate=1e-2)
     )
