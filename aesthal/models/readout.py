@@ -7,6 +7,7 @@ import numpy as np
 
 from aesthal.models.blur import GaussianBlur
 from aesthal.models.priors import CentreBiasPrior
+from aesthal.models.saliency_head import spatial_log_softmax
 
 
 @keras.saving.register_keras_serializable(package="aesthal")
@@ -157,10 +158,7 @@ class Readout(keras.layers.Layer):
             )
         if self.prior is not None:
             logits = self.prior(logits)
-        height, width = self.output_size
-        flat = keras.ops.reshape(logits, (-1, height * width))
-        log_density = keras.ops.log_softmax(flat, axis=-1)
-        return keras.ops.reshape(log_density, (-1, height, width, 1))
+        return spatial_log_softmax(logits, self.output_size)
 
     def compute_output_shape(self, input_shape):
         first = input_shape[self.taps[0]]

@@ -5,6 +5,22 @@ from __future__ import annotations
 import keras
 
 
+def spatial_log_softmax(logits, size: tuple[int, int]):
+    """A log-softmax over all pixels of each image: logits -> log-density.
+
+    Args:
+        logits: float32 `[B, height, width, 1]`.
+        size: `(height, width)` of `logits`.
+
+    Returns:
+        float32 `[B, height, width, 1]`; `logsumexp` over the pixels is 0.
+    """
+    height, width = size
+    flat = keras.ops.reshape(logits, (-1, height * width))
+    log_density = keras.ops.log_softmax(flat, axis=-1)
+    return keras.ops.reshape(log_density, (-1, height, width, 1))
+
+
 @keras.saving.register_keras_serializable(package="aesthal")
 class SaliencyHead(keras.layers.Layer):
     """Fuses several feature taps into a per-pixel log-density.
@@ -80,10 +96,7 @@ class SaliencyHead(keras.layers.Layer):
         logits = keras.ops.image.resize(
             logits, self.output_size, interpolation="bilinear"
         )
-        height, width = self.output_size
-        flat = keras.ops.reshape(logits, (-1, height * width))
-        log_density = keras.ops.log_softmax(flat, axis=-1)
-        return keras.ops.reshape(log_density, (-1, height, width, 1))
+        return spatial_log_softmax(logits, self.output_size)
 
     def compute_output_shape(self, input_shape):
         first = input_shape[self.taps[0]]
