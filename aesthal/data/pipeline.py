@@ -407,9 +407,7 @@ def fixation_count_target(features: dict) -> dict:
     )
     counts = counts[..., None] / tf.maximum(tf.reduce_sum(counts), 1.0)
     has_points = tf.shape(points)[0] > 0
-    out["saliency"] = tf.where(
-        has_points, counts * features["saliency_mask"], saliency
-    )
+    out["saliency"] = tf.where(has_points, counts * features["saliency_mask"], saliency)
     return out
 
 

@@ -184,7 +184,9 @@ def compute_cached_features(
     for images, targets, weights in stream:
         model.validate_data(images, targets, weights)
         features = model.prefix_features(images)
-        arrays = {f"features/{t}": v.numpy().astype(np.float16) for t, v in features.items()}
+        arrays = {
+            f"features/{t}": v.numpy().astype(np.float16) for t, v in features.items()
+        }
         arrays |= {f"targets/{t}": v.numpy() for t, v in targets.items()}
         arrays |= {f"weights/{t}": v.numpy() for t, v in weights.items()}
         for name, value in arrays.items():
@@ -230,9 +232,7 @@ def load_or_compute_cached_features(
     return arrays
 
 
-def cached_training_dataset(
-    data: DataConfig, model: Any, seed: int
-) -> tf.data.Dataset:
+def cached_training_dataset(data: DataConfig, model: Any, seed: int) -> tf.data.Dataset:
     """The training stream on the frozen prefix's cached features.
 
     The features of every training example and of its mirror image

@@ -176,4 +176,3 @@ def test_cached_features_smoke():
     assert r["cached_taps"] == ["stage3", "stage4"]
     assert r["feature_bytes_per_example"] == 2 * (8 * 8 * 48 + 4 * 4 * 64)
     assert r["ratio"] > 0 and len(r["ratio_per_round"]) == 1
-

@@ -116,7 +116,9 @@ def test_whole_trunk_frozen_leaves_the_shared_group_empty_and_still_trains():
     assert int(model.step_counter.count.numpy()) == 1
     changed = [
         not np.array_equal(b, v.numpy())
-        for b, v in zip(head_before, model.saliency_head.trainable_variables)
+        for b, v in zip(
+            head_before, model.saliency_head.trainable_variables, strict=True
+        )
     ]
     assert any(changed)
 
