@@ -24,6 +24,32 @@ def osie_dir() -> pathlib.Path:
     return OSIE_DIR
 
 
+_SCRIPT_FLAGS: set[str] = set()
+
+
+def load_script(path: pathlib.Path, name: str):
+    """Imports an experiments/ absl script as a module, for its functions.
+
+    Each script defines its flags on absl's global `FLAGS` at import; two
+    scripts that share a flag name (`--data_dir`) cannot both be imported into
+    one process. The flags of the script loaded before are removed first (its
+    module's tests have run: pytest runs a file's tests together).
+    """
+    import importlib.util
+
+    from absl import flags
+
+    for flag in _SCRIPT_FLAGS & set(flags.FLAGS):
+        delattr(flags.FLAGS, flag)
+    before = set(flags.FLAGS)
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    _SCRIPT_FLAGS.clear()
+    _SCRIPT_FLAGS.update(set(flags.FLAGS) - before)
+    return module
+
+
 def pytest_collection_modifyitems(config, items):
     """Drops `tf.test.TestCase.test_session`, a deprecated helper that pytest
     collects from the TFDS builder test cases and reports as a skip."""

@@ -1,21 +1,18 @@
 """experiments/figures.py: the crops figure (the grid is tested in test_predict.py)."""
 
-import importlib.util
 import pathlib
 
 import cv2
 import numpy as np
 
 from aesthal import crop
+from conftest import load_script
 
 FIGURES = pathlib.Path(__file__).resolve().parents[2] / "experiments" / "figures.py"
 
 
 def _figures_module():
-    spec = importlib.util.spec_from_file_location("figures_script", FIGURES)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(FIGURES, "figures_script")
 
 
 def test_render_crops_draws_every_crop_at_the_photo_scale(tmp_path):

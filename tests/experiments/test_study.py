@@ -1,6 +1,5 @@
 """experiments/study.py: the paired summary by hand, and a tiny end-to-end run."""
 
-import importlib.util
 import json
 import os
 import pathlib
@@ -11,16 +10,15 @@ import pytest
 from absl import flags
 from scipy import stats
 
+from conftest import load_script
+
 REPO = pathlib.Path(__file__).resolve().parents[2]
 STUDY = REPO / "experiments" / "study.py"
 
 
 @pytest.fixture(scope="module")
 def study():
-    spec = importlib.util.spec_from_file_location("study_script", STUDY)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(STUDY, "study_script")
 
 
 def _fake_run(root, stem, seed, cc, tasks, seconds=10.0):
