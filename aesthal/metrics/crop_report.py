@@ -36,8 +36,8 @@ import tensorflow_datasets as tfds
 
 from aesthal import crop
 from aesthal.config import DataConfig
-from aesthal.data import pipeline, prepare
 from aesthal.inference import Predictor
+from aesthal.metrics import report
 from aesthal.metrics.evaluation import confidence_interval
 from aesthal.models import AesthalModel
 
@@ -124,18 +124,11 @@ def evaluate(
     ratios = list(dict.fromkeys(ratios))
     for ratio in ratios:
         crop.window_size((1000, 1000), ratio, scale)  # checks ratio and scale
-    predictor = model if isinstance(model, Predictor) else Predictor(model)
-    builder = prepare.prepare_data(data)
     split = split or data.test_split
-    prepare.check_split(builder, split)
-    examples = pipeline.iterate_eval_examples(
-        data.dataset, split=split, data_dir=data.data_dir
-    )
+    builder, pairs = report.predict_split(model, data, split, batch_size, max_images)
     files, maps, points, shapes = [], [], [], []
     skipped = 0
-    for example, prediction in predictor.predict_examples(
-        examples, batch_size=batch_size, limit=max_images
-    ):
+    for example, prediction in pairs:
         if not (example.has_saliency and len(example.fixations)):
             skipped += 1
             continue

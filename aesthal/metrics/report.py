@@ -55,6 +55,42 @@ def ground_truth_sigma(builder: Any) -> Callable[[tuple[int, int]], float] | Non
     return getattr(builder, "fixation_map_sigma", None)
 
 
+def predict_split(
+    model: AesthalModel | Predictor | str | os.PathLike,
+    data: DataConfig,
+    split: str,
+    batch_size: int = 8,
+    max_images: int | None = None,
+):
+    """A model's predictions on every image of a split, at original resolution.
+
+    Args:
+        model: a model, a `Predictor`, or a path to a `.keras` file or a
+            SavedModel folder.
+        data: the data set (prepared here if it is not yet).
+        split: the TFDS split.
+        batch_size: images per prediction batch.
+        max_images: only the first N images.
+
+    Returns:
+        `(builder, pairs)`: the prepared TFDS builder, and an iterator of
+        `(example, prediction)` as `Predictor.predict_examples` yields them.
+
+    Raises:
+        ValueError: the data set has no such split.
+    """
+    predictor = model if isinstance(model, Predictor) else Predictor(model)
+    builder = prepare.prepare_data(data)
+    prepare.check_split(builder, split)
+    examples = pipeline.iterate_eval_examples(
+        data.dataset, split=split, data_dir=data.data_dir
+    )
+    pairs = predictor.predict_examples(
+        examples, batch_size=batch_size, limit=max_images
+    )
+    return builder, pairs
+
+
 def evaluate(
     model: AesthalModel | Predictor | str | os.PathLike,
     data: DataConfig,
@@ -79,17 +115,10 @@ def evaluate(
     Returns:
         `{"saliency": evaluate_saliency_maps(...), "aesthetics": ...}`.
     """
-    predictor = model if isinstance(model, Predictor) else Predictor(model)
-    builder = prepare.prepare_data(data)
     split = split or data.test_split
-    prepare.check_split(builder, split)
-    examples = pipeline.iterate_eval_examples(
-        data.dataset, split=split, data_dir=data.data_dir
-    )
+    builder, pairs = predict_split(model, data, split, batch_size, max_images)
     records, maps, votes_true, votes_pred = [], [], [], []
-    for example, prediction in predictor.predict_examples(
-        examples, batch_size=batch_size, limit=max_images
-    ):
+    for example, prediction in pairs:
         # An untrained task has no prediction (Predictor leaves it out).
         if example.has_saliency and "saliency" in prediction:
             records.append(
