@@ -500,6 +500,7 @@ def scarcity_plot(sweep: dict, path: pathlib.Path, metric: str = "cc") -> None:
         return
     axis.axhline(0.0, color="black", linewidth=0.8)
     axis.set_xscale("log")
+    axis.minorticks_off()  # only the label counts as ticks
     axis.set_xticks(sweep["counts"], [str(n) for n in sweep["counts"]])
     axis.set_xlabel("saliency labels N")
     axis.set_ylabel(f"Δ{metric.upper()} vs condition 1 (saliency only)")
