@@ -351,8 +351,8 @@ def test_command_line_entry_point(models, photos, tmp_path):
     assert cv2.imread(str(tmp_path / "d_saliency.png"), -1).shape == (90, 30)
 
 
-@pytest.mark.slow
-def test_figure_script_renders_the_grid(models, tmp_path):
+def _render_figure(model, tmp_path, num_examples):
+    """experiments/figures.py on synthetic_scenes/tiny's test split."""
     import tensorflow_datasets as tfds
 
     import aesthal.datasets  # noqa: F401  (registers the builders)
@@ -365,10 +365,10 @@ def test_figure_script_renders_the_grid(models, tmp_path):
         [
             sys.executable,
             str(script),
-            f"--model={models['keras']}",
+            f"--model={model}",
             "--dataset=synthetic_scenes/tiny",
             "--split=test",
-            "--num_examples=3",
+            f"--num_examples={num_examples}",
             "--cell_height=64",
             f"--data_dir={data_dir}",
             f"--output={output}",
@@ -378,6 +378,12 @@ def test_figure_script_renders_the_grid(models, tmp_path):
         timeout=120,
     )
     assert result.returncode == 0, result.stderr[-2000:]
+    return result, output
+
+
+@pytest.mark.slow
+def test_figure_script_renders_the_grid(models, tmp_path):
+    result, output = _render_figure(models["keras"], tmp_path, num_examples=3)
     grid = cv2.imread(str(output))[..., ::-1]
     # The size the script reports: 4 columns of 64 px high cells (48x32
     # images: 96 px wide) at 100 dpi, 3 rows of (64 px + 30 px caption), 30 px
@@ -414,31 +420,7 @@ def saliency_only(tmp_path_factory) -> dict[str, pathlib.Path]:
 def test_figure_script_takes_a_saliency_only_model(saliency_only, tmp_path):
     # The grid's caption had read outputs["aesthetics_mean"] (a KeyError for a
     # model trained on saliency only); it now leaves the score out.
-    import tensorflow_datasets as tfds
-
-    import aesthal.datasets  # noqa: F401  (registers the builders)
-
-    data_dir = tmp_path / "tfds"
-    tfds.builder("synthetic_scenes/tiny", data_dir=str(data_dir)).download_and_prepare()
-    output = tmp_path / "figure.png"
-    script = pathlib.Path(__file__).resolve().parents[1] / "experiments" / "figures.py"
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(script),
-            f"--model={saliency_only['saved_model']}",
-            "--dataset=synthetic_scenes/tiny",
-            "--split=test",
-            "--num_examples=2",
-            "--cell_height=64",
-            f"--data_dir={data_dir}",
-            f"--output={output}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
+    result, output = _render_figure(saliency_only["saved_model"], tmp_path, 2)
     assert "2 examples" in result.stdout
     assert cv2.imread(str(output)).shape[0] == 2 * (64 + 30) + 30
 
