@@ -50,6 +50,21 @@ def load_script(path: pathlib.Path, name: str):
     return module
 
 
+def fit_batch(model, batch, epochs=1):
+    """`model.fit` on one in-memory batch `(images, targets, weights)`, in order:
+    one step per epoch."""
+    images, targets, weights = batch
+    return model.fit(
+        images,
+        targets,
+        sample_weight=weights,
+        batch_size=len(images),
+        epochs=epochs,
+        shuffle=False,
+        verbose=0,
+    )
+
+
 def pytest_collection_modifyitems(config, items):
     """Drops `tf.test.TestCase.test_session`, a deprecated helper that pytest
     collects from the TFDS builder test cases and reports as a skip."""

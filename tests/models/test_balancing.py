@@ -10,6 +10,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import fit_batch
 
 import aesthal
 from aesthal.config import LOSS_WEIGHTINGS, TASKS, ModelConfig
@@ -40,17 +41,7 @@ def _model(seed=0, **config):
     return aesthal.build_model(ModelConfig(input_size=SIZE, **config))
 
 
-def _fit(model, batch, epochs=1):
-    images, targets, weights = batch
-    return model.fit(
-        images,
-        targets,
-        sample_weight=weights,
-        batch_size=len(images),
-        epochs=epochs,
-        shuffle=False,
-        verbose=0,
-    )
+_fit = fit_batch
 
 
 # ------------------------------------------------------------------ names

@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import fit_batch
 
 import aesthal
 from aesthal.config import ModelConfig
@@ -35,17 +36,7 @@ def _values(variables):
     return [v.numpy().copy() for v in variables]
 
 
-def _fit(model, batch, steps=1):
-    images, targets, weights = batch
-    return model.fit(
-        images,
-        targets,
-        sample_weight=weights,
-        batch_size=len(images),
-        epochs=steps,
-        shuffle=False,
-        verbose=0,
-    )
+_fit = fit_batch
 
 
 def test_first_adam_step_moves_each_group_by_its_learning_rate():
@@ -182,7 +173,7 @@ def test_uncertainty_log_variances_learn_fixed_weights_do_not():
 
     fixed = _model()
     fixed.compile(loss_weights={"saliency": 2.0, "aesthetics": 0.5}, jit_compile=False)
-    history = _fit(fixed, _batch(), steps=2)
+    history = _fit(fixed, _batch(), epochs=2)
     assert history.history["saliency_weight"] == [2.0, 2.0]
     assert history.history["aesthetics_weight"] == [0.5, 0.5]
     logs = fixed.evaluate(*_batch()[:2], verbose=0, return_dict=True)
@@ -221,7 +212,7 @@ def test_keras_round_trip_restores_weights_and_all_optimizer_state(tmp_path):
         jit_compile=False,
     )
     batch = _batch()
-    _fit(model, batch, steps=2)
+    _fit(model, batch, epochs=2)
     path = str(tmp_path / "model.keras")
     model.save(path)
     loaded = keras.models.load_model(path)
