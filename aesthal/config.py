@@ -31,7 +31,7 @@ SCORES = tuple(range(1, 11))
 NUM_SCORES = len(SCORES)
 # How two label budgets' images relate (see `DataConfig.budget_mode`).
 BUDGET_MODES = ("independent", "disjoint", "nested")
-LR_SCHEDULES = ("constant", "cosine")
+LR_SCHEDULES = ("constant", "cosine", "step")
 # `ModelConfig.saliency_head`: the multi-tap decoder or the DeepGaze II readout.
 SALIENCY_HEADS = ("decoder", "readout")
 # `ModelConfig.centre_prior`: none, fixed (from the training fixations), learned.
@@ -430,7 +430,11 @@ class TrainConfig:
         epochs, steps_per_epoch: the step budget (`fit` epochs of fixed length).
         learning_rate: base learning rate of every group.
         group_learning_rates: per-group overrides, e.g. `{"shared": 1e-4}`.
-        lr_schedule: "constant" or "cosine" (decay to 0 over the whole budget).
+        lr_schedule: "constant", "cosine" (decay to 0 over the whole budget)
+            or "step" (multiply by `lr_step_factor` every `lr_step_epochs`
+            epochs, as DeepGaze II and the Caffe/TF1 recipes do).
+        lr_step_epochs, lr_step_factor: the "step" schedule's interval and
+            factor.
         loss_weighting: one of `LOSS_WEIGHTINGS` (each with its published
             defaults; see docs/balancing.md).
         loss_weights: fixed task weights (missing tasks: 1.0); only with
@@ -448,6 +452,8 @@ class TrainConfig:
     learning_rate: float = DEFAULT_LEARNING_RATE
     group_learning_rates: Mapping[str, float] = dataclasses.field(default_factory=dict)
     lr_schedule: str = "constant"
+    lr_step_epochs: int = 10
+    lr_step_factor: float = 0.3
     loss_weighting: str = "fixed"
     loss_weights: Mapping[str, float] = dataclasses.field(default_factory=dict)
     saliency_loss: Mapping[str, float] = dataclasses.field(default_factory=dict)
@@ -477,6 +483,11 @@ class TrainConfig:
             raise ValueError(
                 f"TrainConfig.lr_schedule={self.lr_schedule!r}; expected one of "
                 f"{LR_SCHEDULES}."
+            )
+        if self.lr_step_epochs < 1 or not 0 < self.lr_step_factor <= 1:
+            raise ValueError(
+                f"TrainConfig: lr_step_epochs={self.lr_step_epochs} must be >= 1 "
+                f"and lr_step_factor={self.lr_step_factor} in (0, 1]."
             )
         unknown = set(self.loss_weights) - set(TASKS)
         if unknown:

@@ -193,6 +193,12 @@ _LR_AESTHETICS = flags.DEFINE_float(
 _LR_SCHEDULE = flags.DEFINE_enum(
     "lr_schedule", "constant", list(LR_SCHEDULES), "Learning-rate schedule."
 )
+_LR_STEP_EPOCHS = flags.DEFINE_integer(
+    "lr_step_epochs", 10, "--lr_schedule=step: epochs between decays."
+)
+_LR_STEP_FACTOR = flags.DEFINE_float(
+    "lr_step_factor", 0.3, "--lr_schedule=step: factor of each decay."
+)
 _EPOCHS = flags.DEFINE_integer("epochs", 5, "Epochs.")
 _STEPS_PER_EPOCH = flags.DEFINE_integer("steps_per_epoch", 100, "Steps per epoch.")
 _VALIDATION_STEPS = flags.DEFINE_integer(
@@ -330,6 +336,8 @@ def _configs():
             learning_rate=_LEARNING_RATE.value,
             group_learning_rates=group_rates,
             lr_schedule=_LR_SCHEDULE.value,
+            lr_step_epochs=_LR_STEP_EPOCHS.value,
+            lr_step_factor=_LR_STEP_FACTOR.value,
             loss_weighting=_LOSS_WEIGHTING.value,
             loss_weights=loss_weights,
             saliency_loss={

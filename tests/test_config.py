@@ -94,7 +94,9 @@ def test_data_config_rejects(kwargs, message):
         ({"epochs": 0}, "epochs"),
         ({"group_learning_rates": {"trunk": 1e-3}}, "unknown groups"),
         ({"learning_rate": -1.0}, "learning rates must be >= 0"),
-        ({"lr_schedule": "step"}, "lr_schedule"),
+        ({"lr_schedule": "exponential"}, "lr_schedule"),
+        ({"lr_schedule": "step", "lr_step_factor": 0.0}, "lr_step_factor"),
+        ({"lr_schedule": "step", "lr_step_epochs": 0}, "lr_step_epochs"),
         ({"loss_weights": {"depth": 1.0}}, "unknown tasks"),
         (
             {"loss_weighting": "uncertainty", "loss_weights": {"saliency": 2.0}},

@@ -55,7 +55,9 @@ def build_optimizers(train: TrainConfig) -> dict[str, keras.optimizers.Optimizer
 
     Args:
         train: `learning_rates()` gives each group's rate; `lr_schedule`
-            "cosine" decays it to 0 over `epochs * steps_per_epoch` steps.
+            "cosine" decays it to 0 over `epochs * steps_per_epoch` steps,
+            "step" multiplies it by `lr_step_factor` every `lr_step_epochs`
+            epochs.
 
     Returns:
         `{"shared" | "aesthetics" | "saliency": keras.optimizers.Adam}`, for
@@ -66,6 +68,17 @@ def build_optimizers(train: TrainConfig) -> dict[str, keras.optimizers.Optimizer
     for group, rate in train.learning_rates().items():
         if train.lr_schedule == "cosine":
             rate = keras.optimizers.schedules.CosineDecay(rate, total_steps)
+        elif train.lr_schedule == "step":
+            every = train.lr_step_epochs * train.steps_per_epoch
+            # PiecewiseConstantDecay keeps values[k] while step <= boundary[k];
+            # the optimizer asks for step `iterations` (0-based), so the
+            # first step of epoch `lr_step_epochs` is iteration `every`.
+            boundaries = [b - 1 for b in range(every, total_steps, every)]
+            if boundaries:
+                rate = keras.optimizers.schedules.PiecewiseConstantDecay(
+                    boundaries,
+                    [rate * train.lr_step_factor**k for k in range(len(boundaries) + 1)],
+                )
         optimizers[group] = keras.optimizers.Adam(learning_rate=rate)
     return optimizers
 
