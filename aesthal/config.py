@@ -340,6 +340,9 @@ class DataConfig:
             smaller set inside the larger: e.g. saliency on 200 images and
             aesthetics on those 200 plus 2,000 more).
         permute_aesthetics: shuffle aesthetics labels across images (control).
+        permute_saliency: shuffle saliency labels (maps and fixations) across
+            the saliency-labelled training images (control; the reverse
+            direction of the study: is it saliency's labels or its images?).
         label_seed: seed of the label budgets and permutation (kept apart from
             the training seed so that seeds vary training, not the labels,
             unless asked).
@@ -373,6 +376,7 @@ class DataConfig:
     aesthetics_labels: int | None = None
     budget_mode: str = "independent"
     permute_aesthetics: bool = False
+    permute_saliency: bool = False
     label_seed: int = 0
     batch_size: int = 16
     cache: bool = True
@@ -410,6 +414,11 @@ class DataConfig:
         if self.permute_aesthetics and "aesthetics" not in self.tasks:
             raise ValueError(
                 "DataConfig.permute_aesthetics needs 'aesthetics' in tasks."
+            )
+        if self.permute_saliency and "saliency" not in self.tasks:
+            raise ValueError(
+                "DataConfig.permute_saliency needs 'saliency' in tasks; add it "
+                "(--tasks=saliency,...) or drop --permute_saliency."
             )
 
     def label_budget(self) -> dict[str, int]:

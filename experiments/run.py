@@ -91,6 +91,11 @@ _BUDGET_MODE = flags.DEFINE_enum(
 _PERMUTE_AESTHETICS = flags.DEFINE_bool(
     "permute_aesthetics", False, "Shuffle aesthetics labels across images (control)."
 )
+_PERMUTE_SALIENCY = flags.DEFINE_bool(
+    "permute_saliency",
+    False,
+    "Shuffle saliency labels (maps, fixations) across images (control).",
+)
 _LABEL_SEED = flags.DEFINE_integer("label_seed", 0, "Seed of label budgets.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 16, "Global batch size.")
 _CACHE = flags.DEFINE_bool("cache", True, "Cache the resized training set in memory.")
@@ -323,6 +328,7 @@ def _configs():
             aesthetics_labels=_AESTHETICS_LABELS.value,
             budget_mode=_BUDGET_MODE.value,
             permute_aesthetics=_PERMUTE_AESTHETICS.value,
+            permute_saliency=_PERMUTE_SALIENCY.value,
             label_seed=_LABEL_SEED.value,
             batch_size=_BATCH_SIZE.value,
             cache=_CACHE.value,

@@ -1,5 +1,6 @@
 """Tests for aesthal.config: ModelConfig, DataConfig, TrainConfig, ExperimentConfig."""
 
+import dataclasses
 import json
 
 import pytest
@@ -80,12 +81,20 @@ def test_config_round_trip():
         ({"budget_mode": "overlap"}, "budget_mode"),
         ({"saliency_labels": 0}, "saliency_labels=0"),
         ({"tasks": ("saliency",), "permute_aesthetics": True}, "permute_aesthetics"),
+        ({"tasks": ("aesthetics",), "permute_saliency": True}, "permute_saliency"),
         ({"batch_size": 0}, "batch_size"),
     ],
 )
 def test_data_config_rejects(kwargs, message):
     with pytest.raises(ValueError, match=message):
         DataConfig(**kwargs)
+
+
+def test_data_config_saved_without_permute_saliency_loads():
+    saved = dataclasses.asdict(DataConfig(permute_saliency=True))
+    assert DataConfig(**saved).permute_saliency
+    del saved["permute_saliency"]  # a config saved before the field existed
+    assert DataConfig(**saved).permute_saliency is False
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,9 @@ Order of operations, per source:
    `drop_unlabelled`, drop examples left with no label;
 3. `standardize_example` (fills missing features with zeros and a False
    flag, validates the targets) and `resize_example` (stretch to the model
-   size);
+   size); permuted saliency labels are moved here, at the model size (each
+   example's own map and fixations resized with its own image, then handed
+   to another example);
 4. optional `cache`, then (when `training`) `shuffle` and `repeat`.
 
 Then the sources are mixed with `tf.data.Dataset.sample_from_datasets`
@@ -60,8 +62,13 @@ class SourceSpec:
             the source's labels before `tasks` masks any task, so the same
             seed gives the same labelled sets whatever `tasks` is.
         permute_labels: tasks whose labels are permuted across the examples
-            labelled for that task (a control: labels no longer match images).
-            Only "aesthetics" is supported.
+            labelled for that task (a control: labels no longer match images;
+            the label statistics are unchanged). "aesthetics" moves the vote
+            histograms; "saliency" moves every saliency target field, the
+            fixation map and the fixations (hence also the `fixation_counts`
+            target built from them), after resizing to the model size. The
+            saliency permutation holds the labelled examples' resized maps in
+            memory (4 x H x W bytes each).
         drop_unlabelled: drop examples with no label left after the edits.
         seed: seed of the budget choice and the permutation.
         name: used in error messages; defaults to the TFDS name.
@@ -88,11 +95,6 @@ class SourceSpec:
             if task not in TASKS:
                 raise ValueError(
                     f"unknown task {task!r}; expected one of {TASKS}"
-                )
-        for task in self.permute_labels:
-            if task != "aesthetics":
-                raise ValueError(
-                    f"permute_labels supports only 'aesthetics', got {task!r}"
                 )
         for task, n in self.label_budget.items():
             if n < 0:
@@ -194,7 +196,13 @@ def _check_budget(spec, task, budget, available, qualifier) -> None:
 
 
 def _label_edits(spec: SourceSpec):
-    """Per-index keep masks and permuted votes; None entries mean "no edit"."""
+    """Per-index keep masks, permuted votes and the saliency permutation.
+
+    Returns None (no edit) or `(keep, perm_votes, saliency_from)`: `keep`
+    task -> bool mask; `perm_votes` the votes table after the aesthetics
+    permutation (or None); `saliency_from` int64 per index, the index whose
+    saliency labels the example receives (-1: its own; or None).
+    """
     if not spec.label_budget and not spec.permute_labels:
         return None
     table = _label_table(spec)
@@ -236,7 +244,67 @@ def _label_edits(spec: SourceSpec):
         rng = np.random.default_rng([spec.seed, _TASK_CODE["aesthetics"], 1])
         perm_votes = table["votes"].copy()
         perm_votes[idx] = table["votes"][idx[rng.permutation(len(idx))]]
-    return keep, perm_votes
+    saliency_from = None
+    if "saliency" in spec.permute_labels:
+        labelled = table["has_saliency"] & keep.get("saliency", np.ones(n, bool))
+        idx = np.flatnonzero(labelled)
+        rng = np.random.default_rng([spec.seed, _TASK_CODE["saliency"], 1])
+        saliency_from = np.full(n, -1, np.int64)
+        saliency_from[idx] = idx[rng.permutation(len(idx))]
+    return keep, perm_votes, saliency_from
+
+
+def _saliency_table(
+    spec: SourceSpec,
+    rows: np.ndarray,
+    image_size: tuple[int, int],
+    num_parallel_calls: int,
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """The resized saliency targets of the examples `rows` (sorted indices).
+
+    Returns:
+        `maps` float32 `[len(rows), H, W, 1]`, `fixations` float32 `[M, 2]`
+        (all rows' points, concatenated) and `splits` int64 `[len(rows) + 1]`
+        (row k's points are `fixations[splits[k]:splits[k + 1]]`).
+    """
+    wanted = np.zeros(int(rows.max()) + 1 if len(rows) else 0, bool)
+    wanted[rows] = True
+    wanted = tf.constant(wanted)
+    name = spec.display_name
+
+    def targets(index, example):
+        features = preprocess.resize_example(
+            preprocess.standardize_example(example, name), image_size
+        )
+        return {k: features[k] for k in ("saliency", "fixations")}
+
+    ds = (
+        load_source(spec, training=True)
+        .enumerate()
+        .take(int(wanted.shape[0]))
+        .filter(lambda index, example: tf.gather(wanted, index))
+        .map(targets, num_parallel_calls=num_parallel_calls)
+    )
+    maps, points = [], []
+    for features in ds.as_numpy_iterator():
+        maps.append(features["saliency"])
+        points.append(features["fixations"])
+    if len(maps) != len(rows):
+        raise ValueError(
+            f"{name}: read {len(maps)} saliency labels for the permutation, "
+            f"expected {len(rows)}; the source's order must be fixed."
+        )
+    height, width = int(image_size[0]), int(image_size[1])
+    splits = np.concatenate([[0], np.cumsum([len(p) for p in points])])
+    return (
+        tf.constant(np.stack(maps) if maps else np.zeros([0, height, width, 1])),
+        tf.constant(
+            np.concatenate(points).astype(np.float32)
+            if points
+            else np.zeros([0, 2], np.float32)
+        ),
+        tf.constant(splits.astype(np.int64)),
+    )
 
 
 def _prepared_source(
@@ -248,10 +316,20 @@ def _prepared_source(
     edits = _label_edits(spec)
     keep_tables = {}
     perm_votes = None
+    saliency_row = None
     if edits is not None:
-        keep, perm = edits
+        keep, perm, saliency_from = edits
         keep_tables = {t: tf.constant(m) for t, m in keep.items()}
         perm_votes = None if perm is None else tf.constant(perm)
+        if saliency_from is not None:
+            rows = np.flatnonzero(saliency_from >= 0)
+            maps, points, splits = _saliency_table(
+                spec, rows, image_size, num_parallel_calls
+            )
+            # Index -> row of the table holding the labels it receives.
+            row_of = np.full(len(saliency_from), -1, np.int64)
+            row_of[rows] = np.searchsorted(rows, saliency_from[rows])
+            saliency_row = tf.constant(row_of)
     name = spec.display_name
     tasks = spec.tasks
 
@@ -267,7 +345,23 @@ def _prepared_source(
             if task in keep_tables:
                 has = tf.logical_and(has, tf.gather(keep_tables[task], index))
             features[flag] = has
-        return features
+        return index, features
+
+    def finish(index, features):
+        out = preprocess.resize_example(features, image_size)
+        if saliency_row is None:
+            return out
+        row = tf.gather(saliency_row, index)
+        moved = tf.logical_and(row >= 0, out["saliency_mask"] > 0)
+        safe = tf.maximum(row, 0)
+        own_points = out["fixations"]
+        out["saliency"] = tf.where(moved, tf.gather(maps, safe), out["saliency"])
+        out["fixations"] = tf.cond(
+            moved,
+            lambda: points[splits[safe] : splits[safe + 1]],
+            lambda: own_points,
+        )
+        return out
 
     ds = (
         load_source(spec, training=True)
@@ -275,11 +369,10 @@ def _prepared_source(
         .map(edit, num_parallel_calls=num_parallel_calls)
     )
     if spec.drop_unlabelled:
-        ds = ds.filter(lambda f: tf.logical_or(f["has_saliency"], f["has_aesthetics"]))
-    return ds.map(
-        lambda f: preprocess.resize_example(f, image_size),
-        num_parallel_calls=num_parallel_calls,
-    )
+        ds = ds.filter(
+            lambda index, f: tf.logical_or(f["has_saliency"], f["has_aesthetics"])
+        )
+    return ds.map(finish, num_parallel_calls=num_parallel_calls)
 
 
 def make_dataset(

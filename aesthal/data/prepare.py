@@ -125,7 +125,14 @@ def _training_spec(data: DataConfig) -> pipeline.SourceSpec:
         tasks=data.tasks,
         label_budget=data.label_budget(),
         budget_mode=data.budget_mode,
-        permute_labels=("aesthetics",) if data.permute_aesthetics else (),
+        permute_labels=tuple(
+            task
+            for task, permute in (
+                ("aesthetics", data.permute_aesthetics),
+                ("saliency", data.permute_saliency),
+            )
+            if permute
+        ),
         seed=data.label_seed,
     )
 
@@ -152,6 +159,8 @@ def feature_cache_key(data: DataConfig, model: Any) -> str:
         "label_seed": data.label_seed,
         "saliency_target": data.saliency_target,
     }
+    if data.permute_saliency:  # only when set: older caches keep their keys
+        key["permute_saliency"] = True
     text = json.dumps(key, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

@@ -235,9 +235,86 @@ def test_permutation_is_a_real_permutation():
     np.testing.assert_array_equal(again[3], votes)
 
 
-def test_permutation_of_saliency_is_refused():
-    with pytest.raises(ValueError, match="only 'aesthetics'"):
-        data.SourceSpec("synthetic_scenes/tiny", permute_labels=("saliency",))
+def _marked_saliency(n=12, h=8, w=12):
+    """Example i: image filled with i, a one-hot map at flat pixel 5 + i and
+    one fixation on that pixel, votes [i + 1, 0, ..., 0]."""
+    idx = np.arange(n)
+    maps = np.zeros((n, h * w), np.float32)
+    maps[idx, 5 + idx] = 1.0
+    points = np.stack([(5 + idx) // w, (5 + idx) % w], axis=-1).astype(np.float32)
+    votes = np.zeros((n, 10), np.int32)
+    votes[:, 0] = idx + 1
+    return tf.data.Dataset.from_tensor_slices(
+        {
+            "image": np.broadcast_to(idx[:, None, None, None], (n, h, w, 3)).astype(
+                np.uint8
+            ),
+            "has_saliency": np.ones(n, bool),
+            "has_aesthetics": np.ones(n, bool),
+            "fixation_map": maps.reshape(n, h, w, 1),
+            "fixations": points[:, None, :],
+            "aesthetics_votes": votes,
+        }
+    )
+
+
+def _map_owners(spec, saliency_target="map"):
+    """(image ids, whose map each example carries (-1: none), votes[:, 0])."""
+    ds = data.make_dataset(
+        spec,
+        image_size=(8, 12),
+        batch_size=12,
+        training=False,
+        saliency_target=saliency_target,
+    )
+    ids, owners, votes = [], [], []
+    for x, y, w in ds:
+        ids.append(x.numpy()[:, 0, 0, 0].round().astype(int))
+        flat = y["saliency"].numpy().reshape(len(x), -1)
+        np.testing.assert_allclose(flat.sum(1), w["saliency"].numpy(), atol=1e-6)
+        owners.append(np.where(flat.max(1) > 0.99, flat.argmax(1) - 5, -1))
+        votes.append(y["aesthetics"].numpy()[:, 0])
+    return np.concatenate(ids), np.concatenate(owners), np.concatenate(votes)
+
+
+def test_permutation_of_saliency_moves_maps_and_fixations():
+    ids, owners, votes = _map_owners(_marked_spec())
+    np.testing.assert_array_equal(ids, np.arange(12))  # images stay in place
+    np.testing.assert_array_equal(votes, np.arange(12) + 1)  # aesthetics too
+    assert sorted(owners) == list(range(12))  # every map used once
+    assert (owners != ids).sum() >= 8  # and most moved
+    # The fixation-count target is built from the moved fixations: the same
+    # owners, pixel for pixel.
+    _, owners_from_points, _ = _map_owners(_marked_spec(), "fixation_counts")
+    np.testing.assert_array_equal(owners_from_points, owners)
+    # The same seed, the same permutation; another seed, another one.
+    np.testing.assert_array_equal(_map_owners(_marked_spec())[1], owners)
+    assert (_map_owners(_marked_spec(seed=5))[1] != owners).any()
+    # Without the edit, every example keeps its own map.
+    plain = data.SourceSpec(_marked_saliency(), seed=4)
+    np.testing.assert_array_equal(_map_owners(plain)[1], np.arange(12))
+
+
+def _marked_spec(seed=4, **kwargs):
+    return data.SourceSpec(
+        _marked_saliency(), permute_labels=("saliency",), seed=seed, **kwargs
+    )
+
+
+def test_permutation_of_saliency_stays_inside_the_budget():
+    spec = _marked_spec(label_budget={"saliency": 6}, drop_unlabelled=False)
+    ids, owners, _ = _map_owners(spec)
+    labelled = owners >= 0
+    assert labelled.sum() == 6
+    # The 6 labelled examples swap maps among themselves only.
+    assert sorted(owners[labelled]) == sorted(ids[labelled])
+    assert (owners[labelled] != ids[labelled]).any()
+    # The same 6 are labelled as without the permutation (the budget's draw).
+    plain = data.SourceSpec(
+        _marked_saliency(), label_budget={"saliency": 6}, drop_unlabelled=False,
+        seed=4,
+    )
+    np.testing.assert_array_equal(_map_owners(plain)[1] >= 0, labelled)
 
 
 @pytest.fixture(scope="module")
