@@ -42,6 +42,10 @@ SALIENCY_TARGETS = ("map", "fixation_counts")
 # "uncertainty", "dwa") and gradient-level ("gradnorm", "pcgrad", "cagrad");
 # see docs/balancing.md.
 LOSS_WEIGHTINGS = ("fixed", "uncertainty", "dwa", "gradnorm", "pcgrad", "cagrad")
+# `ModelConfig.sharing`: one trunk ("hard"), one trunk per task coupled by an
+# L2 penalty ("soft", Duong et al. 2015) or by cross-stitch units
+# ("cross_stitch", Misra et al. 2016); see docs/design.md, "Sharing".
+SHARINGS = ("hard", "soft", "cross_stitch")
 # Adam's learning rate of every group unless a group's rate is given.
 DEFAULT_LEARNING_RATE = 1e-3
 
@@ -112,9 +116,24 @@ class ModelConfig:
             BatchNorm in inference mode); the trunk above it stays the
             trainable *shared* group (empty when it is the deepest tap).
             Needed for cached features (`DataConfig.cache_features`).
+        sharing: how the tasks share the trunk (`SHARINGS`): `"hard"`, one
+            trunk (the *shared* group); `"soft"` (Duong et al. 2015), one
+            trunk per task, each in its task's group, pulled together by
+            `coupling_weight * sum ||theta_saliency - theta_aesthetics||^2`
+            over corresponding trainable trunk weights (added to the total
+            loss; the shared group is empty); `"cross_stitch"` (Misra et al.
+            2016), one trunk per task with a learned per-channel 2x2 mixing
+            unit after each of `cross_stitch_taps` (the units are the shared
+            group). Soft and cross-stitch sharing need both tasks in `tasks`
+            and no `frozen_up_to` (both are rejected with an error).
+        coupling_weight: the soft coupling's weight (>= 0; `"soft"` only).
+        cross_stitch_taps: the taps followed by a cross-stitch unit
+            (`"cross_stitch"` only); None = every tap up to the deepest one a
+            head reads.
 
-    Configs saved before the saliency_head ... frozen_up_to fields existed
-    load with their defaults (the decoder, no prior, nothing frozen).
+    Configs saved before the saliency_head ... frozen_up_to and sharing ...
+    cross_stitch_taps fields existed load with their defaults (the decoder,
+    no prior, nothing frozen, hard sharing).
     """
 
     backbone: str = "tiny"
@@ -135,6 +154,9 @@ class ModelConfig:
     centre_prior: str = "none"
     prior_grid: tuple[int, int] = (24, 32)
     frozen_up_to: str | None = None
+    sharing: str = "hard"
+    coupling_weight: float = 1e-3
+    cross_stitch_taps: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         # Normalise list inputs (e.g. from JSON) to tuples so the config hashes.
@@ -202,6 +224,7 @@ class ModelConfig:
         if self.decoder_channels < 1:
             raise ValueError("ModelConfig.decoder_channels must be >= 1.")
         self._check_readout_fields(taps)
+        self._check_sharing_fields(taps)
         if not 0.0 <= self.aesthetics_dropout < 1.0:
             raise ValueError("ModelConfig.aesthetics_dropout must be in [0, 1).")
 
@@ -267,6 +290,72 @@ class ModelConfig:
                 f"backbone {self.backbone!r}; available: {taps}."
             )
 
+    def _check_sharing_fields(self, taps: tuple[str, ...]) -> None:
+        """Normalises and checks sharing, coupling_weight, cross_stitch_taps."""
+        set_ = object.__setattr__
+        set_(self, "coupling_weight", float(self.coupling_weight))
+        if self.sharing not in SHARINGS:
+            raise ValueError(
+                f"ModelConfig.sharing={self.sharing!r}; expected one of {SHARINGS}."
+            )
+        if not (self.coupling_weight >= 0 and math.isfinite(self.coupling_weight)):
+            raise ValueError(
+                f"ModelConfig.coupling_weight={self.coupling_weight} must be a "
+                "finite number >= 0."
+            )
+        if self.sharing != "soft" and self.coupling_weight != 1e-3:
+            raise ValueError(
+                f"ModelConfig.coupling_weight={self.coupling_weight} applies to "
+                f"sharing='soft' only (sharing={self.sharing!r}); set "
+                "sharing='soft' or leave it at its default."
+            )
+        if self.cross_stitch_taps is not None:
+            set_(self, "cross_stitch_taps", tuple(self.cross_stitch_taps))
+            if self.sharing != "cross_stitch":
+                raise ValueError(
+                    "ModelConfig.cross_stitch_taps applies to "
+                    f"sharing='cross_stitch' only (sharing={self.sharing!r})."
+                )
+            bad = [t for t in self.cross_stitch_taps if t not in taps]
+            if bad or not self.cross_stitch_taps:
+                raise ValueError(
+                    f"ModelConfig.cross_stitch_taps={self.cross_stitch_taps} must "
+                    f"be a non-empty subset of backbone {self.backbone!r}'s taps "
+                    f"{taps}" + (f"; unknown: {bad}." if bad else ".")
+                )
+            # Trunk order, without repeats.
+            set_(
+                self,
+                "cross_stitch_taps",
+                tuple(t for t in taps if t in self.cross_stitch_taps),
+            )
+        if self.sharing == "hard":
+            return
+        if self.tasks != TASKS:
+            raise ValueError(
+                f"ModelConfig: sharing={self.sharing!r} gives each task its own "
+                f"trunk, but only {self.tasks} is trained: with one task there "
+                "is nothing to share; use sharing='hard'."
+            )
+        if self.frozen_up_to is not None:
+            raise ValueError(
+                f"ModelConfig: sharing={self.sharing!r} with frozen_up_to="
+                f"{self.frozen_up_to!r} is not supported (the per-task trunks "
+                "are trained whole); use sharing='hard' or frozen_up_to=None."
+            )
+
+    @property
+    def resolved_cross_stitch_taps(self) -> tuple[str, ...]:
+        """The taps followed by a cross-stitch unit: `cross_stitch_taps`, or
+        every tap up to (and including) the deepest one a head reads; empty
+        unless `sharing="cross_stitch"`."""
+        if self.sharing != "cross_stitch":
+            return ()
+        if self.cross_stitch_taps is not None:
+            return self.cross_stitch_taps
+        names = TAP_NAMES[self.backbone]
+        return names[: names.index(self.head_taps[-1]) + 1]
+
     @property
     def resolved_readout_taps(self) -> tuple[str, ...]:
         """The readout's taps, with the default (two deepest) filled in."""
@@ -308,6 +397,8 @@ class ModelConfig:
             out["readout_taps"] = list(self.readout_taps)
         out["readout_channels"] = list(self.readout_channels)
         out["prior_grid"] = list(self.prior_grid)
+        if self.cross_stitch_taps is not None:
+            out["cross_stitch_taps"] = list(self.cross_stitch_taps)
         return out
 
     @classmethod
@@ -537,6 +628,12 @@ class ExperimentConfig:
             raise ValueError(
                 "ExperimentConfig: data.cache_features needs model.frozen_up_to "
                 "(the features of a trainable trunk change every step)."
+            )
+        if self.model.sharing == "soft" and "shared" in self.train.group_learning_rates:
+            raise ValueError(
+                "ExperimentConfig: train.group_learning_rates sets a 'shared' rate "
+                "but model.sharing='soft' has no shared variables (each task's "
+                "trunk trains at its task's rate); drop it (--lr_shared)."
             )
 
     def to_dict(self) -> dict[str, Any]:

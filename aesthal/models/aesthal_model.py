@@ -66,11 +66,13 @@ from aesthal.models.backbone import (
     build_backbone,
     resolve_backbone_weights,
     split_backbone,
+    split_backbone_stages,
 )
 from aesthal.models.balancing import first_replica_only, last_shared_layer
 from aesthal.models.loss_weighting import LossWeighting, get_loss_weighting
 from aesthal.models.readout import Readout
 from aesthal.models.saliency_head import SaliencyHead
+from aesthal.models.sharing import CrossStitchUnit, coupling_loss
 from aesthal.models.step_counter import StepCounter
 from aesthal.models.validation import (
     CHECKS,
@@ -140,6 +142,33 @@ class AesthalModel(keras.Model):
                 layer.trainable = False
         object.__setattr__(self, "backbone_prefix", prefix)
         object.__setattr__(self, "backbone_suffix", suffix)
+        # Soft and cross-stitch sharing (`config.sharing`): `backbone` is the
+        # saliency task's trunk and `aesthetics_backbone` the aesthetics
+        # task's, built alike and starting from the same weights.
+        self.aesthetics_backbone = None
+        if config.sharing != "hard":
+            self.aesthetics_backbone = build_backbone(
+                config.backbone,
+                config.input_size,
+                name=f"{config.backbone}_aesthetics_backbone",
+            )
+            self.aesthetics_backbone.set_weights(self.backbone.get_weights())
+        # Cross-stitch: each trunk runs stage by stage (the stages share the
+        # trunks' layers, held untracked as the prefix is), a unit after each
+        # cut mixing the two trunks' features.
+        cross_taps = config.resolved_cross_stitch_taps
+        self.cross_stitch_units = [
+            CrossStitchUnit(name=f"cross_stitch_{tap}") for tap in cross_taps
+        ]
+        stages = {}
+        if cross_taps:
+            stages = {
+                "saliency": split_backbone_stages(self.backbone, cross_taps),
+                "aesthetics": split_backbone_stages(
+                    self.aesthetics_backbone, cross_taps
+                ),
+            }
+        object.__setattr__(self, "trunk_stages", stages)
         if config.saliency_head == "readout":
             self.saliency_head = Readout(
                 config.resolved_readout_taps,
@@ -184,6 +213,8 @@ class AesthalModel(keras.Model):
         loss_names += [
             f"side{i}_{task}_loss" for i, (task, _, _) in enumerate(config.side_heads)
         ]
+        if config.sharing == "soft":
+            loss_names.append("coupling_loss")
         self.loss_trackers = {n: keras.metrics.Mean(name=n) for n in loss_names}
         # Training statistics: kept out of the logs (see `training_stats`).
         self.stat_trackers = {
@@ -207,6 +238,10 @@ class AesthalModel(keras.Model):
         self.aesthetics_head.build(tap_shapes)
         for head in self.side_heads:
             head.build(tap_shapes)
+        for tap, unit in zip(
+            self.config.resolved_cross_stitch_taps, self.cross_stitch_units, strict=True
+        ):
+            unit.build((tap_shapes[tap], tap_shapes[tap]))
         self.built = True
 
     # ============================================================== forward
@@ -309,6 +344,45 @@ class AesthalModel(keras.Model):
             )
         return features
 
+    def _task_features(self, inputs, training=False) -> dict[str, dict]:
+        """`{task: {tap: features}}`: each task's trunk taps (`config.sharing`).
+
+        Hard sharing: the one trunk's taps for both tasks. Soft: each task's
+        own trunk. Cross-stitch: both trunks run stage by stage; after each
+        cross-stitch tap, the unit mixes the two trunks' features there, and
+        each trunk's next stage (and its heads) read its mixed features.
+        """
+        sharing = self.config.sharing
+        if sharing == "hard":
+            features = self._features(inputs, training=training)
+            return {task: features for task in TASKS}
+        if isinstance(inputs, Mapping):
+            raise ValueError(
+                f"AesthalModel: sharing={sharing!r} takes images, not a dict of "
+                "cached features (frozen_up_to is not supported with it)."
+            )
+        if sharing == "soft":
+            return {
+                "saliency": self.backbone(inputs, training=training),
+                "aesthetics": self.aesthetics_backbone(inputs, training=training),
+            }
+        stages = self.trunk_stages
+        taps = self.config.resolved_cross_stitch_taps
+        features = {"saliency": {}, "aesthetics": {}}
+        x_s, x_a = inputs, inputs
+        for index, stage_s in enumerate(stages["saliency"]):
+            features["saliency"].update(stage_s(x_s, training=training))
+            features["aesthetics"].update(
+                stages["aesthetics"][index](x_a, training=training)
+            )
+            if index < len(taps):
+                tap = taps[index]
+                x_s, x_a = self.cross_stitch_units[index](
+                    [features["saliency"][tap], features["aesthetics"][tap]]
+                )
+                features["saliency"][tap], features["aesthetics"][tap] = x_s, x_a
+        return features
+
     def _forward(self, images, training=False):
         """All outputs: `(outputs, side_outputs)`.
 
@@ -318,18 +392,20 @@ class AesthalModel(keras.Model):
         head i's log-density `[B, H, W, 1]` (saliency) or distribution
         `[B, 10]` (aesthetics).
         """
-        features = self._features(images, training=training)
-        log_density = self.saliency_head(features)
+        features = self._task_features(images, training=training)
+        log_density = self.saliency_head(features["saliency"])
         outputs = {
             "saliency": keras.ops.exp(log_density),
             "saliency_log_density": log_density,
-            "aesthetics": self.aesthetics_head(features, training=training),
+            "aesthetics": self.aesthetics_head(
+                features["aesthetics"], training=training
+            ),
         }
         side_outputs = [
             (
-                head(features, training=training)
+                head(features["aesthetics"], training=training)
                 if isinstance(head, AestheticsHead)
-                else head(features)
+                else head(features["saliency"])
             )
             for head in self.side_heads
         ]
@@ -364,13 +440,22 @@ class AesthalModel(keras.Model):
         """Trainable variables by owner: `{"shared", "aesthetics", "saliency"}`.
 
         shared = the trunk; each task = its head, its side heads and its
-        variables in the loss-weighting strategy (after `compile`). Disjoint and,
-        together, every trainable variable of the model and strategy.
+        variables in the loss-weighting strategy (after `compile`). With
+        `config.sharing` "soft" or "cross_stitch" each task's trunk is in its
+        task's group, and shared = the cross-stitch units (empty for "soft").
+        Disjoint and, together, every trainable variable of the model and
+        strategy.
         """
         groups = {group: [] for group in GROUPS}
-        groups["shared"] = list(self.backbone.trainable_variables)
-        groups["saliency"] = list(self.saliency_head.trainable_variables)
-        groups["aesthetics"] = list(self.aesthetics_head.trainable_variables)
+        if self.config.sharing == "hard":
+            groups["shared"] = list(self.backbone.trainable_variables)
+        else:
+            for unit in self.cross_stitch_units:
+                groups["shared"].extend(unit.trainable_variables)
+            groups["saliency"].extend(self.backbone.trainable_variables)
+            groups["aesthetics"].extend(self.aesthetics_backbone.trainable_variables)
+        groups["saliency"].extend(self.saliency_head.trainable_variables)
+        groups["aesthetics"].extend(self.aesthetics_head.trainable_variables)
         for (task, _, _), head in zip(
             self.config.side_heads, self.side_heads, strict=True
         ):
@@ -466,6 +551,13 @@ class AesthalModel(keras.Model):
                 )
             resolved[group] = optimizer
         strategy = get_loss_weighting(loss_weighting, loss_weights)
+        if strategy.acts_on_gradients and self.config.sharing == "soft":
+            raise ValueError(
+                f"loss_weighting={type(strategy).__name__} balances the tasks' "
+                "gradients of the shared variables, but sharing='soft' has none "
+                "(each task trains its own trunk); use 'fixed', 'uncertainty' or "
+                "'dwa', or sharing='hard' or 'cross_stitch'."
+            )
         if strategy.acts_on_gradients and not self.variable_groups()["shared"]:
             raise ValueError(
                 f"loss_weighting={type(strategy).__name__} balances the tasks' "
@@ -734,7 +826,9 @@ class AesthalModel(keras.Model):
         loss, the trained tasks' losses (their side heads' too) and metrics."""
         logs = {"loss": self.loss_trackers["loss"].result()}
         for name, tracker in self.loss_trackers.items():
-            if name != "loss" and _task_of(name) in self.tasks:
+            if name == "coupling_loss" or (
+                name != "loss" and _task_of(name) in self.tasks
+            ):
                 logs[name] = tracker.result()
         for task in self.tasks:
             for metric in self.task_metrics.get(task, []):
@@ -743,6 +837,25 @@ class AesthalModel(keras.Model):
                     logs.update({f"{task}_{k}": v for k, v in result.items()})
                 else:
                     logs[f"{task}_{metric.name}"] = result
+        return logs
+
+    def _step_logs(self) -> dict:
+        """`_logs()` as a step returns them to `fit`/`evaluate`.
+
+        Workaround for tensorflow/tensorflow#72388 (keras-team/keras#20585):
+        under `MultiWorkerMirroredStrategy` Keras reduces a step's outputs
+        with `strategy.reduce("MEAN", value, axis=0)`, which fails on scalars
+        ("Invalid reduction dimension 0 for input with 0 dimensions"). Each
+        log is returned as `[1]` there, so that the reduction is the mean
+        over replicas, as Keras takes under the other strategies. Tested by
+        tests/training/test_multi_worker.py (fails at `fit` without it).
+        """
+        logs = self._logs()
+        strategy = self.distribute_strategy
+        if isinstance(
+            strategy, tf.distribute.MultiWorkerMirroredStrategy
+        ) and strategy.extended._in_multi_worker_mode():
+            logs = {k: tf.reshape(v, [1]) for k, v in logs.items()}
         return logs
 
     def _nonfinite_flags(self, task_losses, grads_by_group) -> dict:
@@ -831,8 +944,15 @@ class AesthalModel(keras.Model):
         mean, so the sums are the single-device values); the strategy's
         `balance` then combines them, and only the first replica passes the
         result on (`first_replica_only`), so that the shared optimizer's own
-        all-reduce returns it unchanged. Each head group gets
-        `w_t * dL_t/dhead_t`, reduced by its optimizer as usual.
+        all-reduce returns it unchanged. Each task group `g` gets
+        `sum_t w_t * dL_t/dtheta_g`, reduced by its optimizer as usual: with
+        hard sharing only its own task's term is non-zero (`w_g dL_g/dhead_g`);
+        with cross-stitch sharing a task's trunk also feeds the other task
+        through the units.
+
+        GradNorm's norms are taken at the last shared layer that feeds the
+        heads: `last_shared_layer` of the trunk with hard sharing; with
+        cross-stitch sharing, the last (deepest) cross-stitch unit.
 
         Returns:
             `(grads_by_group, update)`: `{group: [gradient per variable]}` and
@@ -843,15 +963,27 @@ class AesthalModel(keras.Model):
         weights = {
             t: tf.stop_gradient(w) for t, w in strategy.weights_by_task().items()
         }
-        grads_by_group, task_shared = {}, {}
+        grads_by_group, task_shared = {t: None for t in TASKS}, {}
         for task in TASKS:
             grads = tape.gradient(
                 task_losses[task],
-                shared + groups[task],
+                shared + groups["saliency"] + groups["aesthetics"],
                 unconnected_gradients=tf.UnconnectedGradients.ZERO,
             )
             task_shared[task] = grads[: len(shared)]
-            grads_by_group[task] = [weights[task] * g for g in grads[len(shared) :]]
+            start = len(shared)
+            for group in ("saliency", "aesthetics"):
+                part = grads[start : start + len(groups[group])]
+                start += len(groups[group])
+                if group != task and self.config.sharing == "hard":
+                    continue  # unconnected: zeros
+                part = [weights[task] * g for g in part]
+                previous = grads_by_group[group]
+                grads_by_group[group] = (
+                    part
+                    if previous is None
+                    else [p + g for p, g in zip(previous, part, strict=True)]
+                )
         losses = {t: tf.cast(task_losses[t], tf.float32) for t in TASKS}
         context = tf.distribute.get_replica_context()
         if context is not None and self.distribute_strategy.num_replicas_in_sync > 1:
@@ -863,16 +995,35 @@ class AesthalModel(keras.Model):
             *self.config.resolved_aesthetics_taps,
             *(tap for _, tap, _ in self.config.side_heads),
         }
-        norm_layer = {
-            id(v)
-            for v in last_shared_layer(self.backbone, sorted(taps)).trainable_variables
-        }
+        if self.config.sharing == "cross_stitch":
+            norm_layer = self.cross_stitch_units[-1]
+        else:
+            norm_layer = last_shared_layer(self.backbone, sorted(taps))
+        norm_layer = {id(v) for v in norm_layer.trainable_variables}
         norm_indices = [i for i, v in enumerate(shared) if id(v) in norm_layer]
         combined, update = strategy.balance(
             task_shared, losses, norm_indices, self.step_counter.count.value
         )
         grads_by_group["shared"] = first_replica_only(combined)
         return grads_by_group, update
+
+    def _add_coupling(self, total, loss_logs, num_replicas):
+        """`total` plus this replica's share of the soft-sharing coupling.
+
+        With `config.sharing == "soft"`: `sharing.coupling_loss` of the two
+        trunks' trainable weights (Duong et al. 2015), divided by the number
+        of replicas (the optimizers sum the replicas' gradients), and logged
+        as `coupling_loss` at its global value. Otherwise `total` unchanged.
+        """
+        if self.config.sharing != "soft":
+            return total
+        coupling = coupling_loss(
+            self.backbone.trainable_variables,
+            self.aesthetics_backbone.trainable_variables,
+            self.config.coupling_weight,
+        )
+        loss_logs["coupling_loss"] = coupling
+        return total + coupling / num_replicas
 
     def train_step(self, data):
         images, targets, masks = self._unpack(data)
@@ -891,6 +1042,7 @@ class AesthalModel(keras.Model):
                 targets, masks, outputs, side_outputs
             )
             total = self.loss_weighting.combine(task_losses, num_replicas)
+            total = self._add_coupling(total, loss_logs, num_replicas)
         balancing_update = {}
         if balancing:
             grads_by_group, balancing_update = self._balanced_gradients(
@@ -925,7 +1077,7 @@ class AesthalModel(keras.Model):
         for name, value in stats.items():
             self.stat_trackers[name].update_state(value)
         self._update_task_metrics(targets, masks, outputs)
-        return self._logs()
+        return self._step_logs()
 
     def test_step(self, data):
         images, targets, masks = self._unpack(data)
@@ -936,9 +1088,34 @@ class AesthalModel(keras.Model):
             targets, masks, outputs, side_outputs
         )
         total = self.loss_weighting.combine(task_losses, num_replicas)
+        total = self._add_coupling(total, loss_logs, num_replicas)
         self._update_loss_trackers(loss_logs, total * num_replicas)
         self._update_task_metrics(targets, masks, outputs)
-        return self._logs()
+        return self._step_logs()
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        """Keras' symbolic build, from one replica's share of the first batch.
+
+        Workaround for keras-team/keras#20585 (Keras 3 does not support
+        `MultiWorkerMirroredStrategy`): Keras reduces the whole first
+        distributed batch with `strategy.reduce("MEAN", nest)`, which the
+        multi-worker strategy cannot do ("Attempt to convert a value
+        (PerReplica ...) to a Tensor"). The build needs only the shapes, which
+        every replica's share has; no value crosses workers. Tested by
+        tests/training/test_multi_worker.py (fails at `fit` without it).
+        """
+        if iterator is not None and self._distribute_strategy is not None:
+            local = self.distribute_strategy.experimental_local_results
+            for _, _, batches in iterator:
+                batch = next(batches)
+                data_batch = tf.nest.map_structure(
+                    lambda v: local(v)[0]
+                    if isinstance(v, tf.distribute.DistributedValues)
+                    else v,
+                    batch,
+                )
+                break
+        return super()._maybe_symbolic_build(data_batch=data_batch)
 
     # ============================================================ fit, edge
     def validate_data(self, x, y=None, sample_weight=None) -> None:

@@ -9,6 +9,7 @@ preprocessing its weights were trained with) and returns a dict of feature maps
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 import keras
 
@@ -187,7 +188,10 @@ def _tiny_trunk(x, taps):
 
 
 def build_backbone(
-    backbone: str, input_size: tuple[int, int], weights_path: str | None = None
+    backbone: str,
+    input_size: tuple[int, int],
+    weights_path: str | None = None,
+    name: str | None = None,
 ) -> keras.Model:
     """Builds a trunk as a functional model returning its taps.
 
@@ -196,9 +200,10 @@ def build_backbone(
         input_size: `(height, width)`.
         weights_path: a local weights file for the trunk (see
             `resolve_backbone_weights`), or None for random initialisation.
+        name: the model's name; None = `"<backbone>_backbone"`.
 
     Returns:
-        A `keras.Model` named `"<backbone>_backbone"` mapping float32
+        A `keras.Model` named `name` mapping float32
         `[B, H, W, 3]` images in 0..255 to `{tap: [B, h, w, c]}`, tap names as in
         `aesthal.config.TAP_NAMES[backbone]`.
     """
@@ -209,7 +214,7 @@ def build_backbone(
     )
     if backbone == "tiny":
         taps = _tiny_trunk(x, {})
-        model = keras.Model(inputs, taps, name="tiny_backbone")
+        model = keras.Model(inputs, taps, name=name or "tiny_backbone")
         if weights_path is not None:
             model.load_weights(weights_path)
         return model
@@ -225,7 +230,7 @@ def build_backbone(
             TAP_NAMES[backbone], _APPLICATION_TAP_LAYERS[backbone], strict=True
         )
     }
-    return keras.Model(inputs, taps, name=f"{backbone}_backbone")
+    return keras.Model(inputs, taps, name=name or f"{backbone}_backbone")
 
 
 def split_backbone(
@@ -268,3 +273,49 @@ def split_backbone(
         name=f"{backbone.name}_after_{tap}",
     )
     return prefix, suffix
+
+
+def split_backbone_stages(backbone: keras.Model, taps: Sequence[str]) -> list[keras.Model]:
+    """Splits a trunk at several named taps into consecutive stages.
+
+    The generalisation of `split_backbone` that cross-stitch sharing uses to
+    run a trunk stage by stage (each stage after a cut reads the mixed
+    features of the cut's tap).
+
+    Args:
+        backbone: a trunk from `build_backbone`.
+        taps: tap names to cut after, in any order (repeats ignored).
+
+    Returns:
+        `len(taps)` or `len(taps) + 1` models sharing the trunk's layers: the
+        first maps images to `{t: features}` for the taps up to the first cut;
+        stage `k` maps the features `[B, h, w, c]` of cut `k - 1` to the taps
+        after it up to cut `k`; a last stage maps the deepest cut's features to
+        the deeper taps, unless the deepest cut is the trunk's deepest tap.
+
+    Raises:
+        ValueError: a name is not one of the trunk's taps, or `taps` is empty.
+    """
+    names = list(backbone.output)
+    unknown = [t for t in taps if t not in names]
+    if unknown or not taps:
+        raise ValueError(
+            f"split_backbone_stages: taps {list(taps)} must be a non-empty subset "
+            f"of {names}."
+        )
+    cuts = [t for t in names if t in taps]
+    bounds = [names.index(t) for t in cuts]
+    if bounds[-1] != len(names) - 1:
+        bounds.append(len(names) - 1)
+    stages, start, source = [], 0, backbone.input
+    for index, bound in enumerate(bounds):
+        stages.append(
+            keras.Model(
+                source,
+                {t: backbone.output[t] for t in names[start : bound + 1]},
+                name=f"{backbone.name}_stage_{index}",
+            )
+        )
+        source = backbone.output[names[bound]]
+        start = bound + 1
+    return stages
