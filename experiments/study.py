@@ -24,6 +24,30 @@ plus `--extra_aesthetics` others), each N in `<output_dir>/n<N>/`:
 
 and writes `scarcity.md`, `scarcity.json` and `scarcity.png` (the paired ΔCC
 against condition 1 at each N, with 95% t-intervals over seeds).
+
+Sharing and balancing (issue 13, "the study, extended", part 1): conditions
+9a-9f are condition 3 plus one change (soft sharing, cross-stitch, DWA,
+GradNorm, PCGrad, CAGrad). They are in the main table, paired against
+condition 1 like the others, and `study.md` gains a section pairing them
+against condition 3 (same seed, same labelled images):
+
+    python experiments/study.py --output_dir=runs/study --conditions=3,9a,9b,9c,9d,9e,9f
+
+The reverse direction (part 3; ABSNet's claim that saliency helps
+aesthetics): conditions R1, R3, R5 and R7 mirror 1, 3, 5 and 7 with the tasks
+swapped: aesthetics is scarce (200 labels) and saliency labels lie on those
+200 plus 2,000 saliency-only images (nested). R1 aesthetics only; R3
+multi-task; R5 as R3 with the saliency labels permuted (`--permute_saliency`);
+R7 as R3 with saliency loss weight 0. They are selected like any condition,
+
+    python experiments/study.py --output_dir=runs/study --conditions=R1,R3,R5,R7
+
+and live beside the others in `<output_dir>/R*/seed<k>/`, but stay out of the
+main (saliency) table: whenever runs of them exist, any invocation (also
+`--table_only`) writes `reverse.md`, `reverse.json` and `reverse.png`
+(aesthetics SRCC, PLCC, accuracy and EMD with paired-by-seed Δ against R1);
+`--docs` copies the table and plot as `reverse_table.md` and `reverse.png`.
+Without `--conditions`, every condition, 9a-9f and R* included, is run.
 """
 
 from __future__ import annotations
@@ -78,8 +102,25 @@ CONDITIONS = {
     "6c": ("6c_side_heads", "6c best of 2/3 + side heads"),
     "7": ("7_extra_images_no_aesthetics_loss", "7 as 3, aesthetics loss weight 0"),
     "8": ("8_saliency_only_small_batches", "8 as 1, batches of 2"),
+    "9a": ("9a_soft_sharing", "9a as 3, soft sharing"),
+    "9b": ("9b_cross_stitch", "9b as 3, cross-stitch"),
+    "9c": ("9c_dwa", "9c as 3, DWA"),
+    "9d": ("9d_gradnorm", "9d as 3, GradNorm"),
+    "9e": ("9e_pcgrad", "9e as 3, PCGrad"),
+    "9f": ("9f_cagrad", "9f as 3, CAGrad"),
+    "R1": ("R1_aesthetics_only_scarce", "R1 aesthetics only (200 images)"),
+    "R3": (
+        "R3_multitask_extra_saliency_images",
+        "R3 multi-task + 2,000 saliency-only images",
+    ),
+    "R5": ("R5_multitask_permuted_saliency", "R5 as R3, saliency labels permuted"),
+    "R7": ("R7_extra_images_no_saliency_loss", "R7 as R3, saliency loss weight 0"),
 }
-EVALUATED = [c for c in CONDITIONS if c != "4a"]
+# Condition 3 plus one change: paired against 3 in their own section.
+SHARING_CONDITIONS = ("9a", "9b", "9c", "9d", "9e", "9f")
+# The reverse direction: their own table, paired against R1.
+REVERSE_CONDITIONS = ("R1", "R3", "R5", "R7")
+EVALUATED = [c for c in CONDITIONS if c != "4a" and c not in REVERSE_CONDITIONS]
 SALIENCY_METRICS = (
     "auc_judd",
     "auc_borji",
@@ -205,8 +246,82 @@ def _load(
     return runs or None
 
 
+def _paired(
+    values: dict[str, float], base: dict[str, dict] | None, task: str, name: str
+) -> dict | None:
+    """Mean ± 95% half-width of `values[seed] - base's value` over shared seeds."""
+    if not base:
+        return None
+    paired = []
+    for seed, value in values.items():
+        metric = base.get(seed, {}).get(task, {}).get("metrics", {}).get("model", {})
+        if metric.get(name, {}).get("mean") is not None:
+            paired.append(value - metric[name]["mean"])
+    if not paired:
+        return None
+    mean, half = _t_interval(paired)
+    return {"mean": mean, "ci_half": half, "n": len(paired)}
+
+
+def _summarise_condition(
+    condition: str,
+    runs: dict[str, dict],
+    root: pathlib.Path | None,
+    comparisons: dict[str, tuple[dict | None, tuple[str, ...]]],
+) -> dict:
+    """One condition's entry; `comparisons`: key -> (base runs, tasks paired)."""
+    entry: dict = {"label": CONDITIONS[condition][1], "seeds": sorted(runs)}
+    config = _run_dir(condition, sorted(runs)[0], root) / "config.json"
+    config = json.loads(config.read_text())
+    trained = [
+        task
+        for task in config["data"]["tasks"]
+        if config["train"]["loss_weights"].get(task, 1.0) > 0
+    ]
+    for task, names in (
+        ("saliency", SALIENCY_METRICS),
+        ("aesthetics", AESTHETICS_METRICS),
+    ):
+        if task not in trained:
+            continue
+        for name in names:
+            values = {
+                s: r[task]["metrics"]["model"][name]["mean"]
+                for s, r in runs.items()
+                if task in r and r[task]["metrics"]["model"][name]["mean"] is not None
+            }
+            if not values:
+                continue
+            mean, half = _t_interval(list(values.values()))
+            item = {"per_seed": values, "mean": mean, "ci_half": half}
+            for key, (base, tasks) in comparisons.items():
+                diff = _paired(values, base, task, name) if task in tasks else None
+                if diff is not None:
+                    item[key] = diff
+            entry[f"{task}/{name}"] = item
+    any_run = next(iter(runs.values()))
+    entry["baselines"] = {
+        name: {m: v["mean"] for m, v in metrics.items()}
+        for name, metrics in any_run.get("saliency", {}).get("metrics", {}).items()
+        if name != "model"
+    }
+    times = [
+        json.loads((_run_dir(condition, s, root) / "train_time.json").read_text())[
+            "seconds"
+        ]
+        for s in runs
+        if (_run_dir(condition, s, root) / "train_time.json").exists()
+    ]
+    entry["train_seconds_mean"] = sum(times) / len(times) if times else None
+    return entry
+
+
 def summarise(seeds: list[str], root: pathlib.Path | None = None) -> dict:
     """Per condition: per-seed means, mean ± CI over seeds, paired diffs vs 1.
+
+    Saliency metrics are paired against condition 1 (`diff_vs_1`); conditions
+    9a-9f are also paired against condition 3 on both tasks (`diff_vs_3`).
+    The reverse direction's conditions are left to `reverse_summary`.
 
     Args:
         seeds: the seeds to read.
@@ -214,65 +329,19 @@ def summarise(seeds: list[str], root: pathlib.Path | None = None) -> dict:
     """
     summary: dict = {"seeds": seeds, "conditions": {}}
     base = _load("1", seeds, root)
+    three = _load("3", seeds, root)
     for condition in EVALUATED:
         runs = _load(condition, seeds, root)
         if runs is None:
             continue
-        entry: dict = {"label": CONDITIONS[condition][1], "seeds": sorted(runs)}
-        config = _run_dir(condition, sorted(runs)[0], root) / "config.json"
-        config = json.loads(config.read_text())
-        trained = [
-            task
-            for task in config["data"]["tasks"]
-            if config["train"]["loss_weights"].get(task, 1.0) > 0
-        ]
-        for task, names in (
-            ("saliency", SALIENCY_METRICS),
-            ("aesthetics", AESTHETICS_METRICS),
-        ):
-            if task not in trained:
-                continue
-            for name in names:
-                values = {
-                    s: r[task]["metrics"]["model"][name]["mean"]
-                    for s, r in runs.items()
-                    if task in r
-                    and r[task]["metrics"]["model"][name]["mean"] is not None
-                }
-                if not values:
-                    continue
-                mean, half = _t_interval(list(values.values()))
-                item = {"per_seed": values, "mean": mean, "ci_half": half}
-                if task == "saliency" and base and condition != "1":
-                    paired = [
-                        values[s]
-                        - base[s]["saliency"]["metrics"]["model"][name]["mean"]
-                        for s in values
-                        if s in base
-                    ]
-                    if paired:
-                        d_mean, d_half = _t_interval(paired)
-                        item["diff_vs_1"] = {
-                            "mean": d_mean,
-                            "ci_half": d_half,
-                            "n": len(paired),
-                        }
-                entry[f"{task}/{name}"] = item
-        any_run = next(iter(runs.values()))
-        entry["baselines"] = {
-            name: {m: v["mean"] for m, v in metrics.items()}
-            for name, metrics in any_run["saliency"]["metrics"].items()
-            if name != "model"
-        }
-        times = [
-            json.loads((_run_dir(condition, s, root) / "train_time.json").read_text())[
-                "seconds"
-            ]
-            for s in runs
-            if (_run_dir(condition, s, root) / "train_time.json").exists()
-        ]
-        entry["train_seconds_mean"] = sum(times) / len(times) if times else None
-        summary["conditions"][condition] = entry
+        comparisons = {}
+        if condition != "1":
+            comparisons["diff_vs_1"] = (base, ("saliency",))
+        if condition in SHARING_CONDITIONS:
+            comparisons["diff_vs_3"] = (three, ("saliency", "aesthetics"))
+        summary["conditions"][condition] = _summarise_condition(
+            condition, runs, root, comparisons
+        )
     return summary
 
 
@@ -347,7 +416,45 @@ def markdown(summary: dict) -> str:
         seconds = entry.get("train_seconds_mean")
         cells.append("—" if seconds is None else f"{seconds:.0f}")
         lines.append(f"| {entry['label']} | " + " | ".join(cells) + " |")
+    sharing = [c for c in SHARING_CONDITIONS if c in conditions]
+    if sharing:
+        lines += ["", *_sharing_markdown(conditions, sharing)]
     return "\n".join(lines) + "\n"
+
+
+def _diff_table(
+    entries: list[dict], task: str, metrics: tuple[str, ...], key: str
+) -> list[str]:
+    """Rows `| label | n | Δm ... |` of the paired differences `key`."""
+    lines = [
+        "| condition | n | " + " | ".join(f"Δ{m}" for m in metrics) + " |",
+        "|---" * (len(metrics) + 2) + "|",
+    ]
+    for entry in entries:
+        diffs = [entry.get(f"{task}/{m}", {}).get(key) for m in metrics]
+        count = max((d["n"] for d in diffs if d), default=0)
+        cells = ["—" if d is None else _fmt(d["mean"], d["ci_half"]) for d in diffs]
+        lines.append(f"| {entry['label']} | {count} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _sharing_markdown(conditions: dict, sharing: list[str]) -> list[str]:
+    """The section pairing conditions 9a-9f against condition 3."""
+    entries = [conditions[c] for c in sharing]
+    return [
+        "### Sharing and balancing, on condition 3's setting",
+        "",
+        "Paired difference against condition 3 (same seed, same labelled "
+        "images, same data and steps; one change each), mean ± 95% t-interval "
+        "over seeds (n = seeds with both runs); positive = better except for "
+        "KLD and EMD. Saliency:",
+        "",
+        *_diff_table(entries, "saliency", SALIENCY_METRICS, "diff_vs_3"),
+        "",
+        "Aesthetics:",
+        "",
+        *_diff_table(entries, "aesthetics", AESTHETICS_METRICS, "diff_vs_3"),
+    ]
 
 
 def plot(summary: dict, path: pathlib.Path, metrics=("cc", "nss", "ig")) -> None:
@@ -399,13 +506,151 @@ def plot(summary: dict, path: pathlib.Path, metrics=("cc", "nss", "ig")) -> None
     plt.close(figure)
 
 
+# ---------------------------------------------------- the reverse direction
+def reverse_summary(seeds: list[str], root: pathlib.Path | None = None) -> dict:
+    """Conditions R1-R7: aesthetics metrics, paired by seed against R1.
+
+    Args:
+        seeds: the seeds to read.
+        root: the folder holding `<condition>/seed<k>/`; default `--output_dir`.
+
+    Returns:
+        `{"seeds", "conditions": {id: entry}}` as `summarise`, with
+        `diff_vs_R1` on the aesthetics metrics of R3, R5 and R7.
+    """
+    summary: dict = {"seeds": seeds, "conditions": {}}
+    base = _load("R1", seeds, root)
+    for condition in REVERSE_CONDITIONS:
+        runs = _load(condition, seeds, root)
+        if runs is None:
+            continue
+        comparisons = (
+            {} if condition == "R1" else {"diff_vs_R1": (base, ("aesthetics",))}
+        )
+        entry = _summarise_condition(condition, runs, root, comparisons)
+        for name in list(entry):  # saliency is not the question here
+            if name.startswith("saliency/"):
+                del entry[name]
+        summary["conditions"][condition] = entry
+    return summary
+
+
+def reverse_markdown(summary: dict) -> str:
+    """The reverse direction's tables: aesthetics per condition, then Δ vs R1."""
+    conditions = summary["conditions"]
+    arrow = lambda m: "↓" if m in LOWER_IS_BETTER else "↑"  # noqa: E731
+    lines = [
+        "Reverse direction (does saliency help aesthetics?): aesthetics on 200 "
+        "labelled images; mean ± 95% t-interval over seeds "
+        f"{', '.join(summary['seeds'])} (each seed's value is over the 500 test "
+        "images).",
+        "",
+        "| condition | "
+        + " | ".join(f"{m} {arrow(m)}" for m in AESTHETICS_METRICS)
+        + " | training s/run |",
+        "|---" * (len(AESTHETICS_METRICS) + 2) + "|",
+    ]
+    for entry in conditions.values():
+        cells = [
+            (
+                _fmt(
+                    entry[f"aesthetics/{m}"]["mean"],
+                    entry[f"aesthetics/{m}"]["ci_half"],
+                )
+                if f"aesthetics/{m}" in entry
+                else "—"
+            )
+            for m in AESTHETICS_METRICS
+        ]
+        seconds = entry.get("train_seconds_mean")
+        cells.append("—" if seconds is None else f"{seconds:.0f}")
+        lines.append(f"| {entry['label']} | " + " | ".join(cells) + " |")
+    others = [e for c, e in conditions.items() if c != "R1"]
+    if others:
+        lines += [
+            "",
+            "Paired difference against R1 (aesthetics only; same seed, same 200 "
+            "aesthetics images), mean ± 95% t-interval over seeds (n = seeds "
+            "with both runs); positive = better except for EMD:",
+            "",
+            *_diff_table(others, "aesthetics", AESTHETICS_METRICS, "diff_vs_R1"),
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def reverse_plot(
+    summary: dict, path: pathlib.Path, metrics=("srcc", "plcc", "accuracy", "emd_r2")
+) -> None:
+    """Bar chart (PNG): one panel per aesthetics metric, bars ± 95% CI.
+
+    The dashed line in each panel is R1's mean (aesthetics only).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    entries = list(summary["conditions"].items())
+    if not entries:
+        return
+    colours = plt.get_cmap("tab10").colors
+    figure, axes = plt.subplots(
+        1, len(metrics), figsize=(3.6 * len(metrics), 3.8), squeeze=False
+    )
+    for axis, metric in zip(axes[0], metrics, strict=True):
+        key = f"aesthetics/{metric}"
+        values = [
+            (c, e[key]["mean"], e[key]["ci_half"] or 0.0)
+            for c, e in entries
+            if key in e
+        ]
+        axis.set_title(f"{metric.upper()} {'↓' if metric in LOWER_IS_BETTER else '↑'}")
+        if not values:
+            axis.set_axis_off()
+            continue
+        names = [c for c, _, _ in values]
+        axis.bar(
+            names,
+            [v for _, v, _ in values],
+            yerr=[h for _, _, h in values],
+            capsize=3,
+            color=[colours[REVERSE_CONDITIONS.index(c)] for c in names],
+        )
+        base = summary["conditions"].get("R1", {}).get(key)
+        if base is not None:
+            axis.axhline(
+                base["mean"], color="black", linestyle="--", linewidth=1, label="R1"
+            )
+            axis.legend(loc="lower right", fontsize="small")
+        axis.set_xlabel("condition")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def _write_reverse(seeds: list[str], out: pathlib.Path) -> str | None:
+    """`reverse.{md,json,png}` into `out` (and `--docs`) when R runs exist."""
+    summary = reverse_summary(seeds)
+    if not summary["conditions"]:
+        return None
+    (out / "reverse.json").write_text(json.dumps(summary, indent=2) + "\n")
+    table = reverse_markdown(summary)
+    (out / "reverse.md").write_text(table)
+    reverse_plot(summary, out / "reverse.png")
+    if _DOCS.value:
+        docs = pathlib.Path(_DOCS.value)
+        docs.mkdir(parents=True, exist_ok=True)
+        (docs / "reverse_table.md").write_text(table)
+        if (out / "reverse.png").exists():
+            shutil.copy(out / "reverse.png", docs / "reverse.png")
+    return table
+
+
 # ------------------------------------------------------- the scarcity sweep
 SWEEP_CONDITIONS = ("3", "5", "7")  # compared with condition 1 at each N
 
 
-def scarcity_summary(
-    counts: list[int], seeds: list[str], root: pathlib.Path
-) -> dict:
+def scarcity_summary(counts: list[int], seeds: list[str], root: pathlib.Path) -> dict:
     """Paired ΔCC (and ΔNSS, ΔIG) against condition 1 at each label count.
 
     Args:
@@ -447,7 +692,9 @@ def scarcity_markdown(sweep: dict, metrics=("cc", "nss", "ig")) -> str:
                 continue
             base_cells = [
                 (
-                    _fmt(base[f"saliency/{m}"]["mean"], base[f"saliency/{m}"]["ci_half"])
+                    _fmt(
+                        base[f"saliency/{m}"]["mean"], base[f"saliency/{m}"]["ci_half"]
+                    )
                     if base and f"saliency/{m}" in base
                     else "—"
                 )
@@ -586,6 +833,9 @@ def main(argv: list[str]) -> None:
         if (out / "study.png").exists():
             shutil.copy(out / "study.png", docs / "study.png")
     print(table)
+    reverse = _write_reverse(seeds, out)
+    if reverse:
+        print(reverse)
 
 
 if __name__ == "__main__":
