@@ -155,6 +155,25 @@ _PRIOR_GRID = flags.DEFINE_list(
 _FROZEN_UP_TO = flags.DEFINE_string(
     "frozen_up_to", None, "Freeze the trunk up to and including this tap."
 )
+_SHARING = flags.DEFINE_enum(
+    "sharing",
+    "hard",
+    ["hard", "soft", "cross_stitch"],
+    "Trunk sharing between the tasks: one trunk (hard), one per task coupled by "
+    "an L2 penalty (soft) or by cross-stitch units (cross_stitch).",
+)
+_COUPLING_WEIGHT = flags.DEFINE_float(
+    "coupling_weight",
+    None,
+    "sharing=soft: weight of sum ||theta_saliency - theta_aesthetics||^2 "
+    "(default 1e-3).",
+)
+_CROSS_STITCH_TAPS = flags.DEFINE_list(
+    "cross_stitch_taps",
+    None,
+    "sharing=cross_stitch: taps followed by a cross-stitch unit (default: every "
+    "tap up to the deepest one a head reads).",
+)
 _CACHE_FEATURES = flags.DEFINE_bool(
     "cache_features",
     False,
@@ -212,6 +231,28 @@ _VALIDATION_STEPS = flags.DEFINE_integer(
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of initialisation, order and flips.")
 _INIT_FROM = flags.DEFINE_string(
     "init_from", None, "A .keras model whose trunk initialises this one."
+)
+
+# Distribution (aesthal.training.distribute).
+_DISTRIBUTION = flags.DEFINE_enum(
+    "distribution",
+    "default",
+    ["default", "mirrored", "multi_worker"],
+    "train: default = one device; mirrored = tf.distribute.MirroredStrategy over "
+    "the local devices; multi_worker = MultiWorkerMirroredStrategy over the "
+    "workers in the TF_CONFIG environment variable (docs/usage.md, 'Training on "
+    "several machines'). --batch_size is the global batch.",
+)
+_COLLECTIVE_TIMEOUT_S = flags.DEFINE_float(
+    "collective_timeout_s",
+    300.0,
+    "multi_worker: seconds an all-reduce waits for the other workers before the "
+    "run fails (a dead worker).",
+)
+_STARTUP_TIMEOUT_S = flags.DEFINE_float(
+    "startup_timeout_s",
+    300.0,
+    "multi_worker: seconds the other workers have to come up.",
 )
 
 # Evaluation.
@@ -315,6 +356,13 @@ def _configs():
             centre_prior=_CENTRE_PRIOR.value,
             prior_grid=tuple(int(v) for v in _PRIOR_GRID.value),
             frozen_up_to=_FROZEN_UP_TO.value,
+            sharing=_SHARING.value,
+            **(
+                {}
+                if _COUPLING_WEIGHT.value is None
+                else {"coupling_weight": _COUPLING_WEIGHT.value}
+            ),
+            cross_stitch_taps=_CROSS_STITCH_TAPS.value or None,
         )
         data = DataConfig(
             dataset=_DATASET.value,
@@ -429,7 +477,11 @@ def main(argv: list[str]) -> None:
         from aesthal.data.prepare import DataDirError
         from aesthal.training.runner import ConfigConflictError
 
-        if not isinstance(error, DataDirError | ConfigConflictError):
+        from aesthal.training.distribute import ClusterConfigError
+
+        if not isinstance(
+            error, DataDirError | ConfigConflictError | ClusterConfigError
+        ):
             raise
         _exit_with_error(str(error), flag_error=False)
 
@@ -443,9 +495,27 @@ def _run(config) -> None:
     from aesthal.metrics import report
     from aesthal.training import runner
 
+    from aesthal.training import distribute
+
     out = pathlib.Path(config.output_dir)
+    strategy = None
     if _MODE.value == "train":  # before flags.txt: keep the other run's record
         runner.check_resumable(out, config)
+        # Before any other TensorFlow op (MultiWorkerMirroredStrategy needs it).
+        strategy = distribute.make_strategy(
+            _DISTRIBUTION.value,
+            collective_timeout_s=_COLLECTIVE_TIMEOUT_S.value,
+            startup_timeout_s=_STARTUP_TIMEOUT_S.value,
+        )
+    if not distribute.is_chief(strategy):
+        # A non-chief worker of a multi-worker run: it trains and saves beside
+        # the chief, into temporary folders; the chief writes the run directory.
+        model = runner.train(config, strategy=strategy)
+        if _EXPORT.value:
+            own = distribute.write_dir(out, strategy)
+            export_run(model, own)  # saving may take collectives: every worker saves
+            distribute.cleanup_write_dir(own, strategy)
+        return
     out.mkdir(parents=True, exist_ok=True)
     (out / "flags.txt").write_text(flags.FLAGS.flags_into_string())
     if _MODE.value == "export":
@@ -463,7 +533,7 @@ def _run(config) -> None:
         return
     # A rerun of a finished run keeps its record and only does what is missing.
     finished = runner.is_finished(config)
-    model = runner.train(config)
+    model = runner.train(config, strategy=strategy)
     exported = finished and (out / "saved_model").is_dir()
     evaluated = finished and (out / "metrics.json").is_file()
     if (exported or not _EXPORT.value) and (evaluated or not _EVALUATE.value):
@@ -476,6 +546,10 @@ def _run(config) -> None:
     if _EXPORT.value and not exported:
         logging.info("SavedModel: %s", export_run(model, out))
     if _EVALUATE.value and not evaluated:
+        if distribute.is_multi_worker(strategy):
+            # The chief alone evaluates, on a copy outside the strategy (the
+            # other workers have finished).
+            model = load_model(out / "model.keras")
         results = report.evaluate(
             model, config.data, out, max_images=_EVAL_MAX_IMAGES.value
         )

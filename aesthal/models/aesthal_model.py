@@ -964,12 +964,15 @@ class AesthalModel(keras.Model):
             t: tf.stop_gradient(w) for t, w in strategy.weights_by_task().items()
         }
         grads_by_group, task_shared = {t: None for t in TASKS}, {}
+        targets = shared + groups["saliency"] + groups["aesthetics"]
         for task in TASKS:
-            grads = tape.gradient(
-                task_losses[task],
-                shared + groups["saliency"] + groups["aesthetics"],
-                unconnected_gradients=tf.UnconnectedGradients.ZERO,
-            )
+            grads = tape.gradient(task_losses[task], targets)
+            # Unconnected (e.g. the other task's head): zeros. (Not
+            # `UnconnectedGradients.ZERO`, which fails on Keras variables.)
+            grads = [
+                tf.zeros(v.shape, v.dtype) if g is None else g
+                for g, v in zip(grads, targets, strict=True)
+            ]
             task_shared[task] = grads[: len(shared)]
             start = len(shared)
             for group in ("saliency", "aesthetics"):
