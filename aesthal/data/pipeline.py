@@ -297,7 +297,9 @@ def _saliency_table(
     height, width = int(image_size[0]), int(image_size[1])
     splits = np.concatenate([[0], np.cumsum([len(p) for p in points])])
     return (
-        tf.constant(np.stack(maps) if maps else np.zeros([0, height, width, 1])),
+        tf.constant(
+            np.stack(maps) if maps else np.zeros([0, height, width, 1], np.float32)
+        ),
         tf.constant(
             np.concatenate(points).astype(np.float32)
             if points

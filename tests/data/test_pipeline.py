@@ -311,7 +311,9 @@ def test_permutation_of_saliency_stays_inside_the_budget():
     assert (owners[labelled] != ids[labelled]).any()
     # The same 6 are labelled as without the permutation (the budget's draw).
     plain = data.SourceSpec(
-        _marked_saliency(), label_budget={"saliency": 6}, drop_unlabelled=False,
+        _marked_saliency(),
+        label_budget={"saliency": 6},
+        drop_unlabelled=False,
         seed=4,
     )
     np.testing.assert_array_equal(_map_owners(plain)[1] >= 0, labelled)
