@@ -535,6 +535,10 @@ class TrainConfig:
             epochs, as DeepGaze II and the Caffe/TF1 recipes do).
         lr_step_epochs, lr_step_factor: the "step" schedule's interval and
             factor.
+        restore_best_epoch: end with the weights of the epoch of lowest
+            validation loss (early stopping, as DeepGaze II does; kept on disk
+            across resumes, `aesthal.training.best_epoch`); needs a
+            validation split.
         loss_weighting: one of `LOSS_WEIGHTINGS` (each with its published
             defaults; see docs/balancing.md).
         loss_weights: fixed task weights (missing tasks: 1.0); only with
@@ -554,6 +558,7 @@ class TrainConfig:
     lr_schedule: str = "constant"
     lr_step_epochs: int = 10
     lr_step_factor: float = 0.3
+    restore_best_epoch: bool = False
     loss_weighting: str = "fixed"
     loss_weights: Mapping[str, float] = dataclasses.field(default_factory=dict)
     saliency_loss: Mapping[str, float] = dataclasses.field(default_factory=dict)

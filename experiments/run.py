@@ -223,6 +223,11 @@ _LR_STEP_EPOCHS = flags.DEFINE_integer(
 _LR_STEP_FACTOR = flags.DEFINE_float(
     "lr_step_factor", 0.3, "--lr_schedule=step: factor of each decay."
 )
+_RESTORE_BEST_EPOCH = flags.DEFINE_bool(
+    "restore_best_epoch",
+    False,
+    "End with the weights of the epoch of lowest validation loss.",
+)
 _EPOCHS = flags.DEFINE_integer("epochs", 5, "Epochs.")
 _STEPS_PER_EPOCH = flags.DEFINE_integer("steps_per_epoch", 100, "Steps per epoch.")
 _VALIDATION_STEPS = flags.DEFINE_integer(
@@ -392,6 +397,7 @@ def _configs():
             lr_schedule=_LR_SCHEDULE.value,
             lr_step_epochs=_LR_STEP_EPOCHS.value,
             lr_step_factor=_LR_STEP_FACTOR.value,
+            restore_best_epoch=_RESTORE_BEST_EPOCH.value,
             loss_weighting=_LOSS_WEIGHTING.value,
             loss_weights=loss_weights,
             saliency_loss={

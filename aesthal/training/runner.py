@@ -46,6 +46,7 @@ from aesthal.inference import load_model
 from aesthal.models import AesthalModel, TrainingStatsLogger, build_model
 from aesthal.models.priors import centre_bias_log_density
 from aesthal.training import callbacks as callbacks_lib
+from aesthal.training.best_epoch import RestoreBestEpoch
 
 _LOG = logging.getLogger("aesthal")
 
@@ -263,10 +264,19 @@ def train(config: ExperimentConfig, verbose: int | str = "auto") -> AesthalModel
     # Learning rates, task weights, NaN/Inf skips: beside TensorBoard's own
     # train/ scalars, and (through RunRecord) in history.json.
     stats = TrainingStatsLogger(str(out / "tensorboard" / "train"))
+    best_epoch = []
+    if config.train.restore_best_epoch:
+        if val_ds is None:
+            raise ValueError(
+                "TrainConfig.restore_best_epoch needs a validation split "
+                "(DataConfig.validation_split / --validation_split)."
+            )
+        best_epoch = [RestoreBestEpoch(out / "checkpoints")]
     callbacks = [
         # Before the backup: an epoch is recorded before it counts as done.
         stats,
         callbacks_lib.RunRecord(out, resumed_epochs, stats),
+        *best_epoch,
         keras.callbacks.BackupAndRestore(
             str(out / "backup"), delete_checkpoint=False, double_checkpoint=True
         ),

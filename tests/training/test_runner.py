@@ -76,3 +76,55 @@ def test_runner_records_the_trained_tasks_in_the_model(tmp_path):
     assert saved.config.tasks == ("saliency",)
     history = json.loads((tmp_path / "run" / "history.json").read_text())
     assert len(history["loss"]) == 1 and "aesthetics_loss" not in history
+
+
+def test_restore_best_epoch_saves_the_epoch_of_lowest_validation_loss(tmp_path):
+    from aesthal.config import DataConfig
+
+    config = ExperimentConfig(
+        output_dir=str(tmp_path / "run"),
+        model=aesthal.ModelConfig(input_size=(32, 48), tasks=("saliency",)),
+        data=DataConfig(
+            dataset="synthetic_scenes/tiny",
+            data_dir=str(tmp_path / "tfds"),
+            tasks=("saliency",),
+            batch_size=4,
+            validation_split="validation",
+        ),
+        # A learning rate high enough that the validation loss is not
+        # monotone over 4 epochs of 2 steps.
+        train=TrainConfig(
+            epochs=4, steps_per_epoch=2, learning_rate=0.05, restore_best_epoch=True
+        ),
+    )
+    runner.train(config, verbose=0)
+    run = tmp_path / "run"
+    history = json.loads((run / "history.json").read_text())
+    best = json.loads((run / "checkpoints" / "best.json").read_text())
+    losses = history["val_loss"]
+    assert best["epoch"] == int(np.argmin(losses)) + 1
+    assert best["epoch"] < len(losses)  # so the last weights are not the best
+    assert best["value"] == pytest.approx(min(losses), rel=1e-6)
+    saved = aesthal.inference.load_model(run / "model.keras")
+    reference = aesthal.build_model(config.model)
+    reference.load_weights(run / "checkpoints" / "best.weights.h5")
+    for a, b in zip(saved.get_weights(), reference.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_restore_best_epoch_without_validation_is_refused_before_training(tmp_path):
+    from aesthal.config import DataConfig
+
+    config = ExperimentConfig(
+        output_dir=str(tmp_path / "run"),
+        model=aesthal.ModelConfig(input_size=(32, 48)),
+        data=DataConfig(
+            dataset="synthetic_scenes/tiny",
+            data_dir=str(tmp_path / "tfds"),
+            validation_split=None,
+        ),
+        train=TrainConfig(epochs=1, steps_per_epoch=1, restore_best_epoch=True),
+    )
+    with pytest.raises(ValueError, match="needs a validation split"):
+        runner.train(config, verbose=0)
+    assert not (tmp_path / "run" / "history.json").exists()
