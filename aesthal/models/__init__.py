@@ -21,6 +21,7 @@ from aesthal.models.loss_weighting import (
     get_loss_weighting,
 )
 from aesthal.models.saliency_head import SaliencyHead
+from aesthal.models.sharing import CrossStitchUnit, coupling_loss
 from aesthal.models.validation import validate_batch
 from aesthal.models.variable_groups import check_partition
 
@@ -28,6 +29,7 @@ __all__ = [
     "AesthalModel",
     "AestheticsHead",
     "CAGrad",
+    "CrossStitchUnit",
     "DynamicWeightAverage",
     "FixedWeighting",
     "GradNorm",
@@ -41,6 +43,7 @@ __all__ = [
     "build_backbone",
     "build_model",
     "check_partition",
+    "coupling_loss",
     "get_loss_weighting",
     "imagenet_weights_file",
     "keras_cache_dir",

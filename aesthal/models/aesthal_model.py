@@ -1,5 +1,8 @@
 """`AesthalModel`: one shared trunk, a saliency decoder and an aesthetics head.
 
+(Or one trunk per task, with `ModelConfig.sharing` "soft" or "cross_stitch":
+see `aesthal.models.sharing` and docs/design.md, "Sharing".)
+
 The model owns its training, as in keras-io's "customizing what happens in
 fit" GAN example: `compile` takes one optimizer per variable group and holds
 them as `shared_optimizer`, `aesthetics_optimizer` and `saliency_optimizer`;
@@ -1106,8 +1109,17 @@ class AesthalModel(keras.Model):
         (PerReplica ...) to a Tensor"). The build needs only the shapes, which
         every replica's share has; no value crosses workers. Tested by
         tests/training/test_multi_worker.py (fails at `fit` without it).
+
+        A built model (`build_model` builds it) reads no batch at all: Keras'
+        read opens an extra iterator, which draws one more shuffle pass of a
+        `reshuffle_each_iteration` stream (`aesthal.data.make_dataset`), so
+        that a distributed run would see other batches than one device (see
+        `SkipBatchesOnTrainBegin`). Tested by the same module's comparison
+        of a 2-worker run with one process on the shuffled generated data.
         """
         if iterator is not None and self._distribute_strategy is not None:
+            if all(layer.built for layer in self._flatten_layers()):
+                return super()._maybe_symbolic_build(data_batch=None)
             local = self.distribute_strategy.experimental_local_results
             for _, _, batches in iterator:
                 batch = next(batches)

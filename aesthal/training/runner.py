@@ -38,6 +38,7 @@ import pathlib
 from typing import Any
 
 import keras
+import tensorflow as tf
 
 from aesthal import metrics as metrics_lib
 from aesthal.config import TASKS, DataConfig, ExperimentConfig, ModelConfig, TrainConfig
@@ -47,6 +48,7 @@ from aesthal.models import AesthalModel, TrainingStatsLogger, build_model
 from aesthal.models.priors import centre_bias_log_density
 from aesthal.training import callbacks as callbacks_lib
 from aesthal.training.best_epoch import RestoreBestEpoch
+from aesthal.training import distribute
 
 _LOG = logging.getLogger("aesthal")
 
@@ -119,6 +121,8 @@ def _initialise_trunk(model: AesthalModel, path: str) -> None:
             f"model's is {model.config.backbone!r}."
         )
     model.backbone.set_weights(source.backbone.get_weights())
+    if model.aesthetics_backbone is not None:  # soft / cross-stitch sharing
+        model.aesthetics_backbone.set_weights(source.backbone.get_weights())
 
 
 def write_json(path: pathlib.Path, value: Any) -> None:
@@ -186,7 +190,11 @@ def is_finished(config: ExperimentConfig) -> bool:
     )
 
 
-def train(config: ExperimentConfig, verbose: int | str = "auto") -> AesthalModel:
+def train(
+    config: ExperimentConfig,
+    verbose: int | str = "auto",
+    strategy: tf.distribute.Strategy | None = None,
+) -> AesthalModel:
     """Trains a model as `config` says; resumes if the run directory has a backup.
 
     A backup is only resumed under the configuration that wrote it. A run
@@ -198,9 +206,24 @@ def train(config: ExperimentConfig, verbose: int | str = "auto") -> AesthalModel
     Writes `config.json`, TensorBoard logs, `backup/`, `checkpoints/last.keras`
     and `model.keras` under `config.output_dir`.
 
+    Under a `tf.distribute` `strategy` (`aesthal.training.distribute`), the
+    model is built and compiled in its scope and `fit` splits every global
+    batch of `DataConfig.batch_size` between the replicas (by data). Under
+    `MultiWorkerMirroredStrategy` every worker runs this same function; the
+    chief writes the run directory, the other workers write into temporary
+    folders of their own (deleted at the end) and every worker resumes from
+    the run directory's `backup/`.
+
+    Args:
+        config: the run.
+        verbose: `fit`'s verbosity.
+        strategy: None (the current strategy: one device) or a
+            `tf.distribute.Strategy` (`distribute.make_strategy`).
+
     Returns:
         The trained model.
     """
+    strategy = strategy or tf.distribute.get_strategy()
     out = pathlib.Path(config.output_dir)
     check_resumable(out, config)
     if is_finished(config):
@@ -211,8 +234,21 @@ def train(config: ExperimentConfig, verbose: int | str = "auto") -> AesthalModel
             config.train.epochs,
         )
         return load_model(out / "model.keras")
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "config.json", config.to_dict())
+    # Where this process writes: the run directory on the chief, a temporary
+    # folder on the other workers of a multi-worker run.
+    own = distribute.write_dir(out, strategy)
+    chief = distribute.is_chief(strategy)
+    if chief:
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(out / "config.json", config.to_dict())
+    try:
+        return _train(config, verbose, strategy, out, own)
+    finally:
+        distribute.cleanup_write_dir(own, strategy)
+
+
+def _train(config, verbose, strategy, out: pathlib.Path, own: pathlib.Path):
+    """`train` once the run directory is set: `out` is read, `own` written."""
     builder = prepare.prepare_data(config.data)
     data = config.data
     prepare.check_split(builder, data.train_split)
@@ -232,17 +268,19 @@ def train(config: ExperimentConfig, verbose: int | str = "auto") -> AesthalModel
             prepare.check_split(builder, data.validation_split)
 
     keras.utils.set_random_seed(config.train.seed)
-    model = build_model(dataclasses.replace(config.model, tasks=data.tasks))
-    if config.train.init_from:
-        _initialise_trunk(model, config.train.init_from)
-    if model.config.centre_prior == "fixed":
-        # A weight of the model: saved in model.keras and the SavedModel.
-        model.set_centre_prior(
-            centre_bias_log_density(
-                prepare.training_fixations(data), grid_shape=model.config.prior_grid
+    with strategy.scope():
+        model = build_model(dataclasses.replace(config.model, tasks=data.tasks))
+        if config.train.init_from:
+            _initialise_trunk(model, config.train.init_from)
+        if model.config.centre_prior == "fixed":
+            # A weight of the model: saved in model.keras and the SavedModel.
+            model.set_centre_prior(
+                centre_bias_log_density(
+                    prepare.training_fixations(data),
+                    grid_shape=model.config.prior_grid,
+                )
             )
-        )
-    compile_model(model, config.train, tasks=data.tasks)
+        compile_model(model, config.train, tasks=data.tasks)
 
     image_size = config.model.input_size
     # Resume: BackupAndRestore reloads the weights and all three optimizers'
@@ -261,9 +299,13 @@ def train(config: ExperimentConfig, verbose: int | str = "auto") -> AesthalModel
     )
     train_ds = skip.dataset
     val_ds = prepare.validation_dataset(data, image_size)
+    if distribute.is_multi_worker(strategy):
+        # Each worker takes its share of every global batch (not of the files).
+        train_ds = distribute.shard_by_data(train_ds)
+        val_ds = None if val_ds is None else distribute.shard_by_data(val_ds)
     # Learning rates, task weights, NaN/Inf skips: beside TensorBoard's own
     # train/ scalars, and (through RunRecord) in history.json.
-    stats = TrainingStatsLogger(str(out / "tensorboard" / "train"))
+    stats = TrainingStatsLogger(str(own / "tensorboard" / "train"))
     best_epoch = []
     if config.train.restore_best_epoch:
         if val_ds is None:
@@ -271,28 +313,31 @@ def train(config: ExperimentConfig, verbose: int | str = "auto") -> AesthalModel
                 "TrainConfig.restore_best_epoch needs a validation split "
                 "(DataConfig.validation_split / --validation_split)."
             )
-        best_epoch = [RestoreBestEpoch(out / "checkpoints")]
+        best_epoch = [RestoreBestEpoch(own / "checkpoints")]
     callbacks = [
         # Before the backup: an epoch is recorded before it counts as done.
         stats,
-        callbacks_lib.RunRecord(out, resumed_epochs, stats),
+        callbacks_lib.RunRecord(own, resumed_epochs, stats),
         *best_epoch,
-        keras.callbacks.BackupAndRestore(
-            str(out / "backup"), delete_checkpoint=False, double_checkpoint=True
+        callbacks_lib.WorkerBackupAndRestore(
+            str(out / "backup"),
+            write_backup_dir=str(own / "backup"),
+            delete_checkpoint=False,
+            double_checkpoint=True,
         ),
-        keras.callbacks.ModelCheckpoint(str(out / "checkpoints" / "last.keras")),
-        keras.callbacks.TensorBoard(str(out / "tensorboard"), update_freq="epoch"),
+        keras.callbacks.ModelCheckpoint(str(own / "checkpoints" / "last.keras")),
+        keras.callbacks.TensorBoard(str(own / "tensorboard"), update_freq="epoch"),
         callbacks_lib.StopOnNonFinite(),
         skip,
     ]
     if val_ds is not None and config.train.tensorboard_images > 0:
         callbacks.append(
             callbacks_lib.SaliencyImageLogger(
-                str(out / "tensorboard" / "images"),
+                str(own / "tensorboard" / "images"),
                 val_ds.unbatch().take(config.train.tensorboard_images),
             )
         )
-    (out / "checkpoints").mkdir(exist_ok=True)
+    (own / "checkpoints").mkdir(parents=True, exist_ok=True)
     model.fit(
         train_ds,
         epochs=config.train.epochs,
@@ -303,5 +348,5 @@ def train(config: ExperimentConfig, verbose: int | str = "auto") -> AesthalModel
         verbose=verbose,
         shuffle=False,  # the tf.data pipeline shuffles, by seed
     )
-    model.save(out / "model.keras")
+    model.save(own / "model.keras")
     return model
