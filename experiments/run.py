@@ -479,11 +479,21 @@ def main(argv: list[str]) -> None:
         _exit_with_error(str(error))
     try:
         _run(config)
-    except (OSError, ValueError) as error:
-        from aesthal.data.prepare import DataDirError
-        from aesthal.training.runner import ConfigConflictError
+    except Exception as error:
+        import tensorflow as tf
 
+        from aesthal.training import distribute
+
+        if _DISTRIBUTION.value == "multi_worker" and isinstance(
+            error, tf.errors.OpError
+        ):
+            # A dead worker: end with a message, not a traceback or a hang.
+            _exit_with_error(distribute.worker_failure_message(error), flag_error=False)
+        if not isinstance(error, OSError | ValueError):
+            raise
+        from aesthal.data.prepare import DataDirError
         from aesthal.training.distribute import ClusterConfigError
+        from aesthal.training.runner import ConfigConflictError
 
         if not isinstance(
             error, DataDirError | ConfigConflictError | ClusterConfigError

@@ -9,6 +9,8 @@ weights and NaN/Inf skips, lives beside the model whose statistics it reads.)
   for fixed validation examples, every epoch.
 - `RunRecord`: `history.json` and `train_time.json`, written every epoch and
   kept whole across resumes.
+- `WorkerBackupAndRestore`: `BackupAndRestore` that, on a multi-worker
+  run's non-chief workers, writes to a folder of their own.
 - `completed_epochs`: how many epochs a `keras.callbacks.BackupAndRestore`
   folder has backed up, read *before* `fit` so that the training stream can be
   positioned where the interrupted run stopped.
@@ -186,6 +188,40 @@ def completed_epochs(backup_dir: str | os.PathLike) -> int:
         return 0
     with open(metadata) as handle:
         return int(json.load(handle)["epoch"])
+
+
+class WorkerBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """`keras.callbacks.BackupAndRestore` with the chief logic of multi-worker runs.
+
+    Keras 3's callback has none: under `MultiWorkerMirroredStrategy` every
+    worker would write the same `backup_dir`. Here every worker restores from
+    `backup_dir` (the chief's backup: a shared file system, or a copy), but
+    writes its backups to `write_backup_dir`: the chief's is `backup_dir`,
+    each other worker's a temporary folder of its own
+    (`aesthal.training.distribute.write_dir`), as TF's multi-worker
+    checkpointing guidance says (every worker saves, since saving can read
+    variables through a collective; only the chief's copy is kept).
+
+    Args:
+        backup_dir: the backup read at the start of `fit`.
+        write_backup_dir: where this worker writes (None: `backup_dir`).
+        **kwargs: as `keras.callbacks.BackupAndRestore`.
+    """
+
+    def __init__(self, backup_dir, write_backup_dir=None, **kwargs):
+        super().__init__(backup_dir, **kwargs)
+        self.write_backup_dir = os.fspath(write_backup_dir or backup_dir)
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        if self.write_backup_dir != os.fspath(self.backup_dir):
+            self.backup_dir = self.write_backup_dir
+            self._weights_path = os.path.join(self.backup_dir, "latest.weights.h5")
+            self._training_metadata_path = os.path.join(
+                self.backup_dir, "training_metadata.json"
+            )
+            self._prev_weights_path = f"{self._weights_path}.bkp"
+            self._prev_training_metadata_path = f"{self._training_metadata_path}.bkp"
 
 
 class SkipBatchesOnTrainBegin(keras.callbacks.Callback):

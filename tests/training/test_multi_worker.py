@@ -1,0 +1,389 @@
+"""Several worker processes (`MultiWorkerMirroredStrategy`, `TF_CONFIG`) train
+like one process, survive a killed worker, and refuse a bad cluster.
+
+Loopback only: every worker listens on 127.0.0.1 at a port chosen free at run
+time, and every subprocess has a hard timeout, so a hang fails the test. Each
+TensorFlow process takes ~10-15 s to start on the 2-core CI machine: the
+module shares its runs between asserts (module-scoped fixtures).
+
+- `experiments/run.py --distribution=multi_worker`, 2 workers, against
+  `--distribution=default` (one process), same flags, seed, data and global
+  batch, on the shuffled generated data (fixed loss weights): equal final
+  weights, equal SavedModel maps; the chief alone writes the run directory.
+- The library in a strategy scope (no runner): 2 workers against one process
+  for the `uncertainty` and `pcgrad` loss weightings, uneven labels between
+  the workers' halves of the batch (the all-reduced labelled counts).
+- A worker SIGKILLed in the middle of an epoch: the chief ends with a clear
+  error after the collective timeout; the same commands again resume from the
+  last backup and end with the uninterrupted run's weights.
+- A bad `TF_CONFIG`: clear errors, and a worker that never comes up ends the
+  run after `--startup_timeout_s`, not a hang.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from aesthal.training import distribute
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+RUN = REPO / "experiments" / "run.py"
+TINY = REPO / "experiments" / "configs" / "tiny.flags"
+TIMEOUT_S = 420  # any one process; a hang fails the test instead of CI
+
+pytestmark = pytest.mark.slow
+
+
+def _free_ports(n: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def _tf_configs(n: int) -> list[str]:
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in _free_ports(n)]}
+    return [
+        json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})
+        for i in range(n)
+    ]
+
+
+def _env(tmp: pathlib.Path | None = None, tf_config: str | None = None) -> dict:
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
+    env.pop("TF_CONFIG", None)
+    if tf_config is not None:
+        env["TF_CONFIG"] = tf_config
+    if tmp is not None:  # where a non-chief worker's temporary folders go
+        tmp.mkdir(parents=True, exist_ok=True)
+        env["TMPDIR"] = str(tmp)
+    return env
+
+
+def _run_flags(out: pathlib.Path, data_dir: pathlib.Path, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        str(RUN),
+        f"--flagfile={TINY}",
+        f"--output_dir={out}",
+        f"--data_dir={data_dir}",
+        "--collective_timeout_s=20",
+        "--startup_timeout_s=120",
+        *extra,
+    ]
+
+
+def _start_workers(out, data_dir, tmp, *extra) -> list[subprocess.Popen]:
+    command = _run_flags(out, data_dir, "--distribution=multi_worker", *extra)
+    processes = []
+    for i, tf_config in enumerate(_tf_configs(2)):
+        log = open(f"{out}.worker{i}.log", "w")
+        processes.append(
+            subprocess.Popen(
+                command,
+                env=_env(tmp / f"worker{i}", tf_config),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        )
+    return processes
+
+
+def _wait(processes, timeout_s=TIMEOUT_S) -> list[int]:
+    deadline = time.monotonic() + timeout_s
+    codes = []
+    for process in processes:
+        try:
+            codes.append(process.wait(timeout=max(1.0, deadline - time.monotonic())))
+        except subprocess.TimeoutExpired:
+            for p in processes:
+                p.kill()
+            raise
+    return codes
+
+
+def _log(out: pathlib.Path, worker: int) -> str:
+    return pathlib.Path(f"{out}.worker{worker}.log").read_text()[-3000:]
+
+
+def _weights(path: pathlib.Path) -> list[np.ndarray]:
+    from aesthal.inference import load_model
+
+    return [np.asarray(w) for w in load_model(path).get_weights()]
+
+
+def _max_gap(a: list[np.ndarray], b: list[np.ndarray]) -> tuple[float, float]:
+    gap = max(float(np.max(np.abs(u - v))) for u, v in zip(a, b, strict=True))
+    return gap, max(float(np.max(np.abs(u))) for u in a)
+
+
+# ------------------------------------------------------------------ runs
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """One process, then two workers, then two workers killed and resumed."""
+    root = tmp_path_factory.mktemp("multi_worker")
+    data_dir = root / "tfds"
+    one = subprocess.run(
+        _run_flags(root / "one", data_dir, "--noevaluate"),
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+    )
+    assert one.returncode == 0, one.stderr[-3000:]
+    # The same flags on 2 workers (the data set is built: no worker builds it).
+    two = root / "two"
+    codes = _wait(_start_workers(two, data_dir, root / "tmp_two"))
+    assert codes == [0, 0], (_log(two, 0), _log(two, 1))
+    return root, data_dir
+
+
+@pytest.fixture(scope="module")
+def killed(runs):
+    """Two workers; worker 1 SIGKILLed during epoch 2; then both restarted."""
+    root, data_dir = runs
+    out = root / "killed"
+    tmp = root / "tmp_killed"
+    processes = _start_workers(out, data_dir, tmp, "--noevaluate", "--noexport")
+    metadata = out / "backup" / "training_metadata.json"
+    deadline = time.monotonic() + TIMEOUT_S
+    while time.monotonic() < deadline and processes[1].poll() is None:
+        if metadata.exists() and json.loads(metadata.read_text() or "{}").get("epoch"):
+            break
+        time.sleep(0.05)
+    processes[1].send_signal(signal.SIGKILL)
+    start = time.monotonic()
+    codes = _wait(processes, timeout_s=180)
+    chief_seconds = time.monotonic() - start
+    first = {
+        "codes": codes,
+        "chief_seconds": chief_seconds,
+        "chief_log": _log(out, 0),
+        "epochs_backed_up": json.loads(metadata.read_text())["epoch"],
+        "model_written": (out / "model.keras").exists(),
+    }
+    codes = _wait(_start_workers(out, data_dir, tmp, "--noevaluate", "--noexport"))
+    assert codes == [0, 0], (_log(out, 0), _log(out, 1))
+    return out, first
+
+
+def test_two_workers_train_like_one_process(runs):
+    root, _ = runs
+    gap, scale = _max_gap(_weights(root / "one" / "model.keras"), _weights(root / "two" / "model.keras"))
+    # 6 steps of Adam (lr 1e-3): float32 round-off from the all-reduce's
+    # summation order is amplified where Adam divides a near-zero gradient by
+    # its own RMS; the largest gap (1.1e-5 here, in the side head's fuse
+    # kernel) stays within 3e-5 of the largest weight.
+    assert gap <= 3e-5 * scale, (gap, scale)
+    one = json.loads((root / "one" / "history.json").read_text())
+    two = json.loads((root / "two" / "history.json").read_text())
+    for name in ("loss", "saliency_loss", "aesthetics_loss", "val_loss"):
+        np.testing.assert_allclose(two[name], one[name], rtol=1e-4, err_msg=name)
+
+
+def test_exported_models_give_the_same_maps(runs):
+    from aesthal.inference import Predictor
+
+    root, _ = runs
+    image = np.random.default_rng(0).integers(0, 256, (40, 60, 3), dtype=np.uint8)
+    one = Predictor(str(root / "one" / "saved_model")).predict(image)["saliency"]
+    two = Predictor(str(root / "two" / "saved_model")).predict(image)["saliency"]
+    assert one.shape == (40, 60) and one.sum() == pytest.approx(1.0, rel=1e-4)
+    np.testing.assert_allclose(two, one, rtol=1e-3, atol=1e-4 * float(one.max()))
+
+
+def test_only_the_chief_writes_the_run_directory(runs):
+    root, _ = runs
+    out = root / "two"
+    for name in (
+        "config.json",
+        "flags.txt",
+        "model.keras",
+        "checkpoints/last.keras",
+        "backup/latest.weights.h5",
+        "history.json",
+        "saved_model/saved_model.pb",
+        "metrics.json",
+    ):
+        assert (out / name).exists(), name
+    assert "--distribution=multi_worker" in (out / "flags.txt").read_text()
+    # Worker 1 wrote only into temporary folders of its own, deleted at the end.
+    assert list((root / "tmp_two" / "worker1").iterdir()) == []
+    assert "Results:" in _log(out, 0) and "Results:" not in _log(out, 1)
+
+
+def test_killed_worker_ends_the_others_and_the_rerun_resumes(runs, killed):
+    root, _ = runs
+    out, first = killed
+    # The survivor ended with a message, bounded by the collective timeout.
+    assert first["codes"][1] == -signal.SIGKILL
+    assert first["codes"][0] == 1, first["chief_log"]
+    assert "a worker of the cluster stopped answering" in first["chief_log"]
+    assert first["chief_seconds"] < 120
+    assert first["epochs_backed_up"] == 1 and not first["model_written"]
+    # The restarted cluster resumed at epoch 2 (each worker skipping the 3
+    # global batches of epoch 1) and ended where the uninterrupted run did.
+    gap, scale = _max_gap(_weights(root / "two" / "model.keras"), _weights(out / "model.keras"))
+    assert gap <= 1e-6 * scale, (gap, scale)
+    history = json.loads((out / "history.json").read_text())
+    assert len(history["loss"]) == 2
+
+
+# ---------------------------------------------------- the library, per method
+_LIBRARY_SCRIPT = r"""
+import json, sys
+import numpy as np
+import tensorflow as tf
+from aesthal.training import distribute
+
+strategy = distribute.make_strategy(sys.argv[1], collective_timeout_s=60, startup_timeout_s=120)
+import keras
+import aesthal
+
+config = aesthal.ModelConfig(input_size=(32, 48), side_heads=(("saliency", "stage2", 0.5),))
+rng = np.random.default_rng(0)
+images = rng.uniform(0, 255, (4, 32, 48, 3)).astype("float32")
+targets = {
+    "saliency": rng.uniform(0, 1, (4, 32, 48, 1)).astype("float32") ** 4,
+    "aesthetics": rng.integers(1, 50, (4, 10)).astype("float32"),
+}
+# Uneven labels between the workers' halves ([1, 1] | [1, 0], [0, 0] | [1, 1]):
+# a per-worker mean would differ from the global-batch mean.
+weights = {
+    "saliency": np.array([1, 1, 1, 0], "float32"),
+    "aesthetics": np.array([0, 0, 1, 1], "float32"),
+}
+dataset = distribute.shard_by_data(
+    tf.data.Dataset.from_tensors((images, targets, weights)).repeat(2)
+)
+results = {}
+for method in sys.argv[2].split(","):
+    keras.utils.set_random_seed(0)
+    with strategy.scope():
+        model = aesthal.build_model(config)
+        model.compile(
+            optimizers={
+                "shared": keras.optimizers.Adam(1e-3),
+                "aesthetics": keras.optimizers.SGD(0.5, momentum=0.9),
+                "saliency": keras.optimizers.Adam(1e-2),
+            },
+            loss_weighting=method,
+            jit_compile=False,
+        )
+    history = model.fit(dataset, epochs=1, verbose=0)
+    variables = list(model.weights) + list(model.loss_weighting.variables)
+    results[method] = {
+        "weights": [np.asarray(v.numpy()).ravel().tolist() for v in variables],
+        "logs": {k: float(v[-1]) for k, v in history.history.items()},
+        "steps": int(model.step_counter.count.numpy()),
+    }
+print("RESULT" + json.dumps(results))
+"""
+
+LIBRARY_METHODS = ("uncertainty", "pcgrad")
+
+
+@pytest.fixture(scope="module")
+def library_results(tmp_path_factory):
+    root = tmp_path_factory.mktemp("library")
+    methods = ",".join(LIBRARY_METHODS)
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", _LIBRARY_SCRIPT, "multi_worker", methods],
+            env=_env(tf_config=tf_config),
+            cwd=root,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for tf_config in _tf_configs(2)
+    ]
+    one = subprocess.run(
+        [sys.executable, "-c", _LIBRARY_SCRIPT, "default", methods],
+        env=_env(),
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+    )
+    outputs = []
+    for process in processes:
+        stdout, stderr = process.communicate(timeout=TIMEOUT_S)
+        assert process.returncode == 0, stderr[-3000:]
+        outputs.append(stdout)
+    assert one.returncode == 0, one.stderr[-3000:]
+    parse = lambda text: json.loads(text.split("RESULT", 1)[1])  # noqa: E731
+    return parse(one.stdout), [parse(o) for o in outputs]
+
+
+@pytest.mark.parametrize("method", LIBRARY_METHODS)
+def test_library_on_two_workers_equals_one_process(library_results, method):
+    one, workers = library_results
+    reference = [np.asarray(w) for w in one[method]["weights"]]
+    for worker in workers:
+        out = worker[method]
+        assert out["steps"] == 2
+        gap, scale = _max_gap(reference, [np.asarray(w) for w in out["weights"]])
+        assert gap <= 1e-5 * scale, (method, gap, scale)
+        for key, value in one[method]["logs"].items():
+            assert out["logs"][key] == pytest.approx(value, rel=1e-4, abs=1e-6), key
+
+
+# ------------------------------------------------------------ bad clusters
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (None, "TF_CONFIG environment variable, which is not set"),
+        ("{cluster: ", "TF_CONFIG is not valid JSON"),
+        ('{"cluster": {"worker": ["127.0.0.1:1"]}}', "TF_CONFIG has no 'task'"),
+        (
+            '{"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": "worker", "index": 1}}',
+            r"task index 1 is out of range: the cluster has 1 'worker' task\(s\)",
+        ),
+        (
+            '{"cluster": {"worker": ["localhost"]}, "task": {"type": "worker", "index": 0}}',
+            "has 'localhost', not 'host:port'",
+        ),
+        (
+            '{"cluster": {"worker": ["a:1"]}, "task": {"type": "chief", "index": 0}}',
+            "task type 'chief' is not in the cluster",
+        ),
+    ],
+)
+def test_bad_tf_config_is_named_with_an_example(text, message):
+    with pytest.raises(distribute.ClusterConfigError, match=message) as error:
+        distribute.parse_tf_config(text)
+    assert "TF_CONFIG='{\"cluster\"" in str(error.value)  # the fix, by example
+
+
+def test_a_worker_that_never_comes_up_ends_the_run_in_bounded_time(tmp_path):
+    tf_config = _tf_configs(2)[0]  # worker 1 is never started
+    start = time.monotonic()
+    result = subprocess.run(
+        _run_flags(tmp_path / "out", tmp_path / "tfds", "--distribution=multi_worker")
+        + ["--startup_timeout_s=5"],
+        env=_env(tf_config=tf_config),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    # Ended by the start-up watchdog (TensorFlow waits in C++ without a deadline).
+    assert result.returncode == -signal.SIGKILL, result.stderr[-3000:]
+    assert "worker 1 at 127.0.0.1:" in result.stderr
+    assert "did not come up within 5 s" in result.stderr, result.stderr[-2000:]
+    assert time.monotonic() - start < 120
+    assert not (tmp_path / "out" / "model.keras").exists()
