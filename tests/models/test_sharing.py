@@ -56,7 +56,9 @@ def test_config_defaults_and_old_configs_load_as_hard():
     for key in ("sharing", "coupling_weight", "cross_stitch_taps"):
         old.pop(key)
     assert ModelConfig.from_dict(old) == ModelConfig(input_size=SIZE)
-    stitched = ModelConfig(sharing="cross_stitch", cross_stitch_taps=["stage3", "stage1"])
+    stitched = ModelConfig(
+        sharing="cross_stitch", cross_stitch_taps=["stage3", "stage1"]
+    )
     assert stitched.cross_stitch_taps == ("stage1", "stage3")  # trunk order
     assert ModelConfig.from_dict(json.loads(json.dumps(stitched.to_dict()))) == stitched
 
@@ -177,9 +179,9 @@ def test_variable_groups_by_sharing_mode():
     assert groups["shared"] == []
     ids = {g: {id(v) for v in groups[g]} for g in GROUPS}
     assert {id(v) for v in soft.backbone.trainable_variables} <= ids["saliency"]
-    assert {
-        id(v) for v in soft.aesthetics_backbone.trainable_variables
-    } <= ids["aesthetics"]
+    assert {id(v) for v in soft.aesthetics_backbone.trainable_variables} <= ids[
+        "aesthetics"
+    ]
     # Both trunks start from the same weights.
     for u, v in zip(
         soft.backbone.weights, soft.aesthetics_backbone.weights, strict=True
@@ -228,9 +230,13 @@ def test_soft_coupling_step_by_hand():
     logs = model.train_on_batch(*_batch(), return_dict=True)
     assert logs["coupling_loss"] == pytest.approx(expected_coupling, rel=1e-5)
     assert logs["loss"] == pytest.approx(expected_coupling, rel=1e-5)
-    for v, s, a in zip(model.backbone.trainable_variables, before_s, before_a):
+    for v, s, a in zip(
+        model.backbone.trainable_variables, before_s, before_a, strict=True
+    ):
         np.testing.assert_allclose(v.numpy(), s - lr * 0.5 * (s - a), atol=1e-6)
-    for v, s, a in zip(model.aesthetics_backbone.trainable_variables, before_s, before_a):
+    for v, s, a in zip(
+        model.aesthetics_backbone.trainable_variables, before_s, before_a, strict=True
+    ):
         np.testing.assert_allclose(v.numpy(), a + lr * 0.5 * (s - a), atol=1e-6)
 
 
@@ -266,11 +272,9 @@ def test_fit_keras_round_trip_and_saved_model(sharing, tmp_path):
     )
     batch = _batch()
     alpha_before = [v.numpy() for v in model.variable_groups()["shared"]]
-    history = model.fit(
-        batch[0], batch[1], sample_weight=batch[2], epochs=2, verbose=0
-    )
+    history = model.fit(batch[0], batch[1], sample_weight=batch[2], epochs=2, verbose=0)
     assert all(np.isfinite(history.history["loss"]))
-    for before, v in zip(alpha_before, model.variable_groups()["shared"]):
+    for before, v in zip(alpha_before, model.variable_groups()["shared"], strict=True):
         assert np.max(np.abs(v.numpy() - before)) > 0  # the units learn
     path = tmp_path / "model.keras"
     model.save(path)
@@ -325,7 +329,9 @@ def test_gradient_balancing_acts_on_the_cross_stitch_units(method):
         assert np.max(np.abs(v.numpy() - b)) > 0
     moved = [
         np.max(np.abs(v.numpy() - b))
-        for v, b in zip(model.aesthetics_backbone.trainable_variables, trunks)
+        for v, b in zip(
+            model.aesthetics_backbone.trainable_variables, trunks, strict=True
+        )
     ]
     assert max(moved) > 0
     if method == "gradnorm":  # the task weights moved, and still sum to 2
@@ -362,8 +368,13 @@ def test_run_flags_map_to_the_sharing_fields():
         ["--sharing=soft", "--lr_shared=1e-4"],
     ]
     result = subprocess.run(
-        [sys.executable, "-c", _PARSE, str(REPO / "experiments" / "run.py"),
-         json.dumps(cases)],
+        [
+            sys.executable,
+            "-c",
+            _PARSE,
+            str(REPO / "experiments" / "run.py"),
+            json.dumps(cases),
+        ],
         cwd=REPO,
         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
         capture_output=True,
@@ -381,3 +392,16 @@ def test_run_flags_map_to_the_sharing_fields():
         None,
     )
     assert "drop it (--lr_shared)" in bad
+
+
+def test_init_from_fills_both_per_task_trunks(tmp_path):
+    from aesthal.training.runner import _initialise_trunk
+
+    source = _model("hard")
+    _perturb(source.backbone.trainable_variables, seed=3)
+    source.save(tmp_path / "source.keras")
+    target = _model("soft")
+    _initialise_trunk(target, str(tmp_path / "source.keras"))
+    for trunk in (target.backbone, target.aesthetics_backbone):
+        for u, v in zip(trunk.weights, source.backbone.weights, strict=True):
+            np.testing.assert_array_equal(u.numpy(), v.numpy())

@@ -14,7 +14,7 @@ import sys
 import pytest
 
 _SCRIPT = r"""
-import json, sys
+import dataclasses, json, sys
 import numpy as np
 import tensorflow as tf
 
@@ -45,10 +45,14 @@ weights = {
 dataset = tf.data.Dataset.from_tensors((images, targets, weights)).repeat(2)
 
 
-def train(strategy, method):
+def train(strategy, case):
+    # "method" or "method:sharing" (ModelConfig.sharing; default hard).
+    method, _, sharing = case.partition(":")
     keras.utils.set_random_seed(0)
     with strategy.scope():
-        model = aesthal.build_model(config)
+        model = aesthal.build_model(
+            dataclasses.replace(config, sharing=sharing or "hard")
+        )
         model.compile(
             optimizers={
                 "shared": keras.optimizers.Adam(1e-3),
@@ -97,13 +101,16 @@ print(json.dumps(results))
 """
 
 METHODS = ("uncertainty", "dwa", "gradnorm", "pcgrad", "cagrad")
+# ModelConfig.sharing: soft (the coupling term, divided by the replicas) and
+# cross-stitch (GradNorm's norms at the last unit).
+SHARING_CASES = ("fixed:soft", "uncertainty:cross_stitch", "gradnorm:cross_stitch")
 
 
 @pytest.fixture(scope="module")
 def mirrored_results(tmp_path_factory):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
     result = subprocess.run(
-        [sys.executable, "-c", _SCRIPT, ",".join(METHODS)],
+        [sys.executable, "-c", _SCRIPT, ",".join(METHODS + SHARING_CASES)],
         capture_output=True,
         text=True,
         timeout=900,
@@ -130,3 +137,17 @@ def test_mirrored_strategy_equals_one_device(mirrored_results, method):
     elif method in ("dwa", "gradnorm"):  # task_weights left 1, summing to 2
         assert abs(variables[0][0] - 1.0) > 1e-4
         assert sum(variables[0]) == pytest.approx(2.0, rel=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", SHARING_CASES)
+def test_mirrored_strategy_equals_one_device_with_per_task_trunks(
+    mirrored_results, case
+):
+    out = mirrored_results[case]
+    assert out["max_weight_diff"] < 1e-5, (out["max_weight_diff"], out["worst"])
+    for key, value in out["one_logs"].items():
+        assert out["two_logs"][key] == pytest.approx(value, rel=1e-4, abs=1e-6), key
+    assert out["steps"] == 2
+    if case == "fixed:soft":  # the coupling, at its global value
+        assert out["two_logs"]["coupling_loss"] > 0
