@@ -275,7 +275,9 @@ def split_backbone(
     return prefix, suffix
 
 
-def split_backbone_stages(backbone: keras.Model, taps: Sequence[str]) -> list[keras.Model]:
+def split_backbone_stages(
+    backbone: keras.Model, taps: Sequence[str]
+) -> list[keras.Model]:
     """Splits a trunk at several named taps into consecutive stages.
 
     The generalisation of `split_backbone` that cross-stitch sharing uses to
