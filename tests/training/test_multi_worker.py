@@ -387,3 +387,70 @@ def test_a_worker_that_never_comes_up_ends_the_run_in_bounded_time(tmp_path):
     assert "did not come up within 5 s" in result.stderr, result.stderr[-2000:]
     assert time.monotonic() - start < 120
     assert not (tmp_path / "out" / "model.keras").exists()
+
+
+# ----------------------------------------- a bad share of the batch, 2 replicas
+_BAD_SHARE_SCRIPT = r"""
+import json
+import numpy as np
+import tensorflow as tf
+
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import keras
+import aesthal
+from aesthal.models.validation import InvalidBatchError
+
+rng = np.random.default_rng(0)
+images = rng.uniform(0, 255, (2, 4, 32, 32, 3)).astype("float32")
+images[1, 3, 0, 0, 0] = 300.0  # batch 2, example 4 (the second replica's share)
+targets = {
+    "saliency": rng.uniform(0, 1, (2, 4, 32, 32, 1)).astype("float32"),
+    "aesthetics": rng.integers(1, 9, (2, 4, 10)).astype("float32"),
+}
+data = tf.data.Dataset.from_tensor_slices((images, targets))
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+keras.utils.set_random_seed(0)
+with strategy.scope():
+    model = aesthal.build_model(aesthal.ModelConfig(input_size=(32, 32)))
+    model.compile(jit_compile=False)
+after_first = {}
+
+
+class Snapshot(keras.callbacks.Callback):
+    def on_train_batch_end(self, batch, logs=None):
+        if batch == 0:
+            after_first["weights"] = [v.numpy() for v in self.model.trainable_weights]
+
+
+error = ""
+try:
+    model.fit(data, epochs=1, callbacks=[Snapshot()], verbose=0)
+except InvalidBatchError as caught:
+    error = str(caught)
+gap = max(
+    float(np.max(np.abs(a - b.numpy())))
+    for a, b in zip(after_first["weights"], model.trainable_weights)
+)
+iterations = [int(o.iterations.numpy()) for o in model.group_optimizers.values()]
+print("RESULT" + json.dumps({"error": error, "gap": gap, "iterations": iterations}))
+"""
+
+
+def test_a_bad_share_on_one_replica_stops_every_replica():
+    # The "known gap" checked: `validation.batch_report` gathers every
+    # replica's results, so both replicas see the second one's bad example,
+    # refuse the update (the merge_call path reads only the first replica's
+    # flag) and `BatchChecker` raises.
+    result = subprocess.run(
+        [sys.executable, "-c", _BAD_SHARE_SCRIPT],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout.split("RESULT", 1)[1])
+    assert "images must have values in 0..255" in out["error"], out["error"]
+    assert out["gap"] == 0.0  # the second step's update was refused
+    assert out["iterations"] == [1, 1, 1]
