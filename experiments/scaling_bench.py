@@ -10,9 +10,10 @@ images/s of each, their ratio, and in (b) the share of a step spent in the
 gradient all-reduce (the same tensors all-reduced alone, timed in each worker
 after training) and the latency of one scalar all-reduce (a step also makes
 several small ones: synchronized BatchNorm, the labelled counts, the NaN/Inf
-flags, the batch check, Keras' reduction of the logs). docs/performance.md, "Scaling out", quotes it. Loopback on
-one machine is not a cluster: both workers share the machine's cores and
-memory bandwidth, and the "network" is a memory copy.
+flags, the batch check, Keras' reduction of the logs). docs/performance.md,
+"Scaling out", quotes it. Loopback on one machine is not a cluster: both
+workers share the machine's cores and memory bandwidth, and the "network" is
+a memory copy.
 """
 
 from __future__ import annotations
@@ -171,7 +172,9 @@ def main(argv: list[str]) -> None:
                 "weights": single["weights"],
                 "one_process_2_threads_images_per_s": round(single["images_per_s"], 1),
                 "two_workers_1_thread_images_per_s": round(two, 1),
-                "ratio_two_workers_to_one_process": round(two / single["images_per_s"], 3),
+                "ratio_two_workers_to_one_process": round(
+                    two / single["images_per_s"], 3
+                ),
                 "two_workers_step_s": round(step, 4),
                 "all_reduce_s": round(all_reduce, 4),
                 "all_reduce_share_of_step": round(all_reduce / step, 3),

@@ -37,10 +37,10 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-import shutil
-import socket
 import select
+import shutil
 import signal
+import socket
 import sys
 import tempfile
 from typing import Any
@@ -87,7 +87,9 @@ def parse_tf_config(text: str | None) -> dict[str, Any]:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as error:
-        raise ClusterConfigError(f"TF_CONFIG is not valid JSON ({error}).{fix}")
+        raise ClusterConfigError(
+            f"TF_CONFIG is not valid JSON ({error}).{fix}"
+        ) from None
     if not isinstance(value, dict):
         raise ClusterConfigError("TF_CONFIG must be a JSON object." + fix)
     cluster, task = value.get("cluster"), value.get("task")
@@ -269,9 +271,10 @@ def worker_failure_message(error: BaseException) -> str:
 
 def is_multi_worker(strategy: tf.distribute.Strategy | None) -> bool:
     """Whether `strategy` spans several worker processes."""
-    return isinstance(
-        strategy, tf.distribute.MultiWorkerMirroredStrategy
-    ) and strategy.extended._in_multi_worker_mode()
+    return (
+        isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+        and strategy.extended._in_multi_worker_mode()
+    )
 
 
 def is_chief(strategy: tf.distribute.Strategy | None) -> bool:
@@ -286,7 +289,9 @@ def worker_index(strategy: tf.distribute.Strategy | None) -> int:
     return int(strategy.cluster_resolver.task_id or 0)
 
 
-def write_dir(out: str | os.PathLike, strategy: tf.distribute.Strategy | None) -> pathlib.Path:
+def write_dir(
+    out: str | os.PathLike, strategy: tf.distribute.Strategy | None
+) -> pathlib.Path:
     """Where this process writes: `out` on the chief, a fresh temporary folder
     of its own on every other worker (delete it with `cleanup_write_dir`)."""
     if is_chief(strategy):

@@ -184,7 +184,9 @@ def killed(runs):
 
 def test_two_workers_train_like_one_process(runs):
     root, _ = runs
-    gap, scale = _max_gap(_weights(root / "one" / "model.keras"), _weights(root / "two" / "model.keras"))
+    gap, scale = _max_gap(
+        _weights(root / "one" / "model.keras"), _weights(root / "two" / "model.keras")
+    )
     # 6 steps of Adam (lr 1e-3): float32 round-off from the all-reduce's
     # summation order is amplified where Adam divides a near-zero gradient by
     # its own RMS; the largest gap (1.1e-5 here, in the side head's fuse
@@ -238,7 +240,9 @@ def test_killed_worker_ends_the_others_and_the_rerun_resumes(runs, killed):
     assert first["epochs_backed_up"] == 1 and not first["model_written"]
     # The restarted cluster resumed at epoch 2 (each worker skipping the 3
     # global batches of epoch 1) and ended where the uninterrupted run did.
-    gap, scale = _max_gap(_weights(root / "two" / "model.keras"), _weights(out / "model.keras"))
+    gap, scale = _max_gap(
+        _weights(root / "two" / "model.keras"), _weights(out / "model.keras")
+    )
     assert gap <= 1e-6 * scale, (gap, scale)
     history = json.loads((out / "history.json").read_text())
     assert len(history["loss"]) == 2
@@ -251,11 +255,15 @@ import numpy as np
 import tensorflow as tf
 from aesthal.training import distribute
 
-strategy = distribute.make_strategy(sys.argv[1], collective_timeout_s=60, startup_timeout_s=120)
+strategy = distribute.make_strategy(
+    sys.argv[1], collective_timeout_s=60, startup_timeout_s=120
+)
 import keras
 import aesthal
 
-config = aesthal.ModelConfig(input_size=(32, 48), side_heads=(("saliency", "stage2", 0.5),))
+config = aesthal.ModelConfig(
+    input_size=(32, 48), side_heads=(("saliency", "stage2", 0.5),)
+)
 rng = np.random.default_rng(0)
 images = rng.uniform(0, 255, (4, 32, 48, 3)).astype("float32")
 targets = {
@@ -352,11 +360,13 @@ def test_library_on_two_workers_equals_one_process(library_results, method):
         ("{cluster: ", "TF_CONFIG is not valid JSON"),
         ('{"cluster": {"worker": ["127.0.0.1:1"]}}', "TF_CONFIG has no 'task'"),
         (
-            '{"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": "worker", "index": 1}}',
+            '{"cluster": {"worker": ["127.0.0.1:1"]}, '
+            '"task": {"type": "worker", "index": 1}}',
             r"task index 1 is out of range: the cluster has 1 'worker' task\(s\)",
         ),
         (
-            '{"cluster": {"worker": ["localhost"]}, "task": {"type": "worker", "index": 0}}',
+            '{"cluster": {"worker": ["localhost"]}, '
+            '"task": {"type": "worker", "index": 0}}',
             "has 'localhost', not 'host:port'",
         ),
         (
@@ -368,7 +378,7 @@ def test_library_on_two_workers_equals_one_process(library_results, method):
 def test_bad_tf_config_is_named_with_an_example(text, message):
     with pytest.raises(distribute.ClusterConfigError, match=message) as error:
         distribute.parse_tf_config(text)
-    assert "TF_CONFIG='{\"cluster\"" in str(error.value)  # the fix, by example
+    assert 'TF_CONFIG=\'{"cluster"' in str(error.value)  # the fix, by example
 
 
 def test_a_worker_that_never_comes_up_ends_the_run_in_bounded_time(tmp_path):
@@ -397,7 +407,9 @@ import numpy as np
 import tensorflow as tf
 
 cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+tf.config.set_logical_device_configuration(
+    cpu, [tf.config.LogicalDeviceConfiguration()] * 2
+)
 import keras
 import aesthal
 from aesthal.models.validation import InvalidBatchError
