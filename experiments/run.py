@@ -509,9 +509,7 @@ def _run(config) -> None:
     from aesthal.export import export_run
     from aesthal.inference import Predictor, load_model
     from aesthal.metrics import report
-    from aesthal.training import runner
-
-    from aesthal.training import distribute
+    from aesthal.training import distribute, runner
 
     out = pathlib.Path(config.output_dir)
     strategy = None

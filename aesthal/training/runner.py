@@ -47,8 +47,8 @@ from aesthal.inference import load_model
 from aesthal.models import AesthalModel, TrainingStatsLogger, build_model
 from aesthal.models.priors import centre_bias_log_density
 from aesthal.training import callbacks as callbacks_lib
-from aesthal.training.best_epoch import RestoreBestEpoch
 from aesthal.training import distribute
+from aesthal.training.best_epoch import RestoreBestEpoch
 
 _LOG = logging.getLogger("aesthal")
 
