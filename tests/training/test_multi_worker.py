@@ -11,8 +11,8 @@ module shares its runs between asserts (module-scoped fixtures).
   batch, on the shuffled generated data (fixed loss weights): equal final
   weights, equal SavedModel maps; the chief alone writes the run directory.
 - The library in a strategy scope (no runner): 2 workers against one process
-  for the `uncertainty`, `pcgrad` and `gradnorm` loss weightings (the runs
-  above use `fixed`), uneven labels between
+  for every other loss weighting: `uncertainty`, `dwa`, `pcgrad`, `gradnorm`
+  and `cagrad` (the runs above use `fixed`), uneven labels between
   the workers' halves of the batch (the all-reduced labelled counts).
 - A worker SIGKILLed in the middle of an epoch: the chief ends with a clear
   error after the collective timeout; the same commands again resume from the
@@ -303,7 +303,7 @@ for method in sys.argv[2].split(","):
 print("RESULT" + json.dumps(results))
 """
 
-LIBRARY_METHODS = ("uncertainty", "pcgrad", "gradnorm")
+LIBRARY_METHODS = ("uncertainty", "dwa", "pcgrad", "gradnorm", "cagrad")
 
 
 @pytest.fixture(scope="module")
