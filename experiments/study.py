@@ -345,6 +345,33 @@ def summarise(seeds: list[str], root: pathlib.Path | None = None) -> dict:
     return summary
 
 
+def _aesthetics_rows(conditions: dict) -> list[str]:
+    """The aesthetics table (header and one row per condition) of a summary."""
+    arrow = lambda m: "↓" if m in LOWER_IS_BETTER else "↑"  # noqa: E731
+    lines = [
+        "| condition | "
+        + " | ".join(f"{m} {arrow(m)}" for m in AESTHETICS_METRICS)
+        + " | training s/run |",
+        "|---" * (len(AESTHETICS_METRICS) + 2) + "|",
+    ]
+    for entry in conditions.values():
+        cells = [
+            (
+                _fmt(
+                    entry[f"aesthetics/{m}"]["mean"],
+                    entry[f"aesthetics/{m}"]["ci_half"],
+                )
+                if f"aesthetics/{m}" in entry
+                else "—"
+            )
+            for m in AESTHETICS_METRICS
+        ]
+        seconds = entry.get("train_seconds_mean")
+        cells.append("—" if seconds is None else f"{seconds:.0f}")
+        lines.append(f"| {entry['label']} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def markdown(summary: dict) -> str:
     """The study's tables: metrics per condition, then differences vs condition 1."""
     conditions = summary["conditions"]
@@ -396,26 +423,8 @@ def markdown(summary: dict) -> str:
         "",
         "Aesthetics (conditions that train it):",
         "",
-        "| condition | "
-        + " | ".join(f"{m} {arrow(m)}" for m in AESTHETICS_METRICS)
-        + " | training s/run |",
-        "|---" * (len(AESTHETICS_METRICS) + 2) + "|",
+        *_aesthetics_rows(conditions),
     ]
-    for entry in conditions.values():
-        cells = [
-            (
-                _fmt(
-                    entry[f"aesthetics/{m}"]["mean"],
-                    entry[f"aesthetics/{m}"]["ci_half"],
-                )
-                if f"aesthetics/{m}" in entry
-                else "—"
-            )
-            for m in AESTHETICS_METRICS
-        ]
-        seconds = entry.get("train_seconds_mean")
-        cells.append("—" if seconds is None else f"{seconds:.0f}")
-        lines.append(f"| {entry['label']} | " + " | ".join(cells) + " |")
     sharing = [c for c in SHARING_CONDITIONS if c in conditions]
     if sharing:
         lines += ["", *_sharing_markdown(conditions, sharing)]
@@ -538,33 +547,14 @@ def reverse_summary(seeds: list[str], root: pathlib.Path | None = None) -> dict:
 def reverse_markdown(summary: dict) -> str:
     """The reverse direction's tables: aesthetics per condition, then Δ vs R1."""
     conditions = summary["conditions"]
-    arrow = lambda m: "↓" if m in LOWER_IS_BETTER else "↑"  # noqa: E731
     lines = [
         "Reverse direction (does saliency help aesthetics?): aesthetics on 200 "
         "labelled images; mean ± 95% t-interval over seeds "
         f"{', '.join(summary['seeds'])} (each seed's value is over the 500 test "
         "images).",
         "",
-        "| condition | "
-        + " | ".join(f"{m} {arrow(m)}" for m in AESTHETICS_METRICS)
-        + " | training s/run |",
-        "|---" * (len(AESTHETICS_METRICS) + 2) + "|",
+        *_aesthetics_rows(conditions),
     ]
-    for entry in conditions.values():
-        cells = [
-            (
-                _fmt(
-                    entry[f"aesthetics/{m}"]["mean"],
-                    entry[f"aesthetics/{m}"]["ci_half"],
-                )
-                if f"aesthetics/{m}" in entry
-                else "—"
-            )
-            for m in AESTHETICS_METRICS
-        ]
-        seconds = entry.get("train_seconds_mean")
-        cells.append("—" if seconds is None else f"{seconds:.0f}")
-        lines.append(f"| {entry['label']} | " + " | ".join(cells) + " |")
     others = [e for c, e in conditions.items() if c != "R1"]
     if others:
         lines += [
