@@ -466,11 +466,10 @@ def _sharing_markdown(conditions: dict, sharing: list[str]) -> list[str]:
     ]
 
 
-def plot(summary: dict, path: pathlib.Path, metrics=("cc", "nss", "ig")) -> None:
-    """Bar chart (PNG, matplotlib): one panel per metric, bars ± 95% CI.
-
-    The dashed line in each panel is the centre-bias baseline.
-    """
+def _bar_panels(summary, path, task, metrics, order, titles, reference) -> None:
+    """Bar chart (PNG, matplotlib): one panel per `task/metric`, bars ± 95%
+    CI, coloured by the condition's place in `order`; `reference(metric, key)`
+    gives `(value, label)` of a dashed line, or None."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only; no display needed
@@ -484,13 +483,13 @@ def plot(summary: dict, path: pathlib.Path, metrics=("cc", "nss", "ig")) -> None
         1, len(metrics), figsize=(4.2 * len(metrics), 3.8), squeeze=False
     )
     for axis, metric in zip(axes[0], metrics, strict=True):
-        key = f"saliency/{metric}"
+        key = f"{task}/{metric}"
         values = [
             (c, e[key]["mean"], e[key]["ci_half"] or 0.0)
             for c, e in entries
             if key in e
         ]
-        axis.set_title(metric.upper())
+        axis.set_title(titles(metric))
         if not values:
             axis.set_axis_off()
             continue
@@ -500,19 +499,33 @@ def plot(summary: dict, path: pathlib.Path, metrics=("cc", "nss", "ig")) -> None
             [v for _, v, _ in values],
             yerr=[h for _, _, h in values],
             capsize=3,
-            color=[colours[EVALUATED.index(c) % len(colours)] for c in names],
+            color=[colours[order.index(c) % len(colours)] for c in names],
         )
         axis.axhline(0.0, color="black", linewidth=0.8)
-        centre = entries[0][1]["baselines"].get("centre_bias", {}).get(metric)
-        if centre is not None:
+        line = reference(metric, key)
+        if line is not None:
             axis.axhline(
-                centre, color="black", linestyle="--", linewidth=1, label="centre bias"
+                line[0], color="black", linestyle="--", linewidth=1, label=line[1]
             )
             axis.legend(loc="lower right", fontsize="small")
         axis.set_xlabel("condition")
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
+
+
+def plot(summary: dict, path: pathlib.Path, metrics=("cc", "nss", "ig")) -> None:
+    """Bar chart (PNG, matplotlib): one panel per metric, bars ± 95% CI.
+
+    The dashed line in each panel is the centre-bias baseline.
+    """
+    entries = list(summary["conditions"].values())
+
+    def centre(metric, key):
+        value = entries[0]["baselines"].get("centre_bias", {}).get(metric)
+        return None if value is None else (value, "centre bias")
+
+    _bar_panels(summary, path, "saliency", metrics, EVALUATED, str.upper, centre)
 
 
 # ---------------------------------------------------- the reverse direction
@@ -575,47 +588,15 @@ def reverse_plot(
 
     The dashed line in each panel is R1's mean (aesthetics only).
     """
-    import matplotlib
 
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    entries = list(summary["conditions"].items())
-    if not entries:
-        return
-    colours = plt.get_cmap("tab10").colors
-    figure, axes = plt.subplots(
-        1, len(metrics), figsize=(3.6 * len(metrics), 3.8), squeeze=False
-    )
-    for axis, metric in zip(axes[0], metrics, strict=True):
-        key = f"aesthetics/{metric}"
-        values = [
-            (c, e[key]["mean"], e[key]["ci_half"] or 0.0)
-            for c, e in entries
-            if key in e
-        ]
-        axis.set_title(f"{metric.upper()} {'↓' if metric in LOWER_IS_BETTER else '↑'}")
-        if not values:
-            axis.set_axis_off()
-            continue
-        names = [c for c, _, _ in values]
-        axis.bar(
-            names,
-            [v for _, v, _ in values],
-            yerr=[h for _, _, h in values],
-            capsize=3,
-            color=[colours[REVERSE_CONDITIONS.index(c)] for c in names],
-        )
+    def r1(metric, key):
         base = summary["conditions"].get("R1", {}).get(key)
-        if base is not None:
-            axis.axhline(
-                base["mean"], color="black", linestyle="--", linewidth=1, label="R1"
-            )
-            axis.legend(loc="lower right", fontsize="small")
-        axis.set_xlabel("condition")
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+        return None if base is None else (base["mean"], "R1")
+
+    def title(metric):
+        return f"{metric.upper()} {'↓' if metric in LOWER_IS_BETTER else '↑'}"
+
+    _bar_panels(summary, path, "aesthetics", metrics, REVERSE_CONDITIONS, title, r1)
 
 
 def _write_reverse(seeds: list[str], out: pathlib.Path) -> str | None:
