@@ -13,7 +13,13 @@ from aesthal.config import (
     TrainConfig,
 )
 from aesthal.export import export_saved_model
-from aesthal.inference import Predictor, load_model, predict_images
+from aesthal.inference import (
+    Ensemble,
+    Predictor,
+    load_model,
+    make_predictor,
+    predict_images,
+)
 from aesthal.losses import SaliencyLoss
 from aesthal.models import (
     AesthalModel,
@@ -40,11 +46,13 @@ __all__ = [
     "SaliencyLoss",
     "TrainConfig",
     "UncertaintyWeighting",
+    "Ensemble",
     "Predictor",
     "build_model",
     "crop",
     "data",
     "load_model",
+    "make_predictor",
     "metrics",
     "predict_images",
     "export_saved_model",

@@ -351,6 +351,147 @@ class Predictor:
             yield from flush()
 
 
+class Ensemble(Predictor):
+    """Averages the densities of several models, and optionally of mirror images.
+
+    The ensemble's saliency map is the mean of its members' densities at the
+    image's size (a mixture with equal weights, so it sums to 1), as DeepGaze
+    IIE combines its members (Linardos et al. 2021, "DeepGaze IIE: Calibrated
+    prediction in and out-of-domain for state-of-the-art saliency modeling",
+    ICCV). With `mirror=True` each member also predicts the left-right mirror
+    image, whose map is mirrored back and averaged in (test-time
+    augmentation; the aesthetics distribution is averaged the same way). A
+    typical ensemble is one recipe trained with several seeds:
+
+        ensemble = Ensemble(["runs/s0/saved_model", "runs/s1/saved_model",
+                             "runs/s2/saved_model"], mirror=True)
+        ensemble.predict(image)["saliency"]   # float32 [h, w], sums to 1
+
+    `Ensemble` is a `Predictor`: everything that takes one (`aesthal.predict`,
+    `aesthal.metrics.report.evaluate`, `aesthal.metrics.crop_report.evaluate`)
+    takes an ensemble. It costs one forward pass per member and mirror.
+
+    Args:
+        models: models, `.keras` paths, SavedModel folders or `Predictor`s;
+            their input sizes may differ, their trained tasks may not.
+        mirror: also average each member's prediction of the mirror image.
+
+    Raises:
+        ValueError: no models, or members trained on different tasks.
+    """
+
+    def __init__(
+        self,
+        models: Sequence[AesthalModel | str | os.PathLike | Predictor],
+        mirror: bool = False,
+    ):
+        if isinstance(models, str | os.PathLike | AesthalModel | Predictor):
+            models = [models]
+        models = list(models)
+        if not models:
+            raise ValueError("Ensemble needs at least one model")
+        self.members = [m if isinstance(m, Predictor) else Predictor(m) for m in models]
+        tasks = {member.tasks for member in self.members}
+        if len(tasks) > 1:
+            listing = "; ".join(
+                f"{m.source}: {' and '.join(m.tasks)}" for m in self.members
+            )
+            raise ValueError(
+                f"the ensemble's models were trained on different tasks ({listing}): "
+                "ensemble models of the same tasks"
+            )
+        self.mirror = bool(mirror)
+        self.source = " + ".join(m.source for m in self.members) + (
+            " (with mirror images)" if self.mirror else ""
+        )
+        self.model = None
+        self._serve = None
+        sizes = {m.input_size for m in self.members}
+        self.input_size = sizes.pop() if len(sizes) == 1 else None
+        self.tasks = self.members[0].tasks
+        self.omitted_tasks = self.members[0].omitted_tasks
+
+    def predict_pairs(
+        self, pairs: Iterable[tuple[Any, np.ndarray]], batch_size: int
+    ) -> Iterator[tuple[Any, dict[str, Any]]]:
+        """As `Predictor.predict_pairs`, each output the members' mean."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        chunk: list[tuple[Any, np.ndarray]] = []
+
+        def flush() -> Iterator[tuple[Any, dict[str, Any]]]:
+            images = [image for _, image in chunk]
+            views = [(images, False)]
+            if self.mirror:
+                views.append(([np.ascontiguousarray(im[:, ::-1]) for im in images], True))
+            totals: list[dict[str, np.ndarray]] | None = None
+            count = 0
+            for member in self.members:
+                for view, mirrored in views:
+                    outs = [o for _, o in member.predict_pairs(enumerate(view), batch_size)]
+                    if mirrored:
+                        for out in outs:
+                            if "saliency" in out:
+                                out["saliency"] = out["saliency"][:, ::-1]
+                    if totals is None:
+                        totals = [
+                            {k: np.asarray(v, np.float64) for k, v in o.items()}
+                            for o in outs
+                        ]
+                    else:
+                        for total, out in zip(totals, outs, strict=True):
+                            for key in total:
+                                total[key] += out[key]
+                    count += 1
+            for (key, _), total in zip(chunk, totals, strict=True):
+                result = {}
+                if "saliency" in total:
+                    result["saliency"] = (total["saliency"] / count).astype(np.float32)
+                if "aesthetics" in total:
+                    aesthetics = (total["aesthetics"] / count).astype(np.float32)
+                    result["aesthetics"] = aesthetics
+                    result["aesthetics_mean"] = np.float32(aesthetics @ _SCORES)
+                yield key, result
+            chunk.clear()
+
+        for index, (key, image) in enumerate(pairs):
+            chunk.append((key, as_rgb_uint8(image, name=_name(key, index))))
+            if len(chunk) == batch_size:
+                yield from flush()
+        if chunk:
+            yield from flush()
+
+
+def make_predictor(
+    models: str | os.PathLike | Sequence[str | os.PathLike], mirror: bool = False
+) -> Predictor:
+    """A `Predictor` for one model, an `Ensemble` for several (or with `mirror`).
+
+    Args:
+        models: a path, paths, or one string of comma-separated paths (as the
+            command lines' `--model=a,b,c` gives it).
+        mirror: average in each model's prediction of the mirror image.
+
+    Raises:
+        FileNotFoundError: a path does not exist.
+        ValueError: no path, or one that is not a model (see `Predictor`).
+    """
+    if isinstance(models, str):
+        paths = [p.strip() for p in models.split(",") if p.strip()]
+    elif isinstance(models, os.PathLike):
+        paths = [os.fspath(models)]
+    else:
+        paths = [os.fspath(p) for p in models]
+    if not paths:
+        raise ValueError("no model given: pass a .keras file or SavedModel folder")
+    for path in paths:
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"no model file or folder at {path}")
+    if len(paths) == 1 and not mirror:
+        return Predictor(paths[0])
+    return Ensemble(paths, mirror=mirror)
+
+
 def _name(key: Any, index: int) -> str:
     """How error messages name an image: its path, or its position."""
     if isinstance(key, str | os.PathLike):

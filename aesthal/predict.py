@@ -252,12 +252,14 @@ def predict_folder(
     batch_size: int = 8,
     progress: bool = True,
     crops: list[str] | tuple[str, ...] = (),
+    mirror: bool = False,
 ) -> PredictSummary:
     """Writes maps, overlays and `predictions.csv` for every image under `input_path`.
 
     Args:
-        model: an `AesthalModel`, a `.keras` path, a SavedModel folder or an
-            `aesthal.inference.Predictor`.
+        model: an `AesthalModel`, a `.keras` path, a SavedModel folder, a
+            string of comma-separated paths (their maps are averaged:
+            `aesthal.inference.Ensemble`) or an `aesthal.inference.Predictor`.
         input_path: an image file or a folder (searched recursively).
         output_dir: where the outputs go (created).
         batch_size: images per model call.
@@ -267,6 +269,9 @@ def predict_folder(
             written as `<name>_crop_<a>x<b>.<ext>` and its box added to the
             CSV (a window that rounds to 0 pixels in a tiny image leaves its
             cells empty and no file).
+        mirror: also average the map of each image's mirror image
+            (`aesthal.inference.Ensemble`); ignored when `model` is a
+            `Predictor`, which decides that itself.
 
     Returns:
         A `PredictSummary`; also written to `output_dir/summary.json`.
@@ -276,7 +281,7 @@ def predict_folder(
         ValueError: no image files under `input_path`, a bad model path, or a
             malformed ratio in `crops` (checked before any image is read).
     """
-    from aesthal.inference import Predictor
+    from aesthal.inference import Ensemble, Predictor, make_predictor
 
     crops = list(dict.fromkeys(crops))
     for ratio in crops:
@@ -293,7 +298,12 @@ def predict_folder(
         raise ValueError(
             f"--input {input_path}: no image files ({', '.join(IMAGE_EXTENSIONS)})"
         )
-    predictor = model if isinstance(model, Predictor) else Predictor(model)
+    if isinstance(model, Predictor):
+        predictor = model
+    elif isinstance(model, str | os.PathLike):
+        predictor = make_predictor(model, mirror=mirror)
+    else:
+        predictor = Ensemble([model], mirror=True) if mirror else Predictor(model)
     tasks = tuple(predictor.tasks)
     if crops and "saliency" not in tasks:
         raise ValueError(
@@ -427,7 +437,15 @@ def main(argv: list[str] | None = None) -> int:
         "<name>_crop_<a>x<b>.<ext> (with --crops), predictions.csv, summary.json.",
     )
     parser.add_argument(
-        "--model", required=True, help=".keras file or SavedModel folder"
+        "--model",
+        required=True,
+        help=".keras file or SavedModel folder; several, comma-separated, average "
+        "their maps (an ensemble, e.g. one recipe's seeds)",
+    )
+    parser.add_argument(
+        "--mirror",
+        action="store_true",
+        help="also average each model's map of the mirror image (slower, better)",
     )
     parser.add_argument(
         "--input", required=True, help="an image file or a folder (recursive)"
@@ -466,6 +484,7 @@ def main(argv: list[str] | None = None) -> int:
                 batch_size=args.batch_size,
                 progress=not args.no_progress,
                 crops=crops,
+                mirror=args.mirror,
             )
     except (OSError, ValueError) as error:
         # A usage or environment error (checked before any prediction), or the

@@ -54,7 +54,17 @@ _OUTPUT_DIR = flags.DEFINE_string(
     "output_dir", None, "Run directory: config, logs, checkpoints, model, metrics."
 )
 _MODEL = flags.DEFINE_string(
-    "model", None, "evaluate/export/predict: a .keras file or SavedModel folder."
+    "model",
+    None,
+    "evaluate/export/predict: a .keras file or SavedModel folder; for evaluate "
+    "and predict also several, comma-separated, whose maps are averaged "
+    "(aesthal.inference.Ensemble).",
+)
+_MIRROR = flags.DEFINE_bool(
+    "mirror",
+    False,
+    "evaluate/predict: also average each model's prediction of the left-right "
+    "mirror image (test-time augmentation; one more forward pass per model).",
 )
 _INPUT = flags.DEFINE_string(
     "input", None, "predict: an image file or a folder (searched recursively)."
@@ -313,9 +323,15 @@ def _configs():
                 crop.parse_ratio(ratio)
             except ValueError as error:
                 raise app.UsageError(f"--crops: {error}") from error
-    for flag in (_INIT_FROM, _MODEL):
-        if flag.value and not os.path.exists(flag.value):
-            raise app.UsageError(f"--{flag.name}={flag.value}: no such file or folder.")
+    model_paths = [p.strip() for p in (_MODEL.value or "").split(",") if p.strip()]
+    if len(model_paths) > 1 and _MODE.value == "export":
+        raise app.UsageError("--mode=export takes one --model, not a list.")
+    if _MIRROR.value and _MODE.value not in ("evaluate", "predict"):
+        raise app.UsageError("--mirror is for --mode=evaluate or predict.")
+    for flag, paths in ((_INIT_FROM, [_INIT_FROM.value]), (_MODEL, model_paths)):
+        for path in paths:
+            if path and not os.path.exists(path):
+                raise app.UsageError(f"--{flag.name}: {path}: no such file or folder.")
     side_heads = []
     for spec in _SIDE_HEADS.value:
         parts = spec.split(":")
@@ -446,6 +462,8 @@ def _predict() -> int:
     argv = [f"--batch_size={_BATCH_SIZE.value}", "--no_progress"]
     if _CROPS.value:
         argv.append(f"--crops={','.join(_CROPS.value)}")
+    if _MIRROR.value:
+        argv.append("--mirror")
     for name, flag in (("model", _MODEL), ("input", _INPUT), ("output", _OUTPUT_DIR)):
         if flag.value:
             argv.append(f"--{name}={flag.value}")
@@ -507,7 +525,7 @@ def _run(config) -> None:
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # TFDS logs every file at INFO
     from aesthal.export import export_run
-    from aesthal.inference import Predictor, load_model
+    from aesthal.inference import load_model, make_predictor
     from aesthal.metrics import report
     from aesthal.training import distribute, runner
 
@@ -537,7 +555,7 @@ def _run(config) -> None:
         print(f"SavedModel: {path}")
         return
     if _MODE.value == "evaluate":
-        predictor = Predictor(_MODEL.value)
+        predictor = make_predictor(_MODEL.value, mirror=_MIRROR.value)
         results = report.evaluate(
             predictor, config.data, out, max_images=_EVAL_MAX_IMAGES.value
         )

@@ -291,3 +291,112 @@ def test_nothing_in_the_project_uses_pickle():
         if pattern.search(line)
     ]
     assert offenders == []
+
+
+# ------------------------------------------------------------------ ensembles
+def test_ensemble_map_is_the_mean_of_its_members_maps(model, trained_model):
+    images = _images()
+    one = list(Predictor(model).predict_many(images))
+    two = list(Predictor(trained_model).predict_many(images))
+    ensemble = aesthal.Ensemble([model, trained_model])
+    assert ensemble.tasks == ("saliency", "aesthetics")
+    outputs = list(ensemble.predict_many(images, batch_size=2))
+    assert len(outputs) == len(images)
+    for a, b, out in zip(one, two, outputs, strict=True):
+        # The two members' maps differ, so the mean is neither of them.
+        assert np.abs(a["saliency"] - b["saliency"]).max() > 1e-4
+        np.testing.assert_allclose(
+            out["saliency"], (a["saliency"] + b["saliency"]) / 2, rtol=1e-5, atol=1e-9
+        )
+        np.testing.assert_allclose(out["saliency"].sum(), 1.0, rtol=1e-5)
+        want = (a["aesthetics"] + b["aesthetics"]) / 2
+        np.testing.assert_allclose(out["aesthetics"], want, rtol=1e-5)
+        np.testing.assert_allclose(
+            out["aesthetics_mean"], want @ np.arange(1, 11), rtol=1e-5
+        )
+
+
+def test_mirror_averages_the_mirrored_prediction_back(trained_model):
+    image = _images()[3]  # 64x33: not symmetric
+    plain = Predictor(trained_model)
+    direct = plain.predict(image)["saliency"]
+    flipped = plain.predict(image[:, ::-1])["saliency"][:, ::-1]
+    assert np.abs(direct - flipped).max() > 1e-4  # the model is not symmetric
+    mirrored = aesthal.Ensemble([trained_model], mirror=True)
+    out = mirrored.predict(image)["saliency"]
+    np.testing.assert_allclose(out, (direct + flipped) / 2, rtol=1e-5, atol=1e-9)
+    # So the mirror image's map is this map mirrored, to float rounding.
+    np.testing.assert_allclose(
+        mirrored.predict(image[:, ::-1])["saliency"], out[:, ::-1], rtol=1e-4, atol=1e-9
+    )
+
+
+def test_ensemble_of_a_saved_model_and_a_keras_file(trained_model, saved_models, tmp_path):
+    path = tmp_path / "m.keras"
+    trained_model.save(path)
+    images = _images()[:2]
+    want = [o["saliency"] for o in Predictor(trained_model).predict_many(images)]
+    ensemble = aesthal.make_predictor(f"{saved_models['new']},{path}")
+    assert isinstance(ensemble, aesthal.Ensemble)
+    assert len(ensemble.members) == 2
+    for out, expected in zip(ensemble.predict_many(images), want, strict=True):
+        np.testing.assert_allclose(out["saliency"], expected, rtol=1e-4, atol=1e-9)
+
+
+def test_make_predictor_and_ensemble_errors(model, tmp_path):
+    path = tmp_path / "m.keras"
+    model.save(path)
+    single = aesthal.make_predictor(str(path))
+    assert type(single) is Predictor
+    assert isinstance(aesthal.make_predictor(path, mirror=True), aesthal.Ensemble)
+    with pytest.raises(FileNotFoundError, match="nope.keras"):
+        aesthal.make_predictor(f"{path},{tmp_path / 'nope.keras'}")
+    with pytest.raises(ValueError, match="no model given"):
+        aesthal.make_predictor(" , ")
+    with pytest.raises(ValueError, match="at least one model"):
+        aesthal.Ensemble([])
+    keras.utils.set_random_seed(0)
+    saliency_only = aesthal.build_model(
+        aesthal.ModelConfig(input_size=(32, 48), tasks=("saliency",))
+    )
+    with pytest.warns(UserWarning, match="left out"):
+        with pytest.raises(ValueError, match="different tasks"):
+            aesthal.Ensemble([model, saliency_only])
+
+
+def test_predict_command_line_takes_an_ensemble_and_mirror(
+    model, trained_model, tmp_path, capsys
+):
+    import csv
+
+    import cv2
+
+    from aesthal import predict
+
+    paths = []
+    for name, m in (("a", model), ("b", trained_model)):
+        paths.append(tmp_path / f"{name}.keras")
+        m.save(paths[-1])
+    image = _images()[3]
+    (tmp_path / "in").mkdir()
+    assert cv2.imwrite(str(tmp_path / "in" / "x.png"), image[..., ::-1])
+    status = predict.main(
+        [
+            f"--model={paths[0]},{paths[1]}",
+            "--mirror",
+            f"--input={tmp_path / 'in'}",
+            f"--output={tmp_path / 'out'}",
+            "--crops=9:16",
+            "--no_progress",
+        ]
+    )
+    assert status == 0, capsys.readouterr().err
+    with open(tmp_path / "out" / "predictions.csv", newline="") as handle:
+        (row,) = list(csv.DictReader(handle))
+    want = aesthal.Ensemble([model, trained_model], mirror=True).predict(image)
+    alone = Predictor(model).predict(image)
+    assert abs(want["aesthetics_mean"] - alone["aesthetics_mean"]) > 1e-3
+    np.testing.assert_allclose(float(row["mean_score"]), want["aesthetics_mean"], atol=1e-4)
+    box = aesthal.crop.best_crops(want["saliency"], ["9:16"])["9:16"]
+    got = tuple(int(row[f"crop_9x16_{f}"]) for f in ("top", "left", "height", "width"))
+    assert got == box

@@ -113,10 +113,12 @@ def evaluate(
         batch_size: images per prediction batch.
 
     Returns:
-        `{"saliency": evaluate_saliency_maps(...), "aesthetics": ...}`.
+        `{"dataset", "split", "model": the model's path(s) (`Predictor.source`),
+          "saliency": evaluate_saliency_maps(...), "aesthetics": ...}`.
     """
     split = split or data.test_split
-    builder, pairs = predict_split(model, data, split, batch_size, max_images)
+    predictor = model if isinstance(model, Predictor) else Predictor(model)
+    builder, pairs = predict_split(predictor, data, split, batch_size, max_images)
     records, maps, votes_true, votes_pred = [], [], [], []
     for example, prediction in pairs:
         # An untrained task has no prediction (Predictor leaves it out).
@@ -132,7 +134,11 @@ def evaluate(
         if example.has_aesthetics and "aesthetics" in prediction:
             votes_true.append(example.aesthetics_votes)
             votes_pred.append(prediction["aesthetics"])
-    results: dict[str, Any] = {"dataset": data.dataset, "split": split}
+    results: dict[str, Any] = {
+        "dataset": data.dataset,
+        "split": split,
+        "model": predictor.source,
+    }
     if records:
         has_truth = all(r["true_density"] is not None for r in records)
         baselines = metrics_lib.standard_baselines(
@@ -161,6 +167,8 @@ def evaluate(
 def format_results(results: Mapping[str, Any]) -> str:
     """The Markdown tables of `evaluate`'s result."""
     parts = [f"# {results['dataset']} [{results['split']}]\n"]
+    if results.get("model"):
+        parts.append(f"\nModel: `{results['model']}`\n")
     if "saliency" in results:
         sal = results["saliency"]
         parts.append(
