@@ -134,7 +134,10 @@ def test_evaluate_mode_with_crops_writes_the_crop_table(tmp_path):
     dummy = pathlib.Path(osie_dataset_builder.__file__).parent / "dummy_data"
     result = _run(
         "--mode=evaluate",
-        f"--model={model_path}",
+        # An ensemble with mirror images (aesthal.inference.Ensemble) takes
+        # the same path as one model.
+        f"--model={model_path},{model_path}",
+        "--mirror",
         "--dataset=osie",
         f"--manual_dir={dummy}",
         f"--data_dir={tmp_path / 'tfds'}",
@@ -151,6 +154,7 @@ def test_evaluate_mode_with_crops_writes_the_crop_table(tmp_path):
     assert crops["rows"]["centre crop"]["1:1"]["mean"] == pytest.approx(1 / 3)
     assert crops["rows"]["human ceiling"]["16:9"]["mean"] == 0.5
     assert "| human ceiling | 0.500 | 0.500 |" in result.stdout
+    assert "(with mirror images)" in (tmp_path / "eval" / "metrics.md").read_text()
 
 
 @pytest.mark.slow
@@ -202,6 +206,12 @@ def test_predict_mode_writes_maps_and_counts_broken_files(tiny_run, tmp_path):
             ["--output_dir=OUT", "--mode=export", "--model=.", "--crops=1:1"],
             "--crops is for --mode=evaluate, train or predict",
         ),
+        (
+            ["--output_dir=OUT", "--mode=export", "--model=.,."],
+            "--mode=export takes one --model",
+        ),
+        (["--output_dir=OUT", "--mirror"], "--mirror is for --mode=evaluate"),
+        (["--output_dir=OUT", "--mode=evaluate", "--model=.,/no/such"], "/no/such"),
         # aesthal.predict's own usage error (exit status 2).
         (["--output_dir=OUT", "--mode=predict", "--model=."], "--input"),
     ],
