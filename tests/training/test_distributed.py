@@ -2,8 +2,9 @@
 
 Logical devices must be configured before TensorFlow initialises, so the check
 runs in a fresh Python process (the script below), not in the pytest process:
-one process trains every loss weighting under both strategies (the
-gradient-level ones all-reduce their per-task gradients before combining them).
+two processes at once (half the cases each) train every loss weighting under
+both strategies (the gradient-level ones all-reduce their per-task gradients
+before combining them), in the background from the start of the session.
 """
 
 import json
@@ -12,6 +13,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import background_fixture, background_popen
 
 _SCRIPT = r"""
 import dataclasses, json, sys
@@ -106,19 +108,30 @@ METHODS = ("uncertainty", "dwa", "gradnorm", "pcgrad", "cagrad")
 SHARING_CASES = ("fixed:soft", "uncertainty:cross_stitch", "gradnorm:cross_stitch")
 
 
-@pytest.fixture(scope="module")
-def mirrored_results(tmp_path_factory):
+@background_fixture
+def mirrored_results(tmp_path):
+    """Every case, both strategies: two processes at once (half the cases each),
+    started in the background at collection (conftest.background_fixture)."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
-    result = subprocess.run(
-        [sys.executable, "-c", _SCRIPT, ",".join(METHODS + SHARING_CASES)],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        cwd=tmp_path_factory.mktemp("mirrored"),
-        env=env,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    cases = METHODS + SHARING_CASES
+    halves = [cases[0::2], cases[1::2]]
+    processes = [
+        background_popen(
+            [sys.executable, "-c", _SCRIPT, ",".join(half)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=tmp_path,
+            env=env,
+        )
+        for half in halves
+    ]
+    results = {}
+    for process in processes:
+        stdout, stderr = process.communicate(timeout=900)
+        assert process.returncode == 0, stderr[-3000:]
+        results.update(json.loads(stdout.strip().splitlines()[-1]))
+    return results
 
 
 @pytest.mark.slow
