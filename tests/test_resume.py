@@ -25,10 +25,11 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import background_fixture, background_popen, background_run
 
 import aesthal
-from aesthal.training.callbacks import completed_epochs
 from aesthal.inference import load_model
+from aesthal.training.callbacks import completed_epochs
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -145,27 +146,37 @@ def _env() -> dict[str, str]:
 
 
 def _run(command: list[str]) -> None:
-    result = subprocess.run(
-        command, env=_env(), capture_output=True, text=True, timeout=300
-    )
+    result = background_run(command, timeout=300, env=_env())
     assert result.returncode == 0, result.stderr[-3000:]
 
 
-@pytest.mark.slow
-def test_sigkilled_run_resumes_to_the_uninterrupted_weights(tmp_path):
+_BUILD_SCRIPT = r"""
+import sys
+import tensorflow_datasets as tfds
+import aesthal.datasets  # registers the builders
+
+tfds.builder("synthetic_scenes/tiny", data_dir=sys.argv[1]).download_and_prepare()
+"""
+
+
+@background_fixture
+def killed_and_resumed(tmp_path):
+    """The runs of the end-to-end test, in the background from the session's
+    start (conftest.background_fixture): the generated data built; a run
+    SIGKILLed after epoch 1 with the uninterrupted run alongside; the killed
+    command again, and once more. Returns the folders and what was seen."""
     data_dir = tmp_path / "tfds"
-    import tensorflow_datasets as tfds
-
-    import aesthal.datasets  # noqa: F401  (registers the builders)
-
-    tfds.builder("synthetic_scenes/tiny", data_dir=str(data_dir)).download_and_prepare()
+    built = background_run(
+        [sys.executable, "-c", _BUILD_SCRIPT, str(data_dir)], timeout=300, env=_env()
+    )
+    assert built.returncode == 0, built.stderr[-3000:]
 
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     command = _command(killed, data_dir)
-    process = subprocess.Popen(
+    process = background_popen(
         command, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
-    reference = subprocess.Popen(  # the uninterrupted run, alongside
+    reference = background_popen(  # the uninterrupted run, alongside
         _command(straight, data_dir),
         env=_env(),
         stdout=subprocess.DEVNULL,
@@ -182,38 +193,49 @@ def test_sigkilled_run_resumes_to_the_uninterrupted_weights(tmp_path):
     time.sleep(0.2)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    assert process.returncode == -signal.SIGKILL
-    done = completed_epochs(killed / "backup")
-    assert done in (1, 2), f"killed after {done} epochs; expected mid-run"
-    assert not (killed / "model.keras").exists()
+    seen = {
+        "killed_returncode": process.returncode,
+        "epochs_done": completed_epochs(killed / "backup"),
+        "model_after_kill": (killed / "model.keras").exists(),
+    }
     _, errors = reference.communicate(timeout=300)
     assert reference.returncode == 0, errors[-3000:]
 
     _run(command)  # the same command again
+    seen["record"] = {
+        name: (killed / name).read_text()
+        for name in ("history.json", "train_time.json")
+    }
+    # Once more: the run is finished.
+    seen["once_more"] = background_run(command, timeout=300, env=_env())
+    return straight, killed, seen
+
+
+@pytest.mark.slow
+def test_sigkilled_run_resumes_to_the_uninterrupted_weights(killed_and_resumed):
+    straight, killed, seen = killed_and_resumed
+    assert seen["killed_returncode"] == -signal.SIGKILL
+    done = seen["epochs_done"]
+    assert done in (1, 2), f"killed after {done} epochs; expected mid-run"
+    assert not seen["model_after_kill"]
 
     # The second run trained only the epochs the first did not finish, and
     # history.json covers the whole run (issue 15, item 1): the same per-epoch
     # losses as the uninterrupted run's.
-    history = json.loads((killed / "history.json").read_text())
+    history = json.loads(seen["record"]["history.json"])
     reference_history = json.loads((straight / "history.json").read_text())
     assert len(history["loss"]) == 3
     np.testing.assert_allclose(history["loss"], reference_history["loss"], rtol=1e-4)
-    times = json.loads((killed / "train_time.json").read_text())
+    times = json.loads(seen["record"]["train_time.json"])
     assert len(times["epoch_seconds"]) == 3
     assert times["seconds"] == pytest.approx(sum(times["epoch_seconds"]))
 
     # Once more: the run is finished, so nothing is trained and the record
     # is kept (it used to become {} and ~0.2 s).
-    record = {
-        name: (killed / name).read_text()
-        for name in ("history.json", "train_time.json")
-    }
-    result = subprocess.run(
-        command, env=_env(), capture_output=True, text=True, timeout=300
-    )
+    result = seen["once_more"]
     assert result.returncode == 0, result.stderr[-3000:]
     assert "nothing to do" in result.stdout
-    for name, text in record.items():
+    for name, text in seen["record"].items():
         assert (killed / name).read_text() == text, name
     expected = load_model(straight / "model.keras")
     resumed = load_model(killed / "model.keras")

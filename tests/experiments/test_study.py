@@ -3,14 +3,13 @@
 import json
 import os
 import pathlib
-import subprocess
 import sys
 
 import pytest
 from absl import flags
 from scipy import stats
 
-from conftest import load_script
+from conftest import background_fixture, background_run, load_script
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 STUDY = REPO / "experiments" / "study.py"
@@ -72,9 +71,10 @@ def test_summary_pairs_conditions_by_seed(study, tmp_path):
     assert (tmp_path / "plot.png").stat().st_size > 1000
 
 
-@pytest.mark.slow
-def test_pretrain_then_finetune_runs_end_to_end(tmp_path):
-    """Condition 4b pulls in 4a and starts from its model; the table is rebuilt."""
+@background_fixture
+def finetune_study(tmp_path):
+    """The study's condition 4b on tiny settings, in the background from the
+    session's start (conftest.background_fixture): `(result, tmp_path)`."""
     tiny = [
         "--dataset=synthetic_scenes/tiny",
         "--input_height=32",
@@ -87,7 +87,7 @@ def test_pretrain_then_finetune_runs_end_to_end(tmp_path):
         "--aesthetics_labels=12",
         "--eval_max_images=4",
     ]
-    result = subprocess.run(
+    result = background_run(
         [
             sys.executable,
             str(STUDY),
@@ -97,12 +97,17 @@ def test_pretrain_then_finetune_runs_end_to_end(tmp_path):
             "--seeds=0",
             "--extra_flags=" + ",".join(tiny),
         ],
+        timeout=600,
         cwd=REPO,
         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
-        capture_output=True,
-        text=True,
-        timeout=600,
     )
+    return result, tmp_path
+
+
+@pytest.mark.slow
+def test_pretrain_then_finetune_runs_end_to_end(finetune_study):
+    """Condition 4b pulls in 4a and starts from its model; the table is rebuilt."""
+    result, tmp_path = finetune_study
     assert result.returncode == 0, result.stderr[-3000:]
     study_dir = tmp_path / "study"
     pretrained = study_dir / "4a_aesthetics_pretraining" / "seed0"

@@ -302,6 +302,34 @@ def test_bad_first_batch_is_rejected_before_training(kind, match):
         np.testing.assert_array_equal(v.numpy(), b)
 
 
+@pytest.fixture(scope="module")
+def later_batch_models():
+    """`fresh(jit_compile)`: one compiled model per `jit_compile`, shared by
+    the cases of the test below and put back, before each, in its state just
+    after `compile` (weights, the group optimizers' variables, the step
+    counter, the weighting's variables): as a new model, but its train and
+    test functions (the XLA compilations, the cost) are traced once."""
+    models = {}
+
+    def state(model):
+        variables = list(model.weights) + list(model.step_counter.variables)
+        for optimizer in model.group_optimizers.values():
+            variables += list(optimizer.variables)
+        return variables + list(model.loss_weighting.variables)
+
+    def fresh(jit_compile):
+        if jit_compile not in models:
+            model = _model()
+            model.compile(jit_compile=jit_compile)
+            models[jit_compile] = (model, [v.numpy() for v in state(model)])
+        model, initial = models[jit_compile]
+        for variable, value in zip(state(model), initial, strict=True):
+            variable.assign(value)
+        return model
+
+    return fresh
+
+
 def _pixels_0_to_1000():
     images, targets, weights = _batch(2, seed=3)
     images = images / 255.0 * 1000.0  # the classic scale bug, the other way
@@ -333,13 +361,12 @@ def _pixels_0_to_1000():
     ],
 )
 def test_bad_later_batch_stops_training_with_the_first_batch_message(
-    kind, match, positions, jit_compile
+    later_batch_models, kind, match, positions, jit_compile
 ):
     # Issue 15, items 3 and 4: every batch is checked, under XLA too (where
     # asserts are compiled out), with validate_batch's own message, the step
     # and the positions; the bad batch's update is not applied.
-    model = _model()
-    model.compile(jit_compile=jit_compile)
+    model = later_batch_models(jit_compile)
     bad = _pixels_0_to_1000() if kind == "range" else _bad(kind)
     # The first-batch check gives the same message.
     with pytest.raises(ValueError, match=match):
