@@ -4,7 +4,8 @@ like one process, survive a killed worker, and refuse a bad cluster.
 Loopback only: every worker listens on 127.0.0.1 at a port chosen free at run
 time, and every subprocess has a hard timeout, so a hang fails the test. Each
 TensorFlow process takes ~10-15 s to start on the 2-core CI machine: the
-module shares its runs between asserts (module-scoped fixtures).
+module shares its runs between asserts (module-scoped fixtures), which run in
+the background from the session's start (`conftest.background_fixture`).
 
 - `experiments/run.py --distribution=multi_worker`, 2 workers, against
   `--distribution=default` (one process), same flags, seed, data and global
@@ -34,6 +35,7 @@ import time
 
 import numpy as np
 import pytest
+from conftest import background_fixture, background_popen, background_run
 
 from aesthal.training import distribute
 
@@ -93,7 +95,7 @@ def _start_workers(out, data_dir, tmp, *extra) -> list[subprocess.Popen]:
     for i, tf_config in enumerate(_tf_configs(2)):
         log = open(f"{out}.worker{i}.log", "w")
         processes.append(
-            subprocess.Popen(
+            background_popen(
                 command,
                 env=_env(tmp / f"worker{i}", tf_config),
                 stdout=log,
@@ -133,30 +135,39 @@ def _max_gap(a: list[np.ndarray], b: list[np.ndarray]) -> tuple[float, float]:
 
 
 # ------------------------------------------------------------------ runs
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """One process, then two workers, then two workers killed and resumed."""
-    root = tmp_path_factory.mktemp("multi_worker")
+@background_fixture
+def cluster_runs(tmp_path):
+    """One process, then two workers, then two workers killed and resumed:
+    started in the background at collection (conftest.background_fixture)."""
+    root = tmp_path
     data_dir = root / "tfds"
-    one = subprocess.run(
+    one = background_run(
         _run_flags(root / "one", data_dir, "--noevaluate"),
-        env=_env(),
-        capture_output=True,
-        text=True,
         timeout=TIMEOUT_S,
+        env=_env(),
     )
     assert one.returncode == 0, one.stderr[-3000:]
     # The same flags on 2 workers (the data set is built: no worker builds it).
     two = root / "two"
     codes = _wait(_start_workers(two, data_dir, root / "tmp_two"))
     assert codes == [0, 0], (_log(two, 0), _log(two, 1))
-    return root, data_dir
+    return (root, data_dir), _killed(root, data_dir)
 
 
 @pytest.fixture(scope="module")
-def killed(runs):
+def runs(cluster_runs):
+    """`(root, data_dir)`: `root/one` (one process), `root/two` (two workers)."""
+    return cluster_runs[0]
+
+
+@pytest.fixture(scope="module")
+def killed(cluster_runs):
+    """`(out, facts of the killed run)`: the killed and resumed cluster."""
+    return cluster_runs[1]
+
+
+def _killed(root, data_dir):
     """Two workers; worker 1 SIGKILLed during epoch 2; then both restarted."""
-    root, data_dir = runs
     out = root / "killed"
     tmp = root / "tmp_killed"
     processes = _start_workers(out, data_dir, tmp, "--noevaluate", "--noexport")
@@ -306,12 +317,14 @@ print("RESULT" + json.dumps(results))
 LIBRARY_METHODS = ("uncertainty", "dwa", "pcgrad", "gradnorm", "cagrad")
 
 
-@pytest.fixture(scope="module")
-def library_results(tmp_path_factory):
-    root = tmp_path_factory.mktemp("library")
+@background_fixture
+def library_results(tmp_path):
+    """Two workers and one process, at once, in the background from the
+    session's start (conftest.background_fixture)."""
+    root = tmp_path
     methods = ",".join(LIBRARY_METHODS)
     processes = [
-        subprocess.Popen(
+        background_popen(
             [sys.executable, "-c", _LIBRARY_SCRIPT, "multi_worker", methods],
             env=_env(tf_config=tf_config),
             cwd=root,
@@ -321,13 +334,11 @@ def library_results(tmp_path_factory):
         )
         for tf_config in _tf_configs(2)
     ]
-    one = subprocess.run(
+    one = background_run(
         [sys.executable, "-c", _LIBRARY_SCRIPT, "default", methods],
+        timeout=TIMEOUT_S,
         env=_env(),
         cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT_S,
     )
     outputs = []
     for process in processes:
@@ -381,22 +392,28 @@ def test_bad_tf_config_is_named_with_an_example(text, message):
     assert 'TF_CONFIG=\'{"cluster"' in str(error.value)  # the fix, by example
 
 
-def test_a_worker_that_never_comes_up_ends_the_run_in_bounded_time(tmp_path):
+@background_fixture
+def lone_worker(tmp_path):
+    """Worker 0 of 2 alone, in the background (conftest.background_fixture):
+    `(result, seconds, tmp_path)`."""
     tf_config = _tf_configs(2)[0]  # worker 1 is never started
     start = time.monotonic()
-    result = subprocess.run(
+    result = background_run(
         _run_flags(tmp_path / "out", tmp_path / "tfds", "--distribution=multi_worker")
         + ["--startup_timeout_s=5"],
-        env=_env(tf_config=tf_config),
-        capture_output=True,
-        text=True,
         timeout=120,
+        env=_env(tf_config=tf_config),
     )
+    return result, time.monotonic() - start, tmp_path
+
+
+def test_a_worker_that_never_comes_up_ends_the_run_in_bounded_time(lone_worker):
+    result, seconds, tmp_path = lone_worker
     # Ended by the start-up watchdog (TensorFlow waits in C++ without a deadline).
     assert result.returncode == -signal.SIGKILL, result.stderr[-3000:]
     assert "worker 1 at 127.0.0.1:" in result.stderr
     assert "did not come up within 5 s" in result.stderr, result.stderr[-2000:]
-    assert time.monotonic() - start < 120
+    assert seconds < 120
     assert not (tmp_path / "out" / "model.keras").exists()
 
 
@@ -450,18 +467,23 @@ print("RESULT" + json.dumps({"error": error, "gap": gap, "iterations": iteration
 """
 
 
-def test_a_bad_share_on_one_replica_stops_every_replica():
+@background_fixture
+def bad_share_run(tmp_path):
+    """The script above, in the background (conftest.background_fixture)."""
+    return background_run(
+        [sys.executable, "-c", _BAD_SHARE_SCRIPT],
+        timeout=TIMEOUT_S,
+        env=_env(),
+        cwd=tmp_path,
+    )
+
+
+def test_a_bad_share_on_one_replica_stops_every_replica(bad_share_run):
     # The "known gap" checked: `validation.batch_report` gathers every
     # replica's results, so both replicas see the second one's bad example,
     # refuse the update (the merge_call path reads only the first replica's
     # flag) and `BatchChecker` raises.
-    result = subprocess.run(
-        [sys.executable, "-c", _BAD_SHARE_SCRIPT],
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT_S,
-    )
+    result = bad_share_run
     assert result.returncode == 0, result.stderr[-3000:]
     out = json.loads(result.stdout.split("RESULT", 1)[1])
     assert "images must have values in 0..255" in out["error"], out["error"]

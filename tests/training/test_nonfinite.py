@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import background_fixture, background_run
 
 import aesthal
 from aesthal import data as data_lib
@@ -248,15 +248,21 @@ print("RESULT" + json.dumps(state))
 """
 
 
-@pytest.mark.slow
-def test_nan_on_one_replica_skips_the_update_on_every_replica():
-    result = subprocess.run(
+@background_fixture
+def nan_replica_run(tmp_path):
+    """The script above, in the background from the session's start
+    (conftest.background_fixture)."""
+    return background_run(
         [sys.executable, "-c", _MIRRORED_SCRIPT],
-        capture_output=True,
-        text=True,
         timeout=300,
+        cwd=tmp_path,
         env={**os.environ, "CUDA_VISIBLE_DEVICES": ""},
     )
+
+
+@pytest.mark.slow
+def test_nan_on_one_replica_skips_the_update_on_every_replica(nan_replica_run):
+    result = nan_replica_run
     assert result.returncode == 0, result.stderr[-3000:]
     state = json.loads(result.stdout.split("RESULT", 1)[1])
     first, second = state["0"], state["1"]
