@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import background_fixture, background_popen
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 RUN = REPO / "experiments" / "run.py"
@@ -27,9 +28,11 @@ def _run(*args, cwd=REPO):
     )
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("run")
+@background_fixture
+def tiny_run(tmp_path):
+    """run.py on the tiny flagfile, in the background from the session's start
+    (conftest.background_fixture): `(out, data_dir, result)`."""
+    root = tmp_path
     out, data_dir = root / "out", root / "tfds"
     result = _run(f"--flagfile={TINY}", f"--output_dir={out}", f"--data_dir={data_dir}")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -183,48 +186,79 @@ def test_predict_mode_writes_maps_and_counts_broken_files(tiny_run, tmp_path):
     assert saliency.dtype == np.uint16 and saliency.shape == (64, 40)
 
 
+BAD_FLAGS = [
+    (["--epochs=2"], "--output_dir is required"),
+    (["--output_dir=OUT", "--mode=evaluate"], "--mode=evaluate needs --model"),
+    (
+        ["--output_dir=OUT", "--budget_mode=nested", "--saliency_labels=5"],
+        "needs both --saliency_labels and --aesthetics_labels",
+    ),
+    (["--output_dir=OUT", "--side_heads=saliency:stage2"], "not task:tap:weight"),
+    (["--output_dir=OUT", "--saliency_taps=stage9"], "unknown taps"),
+    (
+        ["--output_dir=OUT", "--loss_weighting=uncertainty", "--saliency_weight=2"],
+        "contradict",
+    ),
+    (["--output_dir=OUT", "--permute_aesthetics", "--tasks=saliency"], "permute"),
+    (["--output_dir=OUT", "--init_from=/no/such.keras"], "no such file"),
+    (["--output_dir=OUT", "--no_such_flag=1"], "no_such_flag"),
+    (["--output_dir=OUT", "--crops=1:1,16x9"], "--crops: aspect ratio '16x9'"),
+    (
+        ["--output_dir=OUT", "--mode=export", "--model=.", "--crops=1:1"],
+        "--crops is for --mode=evaluate, train or predict",
+    ),
+    (
+        ["--output_dir=OUT", "--mode=export", "--model=.,."],
+        "--mode=export takes one --model",
+    ),
+    (["--output_dir=OUT", "--mirror"], "--mirror is for --mode=evaluate"),
+    (["--output_dir=OUT", "--mode=evaluate", "--model=.,/no/such"], "/no/such"),
+    # aesthal.predict's own usage error (exit status 2).
+    (["--output_dir=OUT", "--mode=predict", "--model=."], "--input"),
+]
+
+
+@background_fixture
+def bad_flag_runs(tmp_path):
+    """`{case index: (result, OUT)}` for every case of BAD_FLAGS, 2 processes
+    at a time, in the background from the session's start
+    (conftest.background_fixture)."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    runs = {}
+    for start in range(0, len(BAD_FLAGS), 2):
+        started = []
+        for index in range(start, min(start + 2, len(BAD_FLAGS))):
+            out = tmp_path / f"case{index}" / "out"
+            args = [a.replace("OUT", str(out)) for a in BAD_FLAGS[index][0]]
+            process = background_popen(
+                [sys.executable, str(RUN), *args],
+                cwd=REPO,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            started.append((index, process, out))
+        for index, process, out in started:
+            stdout, stderr = process.communicate(timeout=600)
+            result = subprocess.CompletedProcess(
+                process.args, process.returncode, stdout, stderr
+            )
+            runs[index] = (result, out)
+    return runs
+
+
 @pytest.mark.parametrize(
-    "args, message",
-    [
-        (["--epochs=2"], "--output_dir is required"),
-        (["--output_dir=OUT", "--mode=evaluate"], "--mode=evaluate needs --model"),
-        (
-            ["--output_dir=OUT", "--budget_mode=nested", "--saliency_labels=5"],
-            "needs both --saliency_labels and --aesthetics_labels",
-        ),
-        (["--output_dir=OUT", "--side_heads=saliency:stage2"], "not task:tap:weight"),
-        (["--output_dir=OUT", "--saliency_taps=stage9"], "unknown taps"),
-        (
-            ["--output_dir=OUT", "--loss_weighting=uncertainty", "--saliency_weight=2"],
-            "contradict",
-        ),
-        (["--output_dir=OUT", "--permute_aesthetics", "--tasks=saliency"], "permute"),
-        (["--output_dir=OUT", "--init_from=/no/such.keras"], "no such file"),
-        (["--output_dir=OUT", "--no_such_flag=1"], "no_such_flag"),
-        (["--output_dir=OUT", "--crops=1:1,16x9"], "--crops: aspect ratio '16x9'"),
-        (
-            ["--output_dir=OUT", "--mode=export", "--model=.", "--crops=1:1"],
-            "--crops is for --mode=evaluate, train or predict",
-        ),
-        (
-            ["--output_dir=OUT", "--mode=export", "--model=.,."],
-            "--mode=export takes one --model",
-        ),
-        (["--output_dir=OUT", "--mirror"], "--mirror is for --mode=evaluate"),
-        (["--output_dir=OUT", "--mode=evaluate", "--model=.,/no/such"], "/no/such"),
-        # aesthal.predict's own usage error (exit status 2).
-        (["--output_dir=OUT", "--mode=predict", "--model=."], "--input"),
-    ],
+    "index, args, message", [(i, *case) for i, case in enumerate(BAD_FLAGS)]
 )
-def test_bad_flags_fail_before_any_work(args, message, tmp_path):
-    args = [a.replace("OUT", str(tmp_path / "out")) for a in args]
-    result = _run(*args)
+def test_bad_flags_fail_before_any_work(bad_flag_runs, index, args, message):
+    result, out = bad_flag_runs[index]
     assert result.returncode != 0
     assert message in result.stderr
     # The error alone, as absl prints its own flag errors (issue 15, item 8):
     # not after the module's whole help text.
     assert "Trains, evaluates, exports" not in result.stderr
-    assert not (tmp_path / "out" / "config.json").exists()
+    assert not (out / "config.json").exists()
 
 
 @pytest.mark.slow
