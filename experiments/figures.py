@@ -36,7 +36,15 @@ import pathlib
 
 from absl import app, flags
 
-_MODEL = flags.DEFINE_string("model", None, ".keras file or SavedModel folder.")
+_MODEL = flags.DEFINE_string(
+    "model",
+    None,
+    ".keras file or SavedModel folder; several, comma-separated, average their "
+    "maps (aesthal.inference.Ensemble).",
+)
+_MIRROR = flags.DEFINE_bool(
+    "mirror", False, "Also average each model's map of the mirror image."
+)
 _DATASET = flags.DEFINE_string(
     "dataset", "synthetic_scenes", "TFDS name (with config), e.g. osie."
 )
@@ -236,8 +244,9 @@ def main(argv: list[str]) -> None:
         raise app.UsageError("--model and --output are required.")
     if _NUM_EXAMPLES.value < 1 or _CELL_HEIGHT.value < 16:
         raise app.UsageError("--num_examples must be >= 1 and --cell_height >= 16.")
-    if not os.path.exists(_MODEL.value):
-        raise app.UsageError(f"--model={_MODEL.value}: no such file or folder.")
+    for path in _MODEL.value.split(","):
+        if not os.path.exists(path.strip()):
+            raise app.UsageError(f"--model: {path.strip()}: no such file or folder.")
     if _EXAMPLE.value and not _CROPS.value:
         raise app.UsageError("--example is for --crops.")
     for ratio in _CROPS.value:
@@ -253,7 +262,7 @@ def main(argv: list[str]) -> None:
     from aesthal import data as data_lib
     from aesthal.config import SCORES, DataConfig
     from aesthal.data.prepare import prepare_data
-    from aesthal.inference import Predictor
+    from aesthal.inference import make_predictor
 
     prepare_data(
         DataConfig(
@@ -265,7 +274,7 @@ def main(argv: list[str]) -> None:
     examples = data_lib.iterate_eval_examples(
         _DATASET.value, split=_SPLIT.value, data_dir=_DATA_DIR.value
     )
-    predictor = Predictor(_MODEL.value)
+    predictor = make_predictor(_MODEL.value, mirror=_MIRROR.value)
     output = pathlib.Path(_OUTPUT.value)
     output.parent.mkdir(parents=True, exist_ok=True)
     if _CROPS.value:
