@@ -7,10 +7,10 @@ skipped with a reason when they are absent (a user's fresh clone).
 import json
 import os
 import pathlib
-import subprocess
 import sys
 
 import pytest
+from conftest import OSIE_DIR, background_fixture, background_run
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 RUN = REPO / "experiments" / "run.py"
@@ -39,15 +39,15 @@ def _env():
     return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
 
 
-@pytest.fixture(scope="module")
-def parsed():
-    result = subprocess.run(
+@background_fixture
+def parsed(tmp_path):
+    """Every OSIE flagfile parsed, in the background from the session's start
+    (conftest.background_fixture)."""
+    result = background_run(
         [sys.executable, "-c", _PARSE, str(RUN), *OSIE_FLAGFILES],
+        timeout=300,
         cwd=REPO,
         env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -121,14 +121,18 @@ def _osie_subset(osie_dir, folder, train, test):
     return folder
 
 
-@pytest.mark.slow
-@pytest.mark.real_data
-def test_osie_flags_train_one_step_and_evaluate_at_800x600(osie_dir, tmp_path):
+@background_fixture
+def osie_one_step(tmp_path):
+    """The run of the test below, in the background from the session's start
+    (conftest.background_fixture): `(result, out)`; None without the data (the
+    test skips on `osie_dir` first)."""
+    if not (OSIE_DIR / "data" / "eye" / "fixations.mat").exists():
+        return None
     # The real files, but only 6 train and 2 test images, so the TFDS build
     # takes a second instead of 30 (the other 692 are counted missing_file).
-    manual = _osie_subset(osie_dir, tmp_path / "osie", range(1001, 1007), (1601, 1602))
+    manual = _osie_subset(OSIE_DIR, tmp_path / "osie", range(1001, 1007), (1601, 1602))
     out = tmp_path / "out"
-    result = subprocess.run(
+    result = background_run(
         [
             sys.executable,
             str(RUN),
@@ -145,12 +149,17 @@ def test_osie_flags_train_one_step_and_evaluate_at_800x600(osie_dir, tmp_path):
             "--steps_per_epoch=1",
             "--noexport",
         ],
+        timeout=300,
         cwd=REPO,
         env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
     )
+    return result, out
+
+
+@pytest.mark.slow
+@pytest.mark.real_data
+def test_osie_flags_train_one_step_and_evaluate_at_800x600(osie_dir, osie_one_step):
+    result, out = osie_one_step
     assert result.returncode == 0, result.stderr[-3000:]
     config = json.loads((out / "config.json").read_text())
     assert config["data"]["tasks"] == ["saliency"]

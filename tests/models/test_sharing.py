@@ -5,13 +5,13 @@ groups, fit / .keras / SavedModel for every mode, balancing and the flags."""
 import json
 import os
 import pathlib
-import subprocess
 import sys
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import background_fixture, background_run
 
 import aesthal
 from aesthal.config import GROUPS, ExperimentConfig, ModelConfig, TrainConfig
@@ -359,15 +359,17 @@ print(json.dumps(out))
 """
 
 
-@pytest.mark.slow
-def test_run_flags_map_to_the_sharing_fields():
+@background_fixture
+def sharing_flags_parsed(tmp_path):
+    """The script above on run.py's sharing flags, in the background from the
+    session's start (conftest.background_fixture)."""
     cases = [
         ["--sharing=soft", "--coupling_weight=0.01"],
         ["--sharing=cross_stitch", "--cross_stitch_taps=stage2,stage3"],
         [],
         ["--sharing=soft", "--lr_shared=1e-4"],
     ]
-    result = subprocess.run(
+    return background_run(
         [
             sys.executable,
             "-c",
@@ -375,12 +377,15 @@ def test_run_flags_map_to_the_sharing_fields():
             str(REPO / "experiments" / "run.py"),
             json.dumps(cases),
         ],
+        timeout=300,
         cwd=REPO,
         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
-        capture_output=True,
-        text=True,
-        timeout=300,
     )
+
+
+@pytest.mark.slow
+def test_run_flags_map_to_the_sharing_fields(sharing_flags_parsed):
+    result = sharing_flags_parsed
     assert result.returncode == 0, result.stderr[-3000:]
     soft, stitched, hard, bad = json.loads(result.stdout.strip().splitlines()[-1])
     assert (soft["sharing"], soft["coupling_weight"]) == ("soft", 0.01)
