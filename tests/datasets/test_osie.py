@@ -1,12 +1,13 @@
 """Tests for the `osie` builder: dummy data in the real format, and the real files."""
 
 import hashlib
-import logging
-import time
+import json
+import sys
 
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
+from conftest import OSIE_DIR, background_fixture, background_run
 
 from aesthal.datasets.osie import osie_dataset_builder, record_checksums
 
@@ -158,32 +159,83 @@ def test_missing_files_are_all_listed(tmp_path):
     assert "osie downloads its files automatically" in message
 
 
+_REAL_BUILD = r"""
+import json, sys, time
+import numpy as np
+import tensorflow_datasets as tfds
+from aesthal.datasets.osie import osie_dataset_builder
+
+start = time.perf_counter()
+builder = osie_dataset_builder.Builder(data_dir=sys.argv[1])
+builder.download_and_prepare(
+    download_config=tfds.download.DownloadConfig(manual_dir=sys.argv[2])
+)
+seconds = time.perf_counter() - start
+skipped = {split: c.skipped for split, c in builder.skip_counters.items()}
+# Read back, per example: what the test checks.
+examples, first = [], None
+for split in ("train", "test"):
+    for ex in tfds.as_numpy(builder.as_dataset(split=split, shuffle_files=False)):
+        observers = ex["fixations/observer"]
+        examples.append({
+            "fixations": ex["fixations"].shape[0],
+            "observers_shape": list(observers.shape),
+            "observers_sorted": bool(np.all(np.diff(observers) >= 0)),
+            "observers_max": int(observers.max()),
+            "image_shape": list(ex["image"].shape),
+            "fixation_map_shape": list(ex["fixation_map"].shape),
+        })
+        if ex["image/filename"] == b"1001.jpg":
+            first = ex["fixations"][0].tolist()
+splits = {s: builder.info.splits[s].num_examples for s in ("train", "test")}
+print(json.dumps({
+    "seconds": seconds, "skipped": skipped, "splits": splits,
+    "examples": examples, "first_fixation": first,
+}))
+"""
+
+
+@background_fixture
+def real_osie_build(tmp_path):
+    """The real OSIE files built into a TFDS folder and read back, in a process
+    of its own in the background from the session's start
+    (conftest.background_fixture): `(data_dir, {"seconds", "skipped" and
+    "splits" (sizes) per split, "examples" (each one's counts and shapes, in
+    order), "first_fixation" (1001.jpg's)})`; None without the data (the test
+    skips on `osie_dir` first)."""
+    if not (OSIE_DIR / "data" / "eye" / "fixations.mat").exists():
+        return None
+    result = background_run(
+        [sys.executable, "-c", _REAL_BUILD, str(tmp_path), str(OSIE_DIR)],
+        timeout=900,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return tmp_path, json.loads(result.stdout.strip().splitlines()[-1])
+
+
 @pytest.mark.real_data
 @pytest.mark.slow
-def test_real_osie_has_700_images_and_98321_fixations(osie_dir, tmp_path, caplog):
-    start = time.perf_counter()
-    with caplog.at_level(logging.INFO):
-        builder = _prepare(tmp_path, osie_dir)
-    seconds = time.perf_counter() - start
-    assert builder.info.splits["train"].num_examples == 600
-    assert builder.info.splits["test"].num_examples == 100
+def test_real_osie_has_700_images_and_98321_fixations(osie_dir, real_osie_build):
+    _, built = real_osie_build
+    seconds = built["seconds"]
+    assert built["splits"]["train"] == 600
+    assert built["splits"]["test"] == 100
     total = 0
-    first = None
-    for split in ("train", "test"):
-        for ex in tfds.as_numpy(builder.as_dataset(split=split, shuffle_files=False)):
-            total += ex["fixations"].shape[0]
-            observers = ex["fixations/observer"]
-            assert observers.shape == (ex["fixations"].shape[0],)
-            assert np.all(np.diff(observers) >= 0) and observers.max() <= 14
-            assert ex["image"].shape == (600, 800, 3)
-            assert ex["fixation_map"].shape == (600, 800, 1)
-            if ex["image/filename"] == b"1001.jpg":
-                first = ex
+    for ex in built["examples"]:  # every example of train, then test
+        total += ex["fixations"]
+        assert ex["observers_shape"] == [ex["fixations"]]
+        assert ex["observers_sorted"] and ex["observers_max"] <= 14
+        assert ex["image_shape"] == [600, 800, 3]
+        assert ex["fixation_map_shape"] == [600, 800, 1]
     assert total == 98321
     # fixations.mat, entry 1001.jpg, observer 1: fix_x[0] = 395.5, fix_y[0] = 265.7.
-    assert first is not None
-    np.testing.assert_allclose(first["fixations"][0], [265.7 - 1, 395.5 - 1], atol=1e-4)
-    assert all(c.skipped == {} for c in builder.skip_counters.values())
+    assert built["first_fixation"] is not None
+    np.testing.assert_allclose(
+        built["first_fixation"], [265.7 - 1, 395.5 - 1], atol=1e-4
+    )
+    assert set(built["skipped"]) == {"train", "test"}
+    assert all(skipped == {} for skipped in built["skipped"].values())
     print(f"OSIE real build: {seconds:.1f} s")
 
 
