@@ -126,8 +126,12 @@ def _initialise_trunk(model: AesthalModel, path: str) -> None:
 
 
 def write_json(path: pathlib.Path, value: Any) -> None:
-    """Writes `value` as sorted, indented JSON."""
-    path.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n")
+    """Writes `value` as sorted, indented JSON, atomically: a reader (another
+    worker's `check_resumable` while the chief rewrites `config.json`) or a
+    kill never sees a half-written file."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n")
+    partial.replace(path)
 
 
 class ConfigConflictError(ValueError):
