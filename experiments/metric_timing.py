@@ -1,6 +1,6 @@
 """Times every saliency metric on a 640x480 ground truth; prints a Markdown table.
 
-    python experiments/metric_timing.py [--repeats 5] [--fixations 150]
+    python experiments/metric_timing.py [--repeats=5] [--fixations=150] [--native]
 
 The ground truth is 480x640 (OSIE's size) with `--fixations` random points
 and their blurred map; the prediction is a smooth 240x320 map, so each time
@@ -8,15 +8,21 @@ includes upsampling it (the evaluation's case) unless `--native` is given.
 Each cell is the median wall time of `--repeats` calls, in milliseconds.
 """
 
-import argparse
 import platform
 import statistics
 import time
 
 import numpy as np
+from absl import app, flags
 
 from aesthal import fixations as fixation_utils
 from aesthal.metrics import saliency
+
+_REPEATS = flags.DEFINE_integer("repeats", 5, "Calls per metric (the median is shown).")
+_FIXATIONS = flags.DEFINE_integer("fixations", 150, "Random fixation points.")
+_NATIVE = flags.DEFINE_bool(
+    "native", False, "Predict at 480x640 (no upsampling in the timed call)."
+)
 
 SHAPE = (480, 640)
 
@@ -60,17 +66,15 @@ def _inputs(num_fixations: int, native: bool, seed: int = 0):
     return prediction, binary, fixation_map, other, centre
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--fixations", type=int, default=150)
-    parser.add_argument("--native", action="store_true", help="prediction at 480x640")
-    args = parser.parse_args()
-
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    if _REPEATS.value < 1 or _FIXATIONS.value < 2:
+        raise app.UsageError("--repeats must be >= 1 and --fixations >= 2.")
     prediction, binary, fixation_map, other, centre = _inputs(
-        args.fixations, args.native
+        _FIXATIONS.value, _NATIVE.value
     )
-    full_prediction = saliency._resize_to(prediction, SHAPE)
+    full_prediction = saliency.resize_map(prediction, SHAPE)
     cases = {
         "auc_judd": lambda: saliency.auc_judd(prediction, binary),
         "auc_judd (MIT loop, 480x640 input)": lambda: _reference_auc_judd_loop(
@@ -91,12 +95,12 @@ def main() -> None:
     print(
         f"prediction {prediction.shape[0]}x{prediction.shape[1]} -> ground truth "
         f"{SHAPE[0]}x{SHAPE[1]}, {int(binary.sum())} fixated pixels, "
-        f"median of {args.repeats}, {platform.processor() or platform.machine()}\n"
+        f"median of {_REPEATS.value}, {platform.processor() or platform.machine()}\n"
     )
     print("| metric | value | ms |\n| --- | --- | --- |")
     for name, call in cases.items():
         times = []
-        for _ in range(args.repeats):
+        for _ in range(_REPEATS.value):
             start = time.perf_counter()
             value = call()
             times.append(time.perf_counter() - start)
@@ -104,4 +108,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    app.run(main)

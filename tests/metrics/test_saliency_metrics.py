@@ -327,3 +327,27 @@ def test_constant_predictions_score_chance():
         saliency.information_gain(
             np.zeros((1, 3)), fixations, np.ones((1, 1)), normalization="sum"
         )
+
+
+def test_metric_timing_script_prints_every_metric():
+    """`experiments/metric_timing.py` runs (it once called a helper that had
+    been renamed): one table row per metric, each value in its metric's range."""
+    import pathlib
+    import subprocess
+    import sys
+
+    script = pathlib.Path(__file__).resolve().parents[2] / "experiments" / "metric_timing.py"
+    result = subprocess.run(
+        [sys.executable, str(script), "--repeats=1", "--fixations=40"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [line.split(" | ") for line in result.stdout.splitlines() if line.startswith("| ")]
+    values = {row[0][2:]: float(row[1]) for row in rows[2:]}
+    assert len(values) == 9
+    for name in ("auc_judd", "auc_borji (100 splits)", "auc_shuffled (100 splits)"):
+        assert 0.5 < values[name] <= 1.0, name
+    assert 0.0 < values["sim"] <= 1.0 and -1.0 <= values["cc"] <= 1.0
+    assert values["nss"] > 0 and values["kld"] > 0
