@@ -268,18 +268,28 @@ class RunRecord(keras.callbacks.Callback):
     `history.json`: `{name: [value per epoch]}`, `fit`'s epoch logs (losses,
     metrics, `val_` ones) plus the training statistics of `stats`.
     `train_time.json`: `{"seconds": total, "epoch_seconds": [per epoch]}`
-    (training plus validation, per epoch; summed over every part of the run).
+    (training plus validation, per epoch; summed over every part of the run)
+    plus the `setup` the times were measured with (e.g. the strategy and its
+    replica count), so that a time keeps what it is a time of.
 
     Args:
         output_dir: the run directory.
         resumed_epochs: epochs the backup holds (`completed_epochs`).
         stats: the run's `TrainingStatsLogger` (called before this one), or None.
+        setup: JSON-serialisable facts written into `train_time.json`.
     """
 
-    def __init__(self, output_dir: str | os.PathLike, resumed_epochs: int, stats=None):
+    def __init__(
+        self,
+        output_dir: str | os.PathLike,
+        resumed_epochs: int,
+        stats=None,
+        setup: dict | None = None,
+    ):
         super().__init__()
         self.output_dir = os.fspath(output_dir)
         self.stats = stats
+        self.setup = dict(setup or {})
         history = _read_json(os.path.join(self.output_dir, "history.json")) or {}
         times = _read_json(os.path.join(self.output_dir, "train_time.json")) or {}
         self.history = {k: list(v)[:resumed_epochs] for k, v in history.items()}
@@ -300,7 +310,11 @@ class RunRecord(keras.callbacks.Callback):
         _write_json(os.path.join(self.output_dir, "history.json"), self.history)
         _write_json(
             os.path.join(self.output_dir, "train_time.json"),
-            {"seconds": sum(self.epoch_seconds), "epoch_seconds": self.epoch_seconds},
+            {
+                **self.setup,
+                "seconds": sum(self.epoch_seconds),
+                "epoch_seconds": self.epoch_seconds,
+            },
         )
 
 

@@ -17,8 +17,9 @@ A run directory holds:
     backup/              BackupAndRestore state (resume after a kill)
     checkpoints/last.keras   the model after the last finished epoch
     history.json, train_time.json   per-epoch logs of `fit` (with the
-                         training statistics) and seconds, written every epoch
-                         and whole across resumes (`callbacks.RunRecord`)
+                         training statistics) and seconds with the strategy and
+                         replica count they were measured on, written every
+                         epoch and whole across resumes (`callbacks.RunRecord`)
     model.keras          the final model (weights + three optimizers' state)
     saved_model/         the SavedModel export (`aesthal.export.export_run`)
     metrics.json, metrics.md   test-split metrics with baselines
@@ -321,7 +322,15 @@ def _train(config, verbose, strategy, out: pathlib.Path, own: pathlib.Path):
     callbacks = [
         # Before the backup: an epoch is recorded before it counts as done.
         stats,
-        callbacks_lib.RunRecord(own, resumed_epochs, stats),
+        callbacks_lib.RunRecord(
+            own,
+            resumed_epochs,
+            stats,
+            setup={
+                "strategy": type(strategy).__name__.lstrip("_"),
+                "replicas": int(strategy.num_replicas_in_sync),
+            },
+        ),
         *best_epoch,
         callbacks_lib.WorkerBackupAndRestore(
             str(out / "backup"),

@@ -39,6 +39,44 @@ def tiny_run(tmp_path):
     return out, data_dir, result
 
 
+@background_fixture
+def tiny_mirrored_run(tmp_path):
+    """The tiny run again under `--distribution=mirrored` (one replica here)."""
+    out = tmp_path / "out"
+    result = _run(
+        f"--flagfile={TINY}",
+        "--distribution=mirrored",
+        f"--output_dir={out}",
+        f"--data_dir={tmp_path / 'tfds'}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out
+
+
+@pytest.mark.slow
+def test_mirrored_distribution_trains_like_the_default(tiny_run, tiny_mirrored_run):
+    """`--distribution=mirrored` through run.py: train, export and evaluate
+    under MirroredStrategy; with one replica every logged value equals the
+    default strategy's run (the multi-replica maths is in test_distributed)."""
+    out, _, _ = tiny_run
+    mirrored = tiny_mirrored_run
+    history = json.loads((out / "history.json").read_text())
+    again = json.loads((mirrored / "history.json").read_text())
+    assert set(again) == set(history)
+    for key, values in history.items():
+        np.testing.assert_allclose(again[key], values, rtol=1e-5, err_msg=key)
+    assert (mirrored / "saved_model" / "saved_model.pb").exists()
+    times = json.loads((mirrored / "train_time.json").read_text())
+    assert (times["strategy"], times["replicas"]) == ("MirroredStrategy", 1)
+    default = json.loads((out / "train_time.json").read_text())
+    assert default["strategy"] == "DefaultDistributionStrategy"
+    first = json.loads((out / "metrics.json").read_text())["saliency"]["metrics"]
+    other = json.loads((mirrored / "metrics.json").read_text())["saliency"]["metrics"]
+    assert other["model"]["nss"]["mean"] == pytest.approx(
+        first["model"]["nss"]["mean"], rel=1e-4
+    )
+
+
 @pytest.mark.slow
 def test_train_writes_every_artefact(tiny_run):
     out, _, result = tiny_run
