@@ -345,29 +345,29 @@ def summarise(seeds: list[str], root: pathlib.Path | None = None) -> dict:
     return summary
 
 
-def _aesthetics_rows(conditions: dict) -> list[str]:
-    """The aesthetics table (header and one row per condition) of a summary."""
+def _means_rows(
+    conditions: dict, task: str, metrics: tuple[str, ...], seconds: bool = False
+) -> list[str]:
+    """A table of `task`'s means ± intervals (header, one row per condition),
+    with the mean training seconds per run when `seconds`."""
     arrow = lambda m: "↓" if m in LOWER_IS_BETTER else "↑"  # noqa: E731
+    extra = " training s/run |" if seconds else ""
     lines = [
-        "| condition | "
-        + " | ".join(f"{m} {arrow(m)}" for m in AESTHETICS_METRICS)
-        + " | training s/run |",
-        "|---" * (len(AESTHETICS_METRICS) + 2) + "|",
+        "| condition | " + " | ".join(f"{m} {arrow(m)}" for m in metrics) + " |" + extra,
+        "|---" * (len(metrics) + 1 + int(seconds)) + "|",
     ]
     for entry in conditions.values():
         cells = [
             (
-                _fmt(
-                    entry[f"aesthetics/{m}"]["mean"],
-                    entry[f"aesthetics/{m}"]["ci_half"],
-                )
-                if f"aesthetics/{m}" in entry
+                _fmt(entry[f"{task}/{m}"]["mean"], entry[f"{task}/{m}"]["ci_half"])
+                if f"{task}/{m}" in entry
                 else "—"
             )
-            for m in AESTHETICS_METRICS
+            for m in metrics
         ]
-        seconds = entry.get("train_seconds_mean")
-        cells.append("—" if seconds is None else f"{seconds:.0f}")
+        if seconds:
+            value = entry.get("train_seconds_mean")
+            cells.append("—" if value is None else f"{value:.0f}")
         lines.append(f"| {entry['label']} | " + " | ".join(cells) + " |")
     return lines
 
@@ -375,26 +375,12 @@ def _aesthetics_rows(conditions: dict) -> list[str]:
 def markdown(summary: dict) -> str:
     """The study's tables: metrics per condition, then differences vs condition 1."""
     conditions = summary["conditions"]
-    arrow = lambda m: "↓" if m in LOWER_IS_BETTER else "↑"  # noqa: E731
     lines = [
         f"Mean ± 95% t-interval over seeds {', '.join(summary['seeds'])} "
         "(each seed's value is the mean over the 500 test images).",
         "",
-        "| condition | "
-        + " | ".join(f"{m} {arrow(m)}" for m in SALIENCY_METRICS)
-        + " |",
-        "|---" * (len(SALIENCY_METRICS) + 1) + "|",
+        *_means_rows(conditions, "saliency", SALIENCY_METRICS),
     ]
-    for entry in conditions.values():
-        cells = [
-            (
-                _fmt(entry[f"saliency/{m}"]["mean"], entry[f"saliency/{m}"]["ci_half"])
-                if f"saliency/{m}" in entry
-                else "—"
-            )
-            for m in SALIENCY_METRICS
-        ]
-        lines.append(f"| {entry['label']} | " + " | ".join(cells) + " |")
     if conditions:
         baselines = next(iter(conditions.values()))["baselines"]
         for name, values in baselines.items():
@@ -423,7 +409,7 @@ def markdown(summary: dict) -> str:
         "",
         "Aesthetics (conditions that train it):",
         "",
-        *_aesthetics_rows(conditions),
+        *_means_rows(conditions, "aesthetics", AESTHETICS_METRICS, seconds=True),
     ]
     sharing = [c for c in SHARING_CONDITIONS if c in conditions]
     if sharing:
@@ -566,7 +552,7 @@ def reverse_markdown(summary: dict) -> str:
         f"{', '.join(summary['seeds'])} (each seed's value is over the 500 test "
         "images).",
         "",
-        *_aesthetics_rows(conditions),
+        *_means_rows(conditions, "aesthetics", AESTHETICS_METRICS, seconds=True),
     ]
     others = [e for c, e in conditions.items() if c != "R1"]
     if others:
