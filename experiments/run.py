@@ -439,19 +439,27 @@ def _print_results(results, output_dir) -> None:
     print(f"Results: {pathlib.Path(output_dir) / 'metrics.json'}")
 
 
-def _evaluate_crops(model, data, output_dir) -> None:
-    """`--crops`: `aesthal.metrics.crop_report.evaluate`, its table printed."""
-    from aesthal.metrics import crop_report
+def _evaluate(model, data, output_dir) -> None:
+    """`aesthal.metrics.report.evaluate`, its table printed; with `--crops`, the
+    crops (`aesthal.metrics.crop_report.CropScorer`) in the same prediction pass."""
+    from aesthal.metrics import crop_report, report
 
-    results = crop_report.evaluate(
+    # Before any prediction: the scorer checks the ratios.
+    scorer = crop_report.CropScorer(_CROPS.value) if _CROPS.value else None
+    results = report.evaluate(
         model,
         data,
         output_dir,
-        ratios=_CROPS.value,
         max_images=_EVAL_MAX_IMAGES.value,
-        with_ceiling=_CROP_CEILING.value,
+        on_prediction=scorer.add if scorer is not None else None,
     )
-    print(crop_report.format_results(results))
+    _print_results(results, output_dir)
+    if scorer is None:
+        return
+    crops = scorer.finish(
+        None, data, results["split"], output_dir, with_ceiling=_CROP_CEILING.value
+    )
+    print(crop_report.format_results(crops))
     print(f"Crops: {pathlib.Path(output_dir) / 'crops.json'}")
 
 
@@ -526,7 +534,6 @@ def _run(config) -> None:
         logging.set_verbosity(logging.WARNING)  # TFDS logs every file at INFO
     from aesthal.export import export_run
     from aesthal.inference import load_model, make_predictor
-    from aesthal.metrics import report
     from aesthal.training import distribute, runner
 
     out = pathlib.Path(config.output_dir)
@@ -556,12 +563,7 @@ def _run(config) -> None:
         return
     if _MODE.value == "evaluate":
         predictor = make_predictor(_MODEL.value, mirror=_MIRROR.value)
-        results = report.evaluate(
-            predictor, config.data, out, max_images=_EVAL_MAX_IMAGES.value
-        )
-        _print_results(results, out)
-        if _CROPS.value:
-            _evaluate_crops(predictor, config.data, out)
+        _evaluate(predictor, config.data, out)
         return
     # A rerun of a finished run keeps its record and only does what is missing.
     finished = runner.is_finished(config)
@@ -582,12 +584,7 @@ def _run(config) -> None:
             # The chief alone evaluates, on a copy outside the strategy (the
             # other workers have finished).
             model = load_model(out / "model.keras")
-        results = report.evaluate(
-            model, config.data, out, max_images=_EVAL_MAX_IMAGES.value
-        )
-        _print_results(results, out)
-        if _CROPS.value:
-            _evaluate_crops(model, config.data, out)
+        _evaluate(model, config.data, out)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,9 @@ the per-image differences.
         ratios=["1:1", "16:9", "9:16", "4:5"],
     )
 
-or `python experiments/run.py --mode=evaluate --crops=1:1,16:9,9:16,4:5 ...`.
+or `python experiments/run.py --mode=evaluate --crops=1:1,16:9,9:16,4:5 ...`,
+which scores the crops in `report.evaluate`'s prediction pass (`CropScorer`):
+each image is predicted once for both.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import tensorflow_datasets as tfds
 
 from aesthal import crop
 from aesthal.config import DataConfig
+from aesthal.data import prepare
 from aesthal.inference import Predictor
 from aesthal.metrics import report
 from aesthal.metrics.evaluation import confidence_interval
@@ -81,6 +84,163 @@ def observer_fixations(
     return result
 
 
+class CropScorer:
+    """Scores crops one `(example, prediction)` pair at a time; `finish` reports.
+
+    The accumulator behind `evaluate`, so that one prediction pass can feed
+    both `aesthal.metrics.report.evaluate` and the crops (pass `add` as its
+    `on_prediction`). Per image it keeps only the model's crop scores, the
+    file, the shape and the fixations, not the map. The scoring is
+    `aesthal.crop.evaluate_crops` (best window on the map, share of the
+    pooled fixations inside it), image by image.
+
+        scorer = crop_report.CropScorer(["1:1", "16:9"])  # checks the ratios
+        report.evaluate(predictor, data, out, on_prediction=scorer.add)
+        results = scorer.finish(None, data, results["split"], out)
+
+    Args:
+        ratios: e.g. `["1:1", "16:9", "9:16", "4:5"]`, each width:height
+            (repeats are dropped).
+        scale: window scale in (0, 1].
+
+    Raises:
+        ValueError: a bad ratio or scale (the message names which).
+    """
+
+    def __init__(self, ratios: Sequence[str], scale: float = 1.0):
+        if isinstance(ratios, str):
+            raise ValueError(
+                f"ratios {ratios!r}: expected a list of ratios, such as [{ratios!r}]"
+            )
+        self.ratios = list(dict.fromkeys(ratios))
+        self.scale = scale
+        for ratio in self.ratios:
+            crop.window_size((1000, 1000), ratio, scale)  # checks ratio and scale
+        self.files: list[str] = []
+        self.points: list[np.ndarray] = []
+        self.shapes: list[tuple[int, int]] = []
+        self.scores: dict[str, list[float]] = {ratio: [] for ratio in self.ratios}
+        self.skipped = 0
+        # The first image predicted without a saliency map (an aesthetics-only
+        # model); reported by `finish`, so a shared pass still ends its own work.
+        self.without_saliency: str | None = None
+
+    def add(self, example: Any, prediction: Mapping[str, Any]) -> None:
+        """Scores one image's best crops; an image without fixations is counted.
+
+        Args:
+            example: a `pipeline.EvalExample` (`.filename`, `.image`,
+                `.fixations` float `[N, 2]` (row, column), `.has_saliency`).
+            prediction: the `Predictor`'s outputs for it, with `"saliency"`
+                float `[H, W]` at the image's size.
+
+        Raises:
+            ValueError: a bad map (the message names the image's index among
+                those scored). A prediction without a saliency map is kept
+                for `finish` to report.
+        """
+        if not (example.has_saliency and len(example.fixations)):
+            self.skipped += 1
+            return
+        if "saliency" not in prediction:
+            self.without_saliency = self.without_saliency or example.filename
+            return
+        index = len(self.files)
+        saliency = np.asarray(prediction["saliency"], np.float64)
+        try:
+            boxes = crop.best_crops(saliency, self.ratios, self.scale)
+            shares = {
+                ratio: crop.fixation_share(boxes[ratio], example.fixations)
+                for ratio in self.ratios
+            }
+        except ValueError as error:
+            raise ValueError(f"image {index}: {error}") from error
+        for ratio in self.ratios:
+            self.scores[ratio].append(shares[ratio])
+        self.files.append(example.filename)
+        self.points.append(example.fixations)
+        self.shapes.append(example.image.shape[:2])
+
+    def finish(
+        self,
+        builder: tfds.core.DatasetBuilder | None,
+        data: DataConfig,
+        split: str,
+        output_dir: str | os.PathLike,
+        with_ceiling: bool = True,
+    ) -> dict[str, Any]:
+        """The centre-crop and human-ceiling rows, the differences; writes the files.
+
+        Args:
+            builder: the prepared TFDS builder of `data` (for the observer
+                ids), or None to get it with `prepare.prepare_data(data)`.
+            data: the data set the pairs came from.
+            split: the TFDS split they came from.
+            output_dir: where `crops.json` and `crops.md` go (created).
+            with_ceiling: add the human-ceiling row where observer ids exist.
+
+        Returns:
+            As `evaluate`.
+
+        Raises:
+            ValueError: the model predicted no saliency map, or no image with
+                fixations was added.
+        """
+        if self.without_saliency is not None:
+            raise ValueError(
+                f"{data.dataset} [{split}] {self.without_saliency}: the model "
+                "predicts no saliency map, and crops are chosen on it (use a "
+                "model trained with the saliency task, or leave out --crops)"
+            )
+        if not self.files:
+            raise ValueError(
+                f"{data.dataset} [{split}]: no image with fixation points; crops are "
+                "scored by fixations (use a data set with fixations, e.g. osie)"
+            )
+        ratios, scale = self.ratios, self.scale
+        rows = {
+            MODEL_ROW: {
+                ratio: {**confidence_interval(values), "scores": list(values)}
+                for ratio, values in self.scores.items()
+            },
+            CENTRE_ROW: crop.evaluate_centre_crops(
+                self.shapes, self.points, ratios, scale
+            ),
+        }
+        observers = None
+        if with_ceiling:
+            if builder is None:
+                builder = prepare.prepare_data(data)
+            observers = observer_fixations(builder, split)
+        if observers is not None:
+            rows[CEILING_ROW] = crop.evaluate_human_ceiling(
+                [observers[name] for name in self.files], self.shapes, ratios, scale
+            )
+        differences = {
+            f"{MODEL_ROW} - {CENTRE_ROW}": _paired(rows[MODEL_ROW], rows[CENTRE_ROW]),
+        }
+        if CEILING_ROW in rows:
+            differences[f"{CEILING_ROW} - {MODEL_ROW}"] = _paired(
+                rows[CEILING_ROW], rows[MODEL_ROW]
+            )
+        results = {
+            "dataset": data.dataset,
+            "split": split,
+            "ratios": ratios,
+            "scale": scale,
+            "num_images": len(self.files),
+            "skipped": self.skipped,
+            "files": list(self.files),
+            "rows": rows,
+            "differences": differences,
+        }
+        out = pathlib.Path(output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "crops.json").write_text(json.dumps(results, indent=2) + "\n")
+        (out / "crops.md").write_text(format_results(results))
+        return results
+
+
 def evaluate(
     model: AesthalModel | Predictor | str | os.PathLike,
     data: DataConfig,
@@ -96,7 +256,9 @@ def evaluate(
 
     Writes `crops.json` (every row's mean, interval and per-image scores, the
     files in order) and `crops.md` (the table) to `output_dir`. Images without
-    fixations are left out (and counted).
+    fixations are left out (and counted). To score crops in the same
+    prediction pass as `report.evaluate`, use `CropScorer` (as
+    `experiments/run.py --crops` does).
 
     Args:
         model: a model, a `Predictor`, or a `.keras` file / SavedModel folder.
@@ -114,65 +276,20 @@ def evaluate(
     Returns:
         `{"dataset", "split", "ratios", "scale", "num_images", "skipped",
         "files", "rows": {row name: {ratio: {"mean", "ci_low", "ci_high", "n",
-        "scores"}}}}`, rows `model`, `centre crop` and, where observer ids
-        exist, `human ceiling`.
+        "scores"}}}, "differences": {"model - centre crop", "human ceiling -
+        model": {ratio: {"mean", "ci_low", "ci_high", "n"}}}}`, rows `model`,
+        `centre crop` and, where observer ids exist, `human ceiling`.
 
     Raises:
         ValueError: a bad ratio or scale (before any prediction), or a split
             without a single image with fixations.
     """
-    ratios = list(dict.fromkeys(ratios))
-    for ratio in ratios:
-        crop.window_size((1000, 1000), ratio, scale)  # checks ratio and scale
+    scorer = CropScorer(ratios, scale)  # checks ratios and scale first
     split = split or data.test_split
     builder, pairs = report.predict_split(model, data, split, batch_size, max_images)
-    files, maps, points, shapes = [], [], [], []
-    skipped = 0
     for example, prediction in pairs:
-        if not (example.has_saliency and len(example.fixations)):
-            skipped += 1
-            continue
-        files.append(example.filename)
-        maps.append(np.asarray(prediction["saliency"], np.float64))
-        points.append(example.fixations)
-        shapes.append(example.image.shape[:2])
-    if not files:
-        raise ValueError(
-            f"{data.dataset} [{split}]: no image with fixation points; crops are "
-            "scored by fixations (use a data set with fixations, e.g. osie)"
-        )
-    rows = {
-        MODEL_ROW: crop.evaluate_crops(maps, points, ratios, scale),
-        CENTRE_ROW: crop.evaluate_centre_crops(shapes, points, ratios, scale),
-    }
-    observers = observer_fixations(builder, split) if with_ceiling else None
-    if observers is not None:
-        rows[CEILING_ROW] = crop.evaluate_human_ceiling(
-            [observers[name] for name in files], shapes, ratios, scale
-        )
-    differences = {
-        f"{MODEL_ROW} - {CENTRE_ROW}": _paired(rows[MODEL_ROW], rows[CENTRE_ROW]),
-    }
-    if CEILING_ROW in rows:
-        differences[f"{CEILING_ROW} - {MODEL_ROW}"] = _paired(
-            rows[CEILING_ROW], rows[MODEL_ROW]
-        )
-    results = {
-        "dataset": data.dataset,
-        "split": split,
-        "ratios": ratios,
-        "scale": scale,
-        "num_images": len(files),
-        "skipped": skipped,
-        "files": files,
-        "rows": rows,
-        "differences": differences,
-    }
-    out = pathlib.Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "crops.json").write_text(json.dumps(results, indent=2) + "\n")
-    (out / "crops.md").write_text(format_results(results))
-    return results
+        scorer.add(example, prediction)
+    return scorer.finish(builder, data, split, output_dir, with_ceiling)
 
 
 def _paired(

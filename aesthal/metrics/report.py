@@ -98,6 +98,7 @@ def evaluate(
     split: str | None = None,
     max_images: int | None = None,
     batch_size: int = 8,
+    on_prediction: Callable[[Any, Mapping[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Every metric on a split at original resolution, with baselines.
 
@@ -111,6 +112,10 @@ def evaluate(
         split: TFDS split to evaluate.
         max_images: evaluate only the first N images.
         batch_size: images per prediction batch.
+        on_prediction: called with every `(example, prediction)` pair as it is
+            predicted, so that other evaluations share this one prediction
+            pass (e.g. `crop_report.CropScorer.add`); an error it raises ends
+            the evaluation.
 
     Returns:
         `{"dataset", "split", "model": the model's path(s) (`Predictor.source`),
@@ -121,6 +126,8 @@ def evaluate(
     builder, pairs = predict_split(predictor, data, split, batch_size, max_images)
     records, maps, votes_true, votes_pred = [], [], [], []
     for example, prediction in pairs:
+        if on_prediction is not None:
+            on_prediction(example, prediction)
         # An untrained task has no prediction (Predictor leaves it out).
         if example.has_saliency and "saliency" in prediction:
             records.append(

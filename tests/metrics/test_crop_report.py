@@ -1,5 +1,6 @@
 """Tests for aesthal.metrics.crop_report on OSIE's dummy data (hand-worked crops)."""
 
+import collections
 import json
 
 import numpy as np
@@ -71,12 +72,12 @@ def test_crop_report_on_osie_dummy(osie_dummy, tmp_path):
     assert "| model - centre crop |" in table
 
 
-def _examples(data):
+def _examples(data, split=None):
     from aesthal.data import pipeline
 
     return list(
         pipeline.iterate_eval_examples(
-            data.dataset, split=data.test_split, data_dir=data.data_dir
+            data.dataset, split=split or data.test_split, data_dir=data.data_dir
         )
     )
 
@@ -104,3 +105,92 @@ def test_without_ceiling_and_bad_ratio(osie_dummy, tmp_path):
     assert result["rows"]["centre crop"]["4:5"]["scores"] == [pytest.approx(1 / 3)]
     with pytest.raises(ValueError, match="'16x9'"):
         crop_report.evaluate(predictor, data, tmp_path, ["16x9"])
+
+
+class CountingPredictor(Predictor):
+    """A real `Predictor` that counts the images it predicts, per file name."""
+
+    def __init__(self, model):
+        super().__init__(model)
+        self.counts: collections.Counter = collections.Counter()
+
+    def predict_pairs(self, pairs, batch_size):
+        def counted():
+            for key, image in pairs:
+                self.counts[key.filename] += 1
+                yield key, image
+
+        yield from super().predict_pairs(counted(), batch_size)
+
+
+@pytest.mark.parametrize("split", ["test", "train"])
+def test_one_pass_feeds_metrics_and_crops(osie_dummy, tmp_path, split):
+    from aesthal.metrics import report
+
+    data, predictor = osie_dummy
+    counting = CountingPredictor(predictor.model)
+    ratios = ["1:1", "16:9", "1:1"]  # a repeat is dropped, as evaluate does
+    scorer = crop_report.CropScorer(ratios)
+    metrics = report.evaluate(
+        counting, data, tmp_path / "one", split=split, on_prediction=scorer.add
+    )
+    one_pass = scorer.finish(None, data, split, tmp_path / "one")
+    # Every image of the split (test: 1601.jpg; train: 1002.jpg, 1001.jpg)
+    # went through the model once, for both the metrics and the crops.
+    files = {"test": ["1601.jpg"], "train": ["1002.jpg", "1001.jpg"]}[split]
+    assert one_pass["files"] == files
+    assert dict(counting.counts) == {name: 1 for name in files}
+    assert metrics["saliency"]["metrics"]["model"]["nss"]["n"] == len(files)
+    # The same crops as crop_report.evaluate's own pass, to the last digit.
+    separate = crop_report.evaluate(predictor, data, tmp_path / "two", ratios, split)
+    assert one_pass == separate
+    assert list(one_pass["rows"]) == ["model", "centre crop", "human ceiling"]
+    for name in ("crops.json", "crops.md"):
+        assert (tmp_path / "one" / name).read_text() == (
+            tmp_path / "two" / name
+        ).read_text()
+    # The model row's scores are best_crops on each map (hand-checked above).
+    examples = {ex.filename: ex for ex in _examples(data, split)}
+    for index, name in enumerate(files):
+        saliency = predictor.predict(examples[name].image)["saliency"]
+        for ratio, box in crop.best_crops(saliency, ["1:1", "16:9"]).items():
+            assert one_pass["rows"]["model"][ratio]["scores"][index] == (
+                crop.fixation_share(box, examples[name].fixations)
+            )
+
+
+def test_scorer_checks_ratios_before_any_prediction(osie_dummy, tmp_path):
+    data, predictor = osie_dummy
+    counting = CountingPredictor(predictor.model)
+    with pytest.raises(ValueError, match="'16x9'"):
+        crop_report.evaluate(counting, data, tmp_path, ["1:1", "16x9"])
+    with pytest.raises(ValueError, match="scale"):
+        crop_report.evaluate(counting, data, tmp_path, ["1:1"], scale=1.5)
+    assert not counting.counts
+    with pytest.raises(
+        ValueError, match=r"expected a list of ratios, such as \['1:1'\]"
+    ):
+        crop_report.CropScorer("1:1")
+
+
+def test_scorer_without_fixations_says_so(osie_dummy, tmp_path):
+    data, _ = osie_dummy
+    scorer = crop_report.CropScorer(["1:1"])
+    with pytest.raises(ValueError, match=r"osie \[test\]: no image with fixation"):
+        scorer.finish(None, data, "test", tmp_path)
+    assert not (tmp_path / "crops.json").exists()
+
+
+def test_aesthetics_only_model_keeps_its_metrics_then_says_so(osie_dummy, tmp_path):
+    from aesthal.metrics import report
+
+    data, _ = osie_dummy
+    config = aesthal.ModelConfig(input_size=(32, 48), tasks=("aesthetics",))
+    with pytest.warns(UserWarning, match="saliency outputs are left out"):
+        predictor = Predictor(aesthal.build_model(config))
+    scorer = crop_report.CropScorer(["1:1"])
+    report.evaluate(predictor, data, tmp_path, on_prediction=scorer.add)
+    assert (tmp_path / "metrics.json").exists()
+    with pytest.raises(ValueError, match="1601.jpg: the model predicts no saliency"):
+        scorer.finish(None, data, "test", tmp_path)
+    assert not (tmp_path / "crops.json").exists()
