@@ -4,10 +4,14 @@ r"""Predicts saliency and aesthetics for an image file or a folder of images.
         --input=photos/ --output=predictions/
 
 `--model` is a `.keras` file (loaded in Keras safe mode) or a SavedModel folder
-(`aesthal.export_saved_model`). For every image under `--input` (a file, or a
-folder searched recursively for .jpg, .jpeg, .png, .bmp, .webp; any size;
-grayscale and RGBA are converted to RGB, 16-bit to 8-bit, EXIF orientation is
-applied) it writes, under `--output`, mirroring the input folder's layout:
+(`aesthal.export_saved_model`); several, comma-separated, `--mirror` and
+`--scales=1,1.25,1.5` (each model also run at 1.25 and 1.5 times its input size;
+needs `.keras` files) average their maps (`aesthal.inference.Ensemble`).
+
+For every image under `--input` (a file, or a folder searched recursively for
+.jpg, .jpeg, .png, .bmp, .webp; any size; grayscale and RGBA are converted to
+RGB, 16-bit to 8-bit, EXIF orientation is applied) it writes, under
+`--output`, mirroring the input folder's layout:
 
     <name>_saliency.png   the saliency map at the image's own size, a 16-bit
                           grayscale PNG scaled so that the map's maximum is 65535
@@ -50,7 +54,7 @@ import pathlib
 import sys
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -253,6 +257,7 @@ def predict_folder(
     progress: bool = True,
     crops: list[str] | tuple[str, ...] = (),
     mirror: bool = False,
+    scales: Sequence[float] | str = (1.0,),
 ) -> PredictSummary:
     """Writes maps, overlays and `predictions.csv` for every image under `input_path`.
 
@@ -272,17 +277,23 @@ def predict_folder(
         mirror: also average the map of each image's mirror image
             (`aesthal.inference.Ensemble`); ignored when `model` is a
             `Predictor`, which decides that itself.
+        scales: also average the maps of each model run at these factors of
+            its input size (`aesthal.inference.Ensemble`; numbers or a string
+            "1,1.25,1.5"; other than 1 needs `.keras` files); ignored when
+            `model` is a `Predictor`.
 
     Returns:
         A `PredictSummary`; also written to `output_dir/summary.json`.
 
     Raises:
         FileNotFoundError: `input_path` does not exist.
-        ValueError: no image files under `input_path`, a bad model path, or a
-            malformed ratio in `crops` (checked before any image is read).
+        ValueError: no image files under `input_path`, a bad model path, a
+            malformed ratio in `crops` or bad `scales` (checked before any
+            image is read).
     """
-    from aesthal.inference import Ensemble, Predictor, make_predictor
+    from aesthal.inference import Ensemble, Predictor, make_predictor, parse_scales
 
+    scales = parse_scales(scales)
     crops = list(dict.fromkeys(crops))
     for ratio in crops:
         crop.parse_ratio(ratio)
@@ -301,9 +312,11 @@ def predict_folder(
     if isinstance(model, Predictor):
         predictor = model
     elif isinstance(model, str | os.PathLike):
-        predictor = make_predictor(model, mirror=mirror)
+        predictor = make_predictor(model, mirror=mirror, scales=scales)
+    elif mirror or scales != (1.0,):
+        predictor = Ensemble([model], mirror=mirror, scales=scales)
     else:
-        predictor = Ensemble([model], mirror=True) if mirror else Predictor(model)
+        predictor = Predictor(model)
     tasks = tuple(predictor.tasks)
     if crops and "saliency" not in tasks:
         raise ValueError(
@@ -448,6 +461,13 @@ def main(argv: list[str] | None = None) -> int:
         help="also average each model's map of the mirror image (slower, better)",
     )
     parser.add_argument(
+        "--scales",
+        default="1",
+        help="factors of each model's input size to also run it at, "
+        "comma-separated, their maps averaged (e.g. 1,1.25,1.5; slower); other "
+        "than 1 needs .keras files",
+    )
+    parser.add_argument(
         "--input", required=True, help="an image file or a folder (recursive)"
     )
     parser.add_argument("--output", required=True, help="output folder (created)")
@@ -470,6 +490,12 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--crops: {error}")
     if args.batch_size < 1:
         parser.error(f"--batch_size must be >= 1, got {args.batch_size}")
+    from aesthal.inference import parse_scales
+
+    try:
+        scales = parse_scales(args.scales)
+    except ValueError as error:
+        parser.error(f"--scales: {error}")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # Errors only: a broken file is reported below, once.
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
@@ -485,6 +511,7 @@ def main(argv: list[str] | None = None) -> int:
                 progress=not args.no_progress,
                 crops=crops,
                 mirror=args.mirror,
+                scales=scales,
             )
     except (OSError, ValueError) as error:
         # A usage or environment error (checked before any prediction), or the

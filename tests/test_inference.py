@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import pathlib
 import re
 
@@ -331,7 +332,9 @@ def test_mirror_averages_the_mirrored_prediction_back(trained_model):
     )
 
 
-def test_ensemble_of_a_saved_model_and_a_keras_file(trained_model, saved_models, tmp_path):
+def test_ensemble_of_a_saved_model_and_a_keras_file(
+    trained_model, saved_models, tmp_path
+):
     path = tmp_path / "m.keras"
     trained_model.save(path)
     images = _images()[:2]
@@ -396,7 +399,179 @@ def test_predict_command_line_takes_an_ensemble_and_mirror(
     want = aesthal.Ensemble([model, trained_model], mirror=True).predict(image)
     alone = Predictor(model).predict(image)
     assert abs(want["aesthetics_mean"] - alone["aesthetics_mean"]) > 1e-3
-    np.testing.assert_allclose(float(row["mean_score"]), want["aesthetics_mean"], atol=1e-4)
+    np.testing.assert_allclose(
+        float(row["mean_score"]), want["aesthetics_mean"], atol=1e-4
+    )
     box = aesthal.crop.best_crops(want["saliency"], ["9:16"])["9:16"]
     got = tuple(int(row[f"crop_9x16_{f}"]) for f in ("top", "left", "height", "width"))
     assert got == box
+
+
+# --------------------------------------------------------------- multi-scale
+def _rebuilt_by_hand(model, input_size):
+    """The lead's recipe: build at the new size, call once, copy the weights."""
+    config = dataclasses.replace(model.config, input_size=input_size)
+    rebuilt = aesthal.build_model(config)
+    rebuilt(np.zeros((1, *input_size, 3), np.float32))
+    rebuilt.set_weights(model.get_weights())
+    return rebuilt
+
+
+def test_predictor_at_another_input_size_is_the_model_rebuilt_there(
+    trained_model, tmp_path
+):
+    images = _images()
+    want = list(
+        Predictor(_rebuilt_by_hand(trained_model, (48, 72))).predict_many(images)
+    )
+    at_48 = Predictor(trained_model, input_size=(48, 72))
+    assert at_48.input_size == (48, 72)
+    assert at_48.model is not trained_model
+    assert trained_model.config.input_size == (32, 48)  # the original is unchanged
+    outputs = list(at_48.predict_many(images, batch_size=3))
+    for out, expected in zip(outputs, want, strict=True):
+        np.testing.assert_array_equal(out["saliency"], expected["saliency"])
+        np.testing.assert_array_equal(out["aesthetics"], expected["aesthetics"])
+    # A .keras file is rebuilt the same way.
+    path = tmp_path / "m.keras"
+    trained_model.save(path)
+    _assert_same_outputs(
+        list(Predictor(path, input_size=(48, 72)).predict_many(images)), want
+    )
+    # The size matters: the maps at 32x48 are other maps.
+    original = list(Predictor(trained_model).predict_many(images))
+    assert (
+        min(
+            np.abs(a["saliency"] - b["saliency"]).max() / a["saliency"].max()
+            for a, b in zip(original, outputs, strict=True)
+        )
+        > 0.01
+    )
+    # Its own size is the model itself.
+    assert Predictor(trained_model, input_size=(32, 48)).model is trained_model
+
+
+@pytest.mark.parametrize("mirror", [False, True])
+def test_multi_scale_ensemble_is_the_mean_of_the_per_scale_maps(trained_model, mirror):
+    images = _images()[:4]
+    views = [(images, False)]
+    if mirror:
+        views.append(([im[:, ::-1] for im in images], True))
+    parts = []
+    for size in ((32, 48), (48, 72)):  # scales 1 and 1.5 of 32x48
+        predictor = Predictor(trained_model, input_size=size)
+        for view, mirrored in views:
+            outs = list(predictor.predict_many(view))
+            if mirrored:
+                for out in outs:
+                    out["saliency"] = out["saliency"][:, ::-1]
+            parts.append(outs)
+    assert len(parts) == (4 if mirror else 2)
+    ensemble = aesthal.Ensemble([trained_model], mirror=mirror, scales=(1, 1.5))
+    assert ensemble.scales == (1.0, 1.5)
+    assert "scales 1, 1.5" in ensemble.source
+    outputs = list(ensemble.predict_many(images, batch_size=3))
+    for i, out in enumerate(outputs):
+        saliency = np.mean([p[i]["saliency"] for p in parts], axis=0)
+        aesthetics = np.mean([p[i]["aesthetics"] for p in parts], axis=0)
+        np.testing.assert_allclose(out["saliency"], saliency, rtol=1e-5, atol=1e-9)
+        np.testing.assert_allclose(out["saliency"].sum(), 1.0, rtol=1e-5)
+        np.testing.assert_allclose(out["aesthetics"], aesthetics, rtol=1e-5)
+        np.testing.assert_allclose(
+            out["aesthetics_mean"], aesthetics @ np.arange(1, 11), rtol=1e-5
+        )
+
+
+def test_multi_scale_errors(trained_model, saved_models):
+    path = str(saved_models["new"])
+    # A SavedModel runs at its exported size only, alone or in an ensemble.
+    for make in (
+        lambda: Predictor(path, input_size=(48, 72)),
+        lambda: aesthal.Ensemble([path], scales=(1, 1.5)),
+        lambda: aesthal.Ensemble([str(saved_models["old"])], scales=(1.5,)),
+    ):
+        with pytest.raises(ValueError, match="model.keras") as info:
+            make()
+        assert "saved" in str(info.value) and "a SavedModel runs at the size" in str(
+            info.value
+        )
+    assert Predictor(path, input_size=(32, 48)).input_size == (32, 48)
+    assert aesthal.Ensemble([path], scales=[1.0]).source == path
+    for scales, match in [
+        ((0,), "scale 0 is not a finite number > 0"),
+        ((1, float("inf")), "scale inf is not"),
+        ((1, 1.5, 1.5), "scale 1.5 is given twice"),
+        ((), "no scale given"),
+        ("", "no scale given"),
+        ("1,x", "scale 'x' is not a number"),
+        ((0.5,), r"would run at 16x24, but each side must be >= 32"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            aesthal.Ensemble([trained_model], scales=scales)
+    with pytest.raises(ValueError, match="each side must be >= 32"):
+        Predictor(trained_model, input_size=(31, 48))
+    with pytest.raises(ValueError, match="two ints"):
+        Predictor(trained_model, input_size=(32.5, 48))
+
+
+def test_make_predictor_takes_scales_as_a_comma_string(trained_model, tmp_path):
+    path = tmp_path / "m.keras"
+    trained_model.save(path)
+    assert type(aesthal.make_predictor(path, scales="1")) is Predictor
+    predictor = aesthal.make_predictor(str(path), scales=" 1, 1.5")
+    assert isinstance(predictor, aesthal.Ensemble)
+    assert predictor.scales == (1.0, 1.5)
+    assert predictor.source == f"{path} (scales 1, 1.5)"
+    assert [c.input_size for c in predictor.components] == [(32, 48), (48, 72)]
+    image = _images()[3]
+    want = aesthal.Ensemble([trained_model], scales=(1, 1.5)).predict(image)
+    got = predictor.predict(image)
+    np.testing.assert_allclose(got["saliency"], want["saliency"], rtol=1e-5, atol=1e-9)
+    with pytest.raises(ValueError, match="given twice"):
+        aesthal.make_predictor(path, scales="1,1")
+
+
+def test_predict_command_line_takes_scales(trained_model, tmp_path, capsys):
+    import csv
+
+    import cv2
+
+    from aesthal import predict
+
+    path = tmp_path / "m.keras"
+    trained_model.save(path)
+    image = _images()[3]
+    (tmp_path / "in").mkdir()
+    assert cv2.imwrite(str(tmp_path / "in" / "x.png"), image[..., ::-1])
+    args = [f"--model={path}", f"--input={tmp_path / 'in'}", "--no_progress"]
+    status = predict.main([*args, "--scales=1,1.5", f"--output={tmp_path / 'out'}"])
+    assert status == 0, capsys.readouterr().err
+    with open(tmp_path / "out" / "predictions.csv", newline="") as handle:
+        (row,) = list(csv.DictReader(handle))
+    want = aesthal.Ensemble([trained_model], scales=(1, 1.5)).predict(image)
+    alone = Predictor(trained_model).predict(image)
+    # Scale 1.5 changes the outputs by more than the CSV's and PNG's precision.
+    assert abs(want["aesthetics_mean"] - alone["aesthetics_mean"]) > 5e-3
+    assert (
+        np.abs(want["saliency"] - alone["saliency"]).max()
+        > 0.05 * alone["saliency"].max()
+    )
+    # The CSV has 4 decimals.
+    np.testing.assert_allclose(
+        float(row["mean_score"]), want["aesthetics_mean"], atol=6e-5
+    )
+    written = cv2.imread(str(tmp_path / "out" / "x_saliency.png"), cv2.IMREAD_UNCHANGED)
+    np.testing.assert_allclose(
+        written / 65535.0, want["saliency"] / want["saliency"].max(), atol=1e-4
+    )
+    # A bad --scales is a usage error (exit status 2), before any work.
+    for bad, message in [
+        ("0", "--scales: scale 0 is not a finite number > 0: give factors > 0"),
+        ("a", "--scales: scale 'a' is not a number: give factors > 0"),
+        ("1,1", "--scales: scale 1 is given twice: give each scale once"),
+    ]:
+        with pytest.raises(SystemExit) as info:
+            predict.main([*args, f"--scales={bad}", f"--output={tmp_path / 'bad'}"])
+        assert info.value.code == 2
+        assert message in capsys.readouterr().err
+        assert not (tmp_path / "bad").exists()
