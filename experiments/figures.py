@@ -45,6 +45,12 @@ _MODEL = flags.DEFINE_string(
 _MIRROR = flags.DEFINE_bool(
     "mirror", False, "Also average each model's map of the mirror image."
 )
+_SCALES = flags.DEFINE_string(
+    "scales",
+    "1",
+    "Factors of each model's input size to run it at, comma-separated, their "
+    "maps averaged (e.g. 1,1.25,1.5; needs .keras models).",
+)
 _DATASET = flags.DEFINE_string(
     "dataset", "synthetic_scenes", "TFDS name (with config), e.g. osie."
 )
@@ -247,6 +253,12 @@ def main(argv: list[str]) -> None:
     for path in _MODEL.value.split(","):
         if not os.path.exists(path.strip()):
             raise app.UsageError(f"--model: {path.strip()}: no such file or folder.")
+    from aesthal.inference import parse_scales
+
+    try:
+        parse_scales(_SCALES.value)
+    except ValueError as error:
+        raise app.UsageError(f"--scales: {error}") from error
     if _EXAMPLE.value and not _CROPS.value:
         raise app.UsageError("--example is for --crops.")
     for ratio in _CROPS.value:
@@ -274,7 +286,7 @@ def main(argv: list[str]) -> None:
     examples = data_lib.iterate_eval_examples(
         _DATASET.value, split=_SPLIT.value, data_dir=_DATA_DIR.value
     )
-    predictor = make_predictor(_MODEL.value, mirror=_MIRROR.value)
+    predictor = make_predictor(_MODEL.value, mirror=_MIRROR.value, scales=_SCALES.value)
     output = pathlib.Path(_OUTPUT.value)
     output.parent.mkdir(parents=True, exist_ok=True)
     if _CROPS.value:

@@ -66,6 +66,14 @@ _MIRROR = flags.DEFINE_bool(
     "evaluate/predict: also average each model's prediction of the left-right "
     "mirror image (test-time augmentation; one more forward pass per model).",
 )
+_SCALES = flags.DEFINE_string(
+    "scales",
+    "1",
+    "evaluate/predict: factors of each model's input size to run it at, "
+    "comma-separated, their maps averaged (multi-scale test-time augmentation, "
+    "aesthal.inference.Ensemble; e.g. 1,1.25,1.5; one more forward pass per "
+    "model and scale). Other than 1 needs .keras models.",
+)
 _INPUT = flags.DEFINE_string(
     "input", None, "predict: an image file or a folder (searched recursively)."
 )
@@ -328,6 +336,14 @@ def _configs():
         raise app.UsageError("--mode=export takes one --model, not a list.")
     if _MIRROR.value and _MODE.value not in ("evaluate", "predict"):
         raise app.UsageError("--mirror is for --mode=evaluate or predict.")
+    from aesthal.inference import parse_scales
+
+    try:
+        scales = parse_scales(_SCALES.value)
+    except ValueError as error:
+        raise app.UsageError(f"--scales: {error}") from error
+    if scales != (1.0,) and _MODE.value not in ("evaluate", "predict"):
+        raise app.UsageError("--scales is for --mode=evaluate or predict.")
     for flag, paths in ((_INIT_FROM, [_INIT_FROM.value]), (_MODEL, model_paths)):
         for path in paths:
             if path and not os.path.exists(path):
@@ -472,6 +488,7 @@ def _predict() -> int:
         argv.append(f"--crops={','.join(_CROPS.value)}")
     if _MIRROR.value:
         argv.append("--mirror")
+    argv.append(f"--scales={_SCALES.value}")
     for name, flag in (("model", _MODEL), ("input", _INPUT), ("output", _OUTPUT_DIR)):
         if flag.value:
             argv.append(f"--{name}={flag.value}")
@@ -562,7 +579,9 @@ def _run(config) -> None:
         print(f"SavedModel: {path}")
         return
     if _MODE.value == "evaluate":
-        predictor = make_predictor(_MODEL.value, mirror=_MIRROR.value)
+        predictor = make_predictor(
+            _MODEL.value, mirror=_MIRROR.value, scales=_SCALES.value
+        )
         _evaluate(predictor, config.data, out)
         return
     # A rerun of a finished run keeps its record and only does what is missing.

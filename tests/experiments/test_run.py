@@ -250,6 +250,25 @@ BAD_FLAGS = [
         "--mode=export takes one --model",
     ),
     (["--output_dir=OUT", "--mirror"], "--mirror is for --mode=evaluate"),
+    (["--output_dir=OUT", "--scales=1,1.5"], "--scales is for --mode=evaluate"),
+    (
+        ["--output_dir=OUT", "--mode=evaluate", "--model=.", "--scales=0"],
+        "--scales: scale 0 is not a finite number > 0: give factors",
+    ),
+    (
+        ["--output_dir=OUT", "--mode=evaluate", "--model=.", "--scales=a"],
+        "--scales: scale 'a' is not a number",
+    ),
+    (
+        [
+            "--output_dir=OUT",
+            "--mode=predict",
+            "--model=.",
+            "--input=.",
+            "--scales=1,1",
+        ],
+        "--scales: scale 1 is given twice: give each scale once",
+    ),
     (["--output_dir=OUT", "--mode=evaluate", "--model=.,/no/such"], "/no/such"),
     # aesthal.predict's own usage error (exit status 2).
     (["--output_dir=OUT", "--mode=predict", "--model=."], "--input"),
