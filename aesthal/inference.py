@@ -32,6 +32,7 @@ sizes then runs one image at a time; re-export it for throughput).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 import warnings
@@ -165,8 +166,12 @@ class Predictor:
             self.model = model
             height, width = self.model.config.input_size
             self.input_size = (height, width)
+            # A partial has no __code__: tf.function then counts this
+            # predictor's traces on their own, not with those of every other
+            # predictor (one trace each, but an ensemble of 9 would otherwise
+            # warn of "excessive retracing").
             self._forward = tf.function(
-                export.model_size_function(self.model),
+                functools.partial(export.model_size_function(self.model)),
                 input_signature=[tf.TensorSpec([None, height, width, 3])],
             )
         if self.input_size is not None:
@@ -189,22 +194,26 @@ class Predictor:
         """Per-image versions of the export's first and last steps."""
         height, width = input_size
 
-        @tf.function(
-            input_signature=[tf.TensorSpec([None, None, 3], tf.uint8)],
-            reduce_retracing=True,
-        )
         def to_model_input(image):
             return export.to_model_input(image[None], (height, width))[0]
 
-        @tf.function(
-            input_signature=[
-                tf.TensorSpec([height, width, 1], tf.float32),
-                tf.TensorSpec([2], tf.int32),
-            ]
-        )
         def to_image_size(density, size):
             return export.to_image_size(density[None], size)[0, ..., 0]
 
+        # As `_forward`: partials, so that each predictor's traces are counted
+        # on their own (an ensemble's members would otherwise warn together).
+        to_model_input = tf.function(
+            functools.partial(to_model_input),
+            input_signature=[tf.TensorSpec([None, None, 3], tf.uint8)],
+            reduce_retracing=True,
+        )
+        to_image_size = tf.function(
+            functools.partial(to_image_size),
+            input_signature=[
+                tf.TensorSpec([height, width, 1], tf.float32),
+                tf.TensorSpec([2], tf.int32),
+            ],
+        )
         self._to_model_input = to_model_input
         self._to_image_size = to_image_size
 

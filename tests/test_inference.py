@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import pathlib
 import re
 
@@ -449,6 +450,28 @@ def test_predictor_at_another_input_size_is_the_model_rebuilt_there(
     )
     # Its own size is the model itself.
     assert Predictor(trained_model, input_size=(32, 48)).model is trained_model
+
+
+def test_many_members_do_not_warn_of_retracing(trained_model):
+    """Each member traces its functions once; 3 models x 3 scales used to make
+    tf.function warn of "excessive retracing" (it counted every predictor's
+    traces together, the functions sharing their code)."""
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    tf.get_logger().addHandler(handler)
+    try:
+        ensemble = aesthal.Ensemble(
+            [trained_model] * 3, mirror=True, scales=(1.0, 1.5, 2.0)
+        )
+        image = np.random.default_rng(0).integers(0, 256, (40, 60, 3), np.uint8)
+        ensemble.predict(image)
+        ensemble.predict(image[:36, :50])  # another size: one more trace each
+    finally:
+        tf.get_logger().removeHandler(handler)
+    retracing = [r.getMessage() for r in records if "retracing" in r.getMessage()]
+    assert len(ensemble.components) == 9
+    assert retracing == []
 
 
 @pytest.mark.parametrize("mirror", [False, True])
