@@ -548,6 +548,10 @@ class TrainConfig:
         validation_steps: batches of validation per epoch (None = whole split).
         init_from: a `.keras` model whose trunk weights initialise this one
             (pre-training then fine-tuning).
+        init_heads: with `init_from`, also start from its task heads (the
+            saliency and aesthetics heads of the trained tasks; side heads
+            are not copied), e.g. to fine-tune more of the trunk under a
+            trained readout instead of a random one.
         tensorboard_images: fixed validation images whose maps are logged.
     """
 
@@ -565,6 +569,7 @@ class TrainConfig:
     seed: int = 0
     validation_steps: int | None = None
     init_from: str | None = None
+    init_heads: bool = False
     tensorboard_images: int = 4
 
     def __post_init__(self) -> None:

@@ -255,6 +255,9 @@ _SEED = flags.DEFINE_integer("seed", 0, "Seed of initialisation, order and flips
 _INIT_FROM = flags.DEFINE_string(
     "init_from", None, "A .keras model whose trunk initialises this one."
 )
+_INIT_HEADS = flags.DEFINE_bool(
+    "init_heads", False, "With --init_from, also start from its task heads."
+)
 
 # Distribution (aesthal.training.distribute).
 _DISTRIBUTION = flags.DEFINE_enum(
@@ -344,6 +347,8 @@ def _configs():
         raise app.UsageError(f"--scales: {error}") from error
     if scales != (1.0,) and _MODE.value not in ("evaluate", "predict"):
         raise app.UsageError("--scales is for --mode=evaluate or predict.")
+    if _INIT_HEADS.value and not _INIT_FROM.value:
+        raise app.UsageError("--init_heads needs --init_from (the model to start from).")
     for flag, paths in ((_INIT_FROM, [_INIT_FROM.value]), (_MODEL, model_paths)):
         for path in paths:
             if path and not os.path.exists(path):
@@ -440,6 +445,7 @@ def _configs():
             seed=_SEED.value,
             validation_steps=_VALIDATION_STEPS.value,
             init_from=_INIT_FROM.value,
+            init_heads=_INIT_HEADS.value,
         )
         return ExperimentConfig(
             output_dir=_OUTPUT_DIR.value, model=model, data=data, train=train

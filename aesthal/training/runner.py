@@ -114,8 +114,26 @@ def compile_model(
     return model
 
 
-def _initialise_trunk(model: AesthalModel, path: str) -> None:
+def _initialise_trunk(model: AesthalModel, path: str, heads: bool = False) -> None:
+    """Copies the trunk of the `.keras` model at `path` into `model`; with
+    `heads`, also the heads of `model`'s trained tasks, which must have the
+    same shapes in both (same head type, taps and widths)."""
     source = load_model(path)
+    if heads:
+        for task in model.config.tasks:
+            name = f"{task}_head"
+            mine, theirs = getattr(model, name), getattr(source, name)
+            shapes = [w.shape for w in mine.get_weights()]
+            if task not in source.config.tasks or shapes != [
+                w.shape for w in theirs.get_weights()
+            ]:
+                raise ValueError(
+                    f"init_from={path} with init_heads: its {task} head does not "
+                    f"match this model's (trained tasks {source.config.tasks}; "
+                    "the head type, taps and widths must be the same); drop "
+                    "--init_heads to copy the trunk only."
+                )
+            mine.set_weights(theirs.get_weights())
     if source.config.backbone != model.config.backbone:
         raise ValueError(
             f"init_from={path}: its trunk is {source.config.backbone!r}, this "
@@ -276,7 +294,9 @@ def _train(config, verbose, strategy, out: pathlib.Path, own: pathlib.Path):
     with strategy.scope():
         model = build_model(dataclasses.replace(config.model, tasks=data.tasks))
         if config.train.init_from:
-            _initialise_trunk(model, config.train.init_from)
+            _initialise_trunk(
+                model, config.train.init_from, heads=config.train.init_heads
+            )
         if model.config.centre_prior == "fixed":
             # A weight of the model: saved in model.keras and the SavedModel.
             model.set_centre_prior(

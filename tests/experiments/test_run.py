@@ -239,6 +239,7 @@ BAD_FLAGS = [
     ),
     (["--output_dir=OUT", "--permute_aesthetics", "--tasks=saliency"], "permute"),
     (["--output_dir=OUT", "--init_from=/no/such.keras"], "no such file"),
+    (["--output_dir=OUT", "--init_heads"], "--init_heads needs --init_from"),
     (["--output_dir=OUT", "--no_such_flag=1"], "no_such_flag"),
     (["--output_dir=OUT", "--crops=1:1,16x9"], "--crops: aspect ratio '16x9'"),
     (

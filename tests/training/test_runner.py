@@ -29,6 +29,39 @@ def test_init_from_copies_the_trunk_only(tmp_path):
     assert any(not np.array_equal(a, b) for a, b in heads)
 
 
+def test_init_heads_copies_the_trunk_and_the_heads(tmp_path):
+    config = aesthal.ModelConfig(input_size=(32, 32))
+    source = aesthal.build_model(config)
+    source.save(tmp_path / "source.keras")
+    target = aesthal.build_model(config)  # a different random initialisation
+    pairs = list(
+        zip(source.get_weights(), target.get_weights(), strict=True)
+    )
+    assert sum(not np.array_equal(a, b) for a, b in pairs) > 2
+    runner._initialise_trunk(target, str(tmp_path / "source.keras"), heads=True)
+    for part in ("backbone", "saliency_head", "aesthetics_head"):
+        for a, b in zip(
+            getattr(source, part).get_weights(),
+            getattr(target, part).get_weights(),
+            strict=True,
+        ):
+            np.testing.assert_array_equal(a, b)
+    image = np.random.default_rng(0).random((1, 32, 32, 3)).astype("float32") * 255
+    np.testing.assert_allclose(
+        source(image)["saliency"], target(image)["saliency"], rtol=1e-6
+    )
+
+
+def test_init_heads_rejects_a_head_of_another_shape(tmp_path):
+    source = aesthal.build_model(
+        aesthal.ModelConfig(input_size=(32, 32), decoder_channels=8)
+    )
+    source.save(tmp_path / "narrow.keras")
+    target = aesthal.build_model(aesthal.ModelConfig(input_size=(32, 32)))
+    with pytest.raises(ValueError, match="its saliency head does not match"):
+        runner._initialise_trunk(target, str(tmp_path / "narrow.keras"), heads=True)
+
+
 def test_init_from_rejects_another_trunk(tmp_path):
     source = aesthal.build_model(aesthal.ModelConfig(input_size=(32, 32)))
     source.save(tmp_path / "tiny.keras")
