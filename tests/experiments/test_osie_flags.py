@@ -27,9 +27,12 @@ spec = importlib.util.spec_from_file_location("run", sys.argv[1])
 run = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(run)
 out = {}
-for name in sys.argv[2:]:
+for name in sys.argv[3:]:
     flags.FLAGS.unparse_flags()
-    flags.FLAGS(["run.py", f"--flagfile=experiments/configs/{name}"])
+    # A second stage (*_ft.flags) starts from a first stage's model: a stand-in
+    # file (run.py checks only that it exists before training).
+    start = [f"--init_from={sys.argv[2]}"] if name.endswith("_ft.flags") else []
+    flags.FLAGS(["run.py", f"--flagfile=experiments/configs/{name}", *start])
     out[name] = run._configs().to_dict()
 print(json.dumps(out))
 """
@@ -43,8 +46,10 @@ def _env():
 def parsed(tmp_path):
     """Every OSIE flagfile parsed, in the background from the session's start
     (conftest.background_fixture)."""
+    stage1 = tmp_path / "stage1.keras"
+    stage1.write_bytes(b"")
     result = background_run(
-        [sys.executable, "-c", _PARSE, str(RUN), *OSIE_FLAGFILES],
+        [sys.executable, "-c", _PARSE, str(RUN), str(stage1), *OSIE_FLAGFILES],
         timeout=300,
         cwd=REPO,
         env=_env(),
@@ -175,3 +180,17 @@ def test_osie_flags_train_one_step_and_evaluate_at_800x600(osie_dir, osie_one_st
     assert saliency["metrics"]["centre_bias"]["ig"]["mean"] == 0.0
     assert "aesthetics" not in metrics
     assert (out / "metrics.md").read_text().strip() in result.stdout
+
+
+def test_block5_flagfile_fine_tunes_under_the_recipe_readout(parsed):
+    base = parsed["osie_vgg16_imagenet.flags"]
+    config = parsed["osie_vgg16_imagenet_ft.flags"]
+    model, train = config["model"], config["train"]
+    # Block5 trains on cached block4_conv3 features; all else is the recipe's.
+    assert model["frozen_up_to"] == "stage4"
+    assert {**model, "frozen_up_to": "stage5"} == base["model"]
+    assert config["data"] == base["data"]
+    assert train["init_from"].endswith("stage1.keras") and train["init_heads"]
+    assert train["group_learning_rates"] == {"shared": 5e-5, "saliency": 3e-4}
+    assert (train["epochs"], train["steps_per_epoch"]) == (5, 135)
+    assert train["lr_schedule"] == "cosine"
