@@ -400,7 +400,8 @@ class Ensemble(Predictor):
     "DeepLab", TPAMI: multi-scale inputs at test time) and saliency
     prediction. It suits the fully convolutional readout, whose centre prior
     is a fixed grid resized to the output. On OSIE validation, scales 1, 1.25
-    and 1.5 of the recommended model raised NSS by 0.12 over scale 1 alone.
+    and 1.5 of the three `osie_vgg16_imagenet.flags` seeds with mirror images
+    raised NSS by 0.12 over scale 1 alone (docs/experiments.md).
 
     A typical ensemble is one recipe trained with several seeds:
 
