@@ -403,8 +403,8 @@ def fixation_share(box: Sequence[int], points: np.ndarray) -> float:
     return float(np.mean(inside))
 
 
-def _summarise(
-    scores: Mapping[str, list[float]], level: float
+def summarise_scores(
+    scores: Mapping[str, list[float]], level: float = 0.95
 ) -> dict[str, dict[str, Any]]:
     """`{ratio: confidence_interval(scores) + {"scores": per-image list}}`."""
     return {
@@ -463,13 +463,27 @@ def evaluate_crops(
     for index, (saliency, points) in enumerate(
         zip(saliency_maps, fixations, strict=True)
     ):
-        try:
-            boxes = best_crops(saliency, ratios, scale)
-        except ValueError as error:
-            raise ValueError(f"image {index}: {error}") from error
-        for ratio in ratios:
-            scores[ratio].append(_image_share(boxes[ratio], points, index))
-    return _summarise(scores, level)
+        for ratio, share in best_crop_shares(
+            saliency, points, ratios, scale, index
+        ).items():
+            scores[ratio].append(share)
+    return summarise_scores(scores, level)
+
+
+def best_crop_shares(
+    saliency: np.ndarray,
+    points: np.ndarray,
+    ratios: Sequence[str],
+    scale: float = 1.0,
+    index: int = 0,
+) -> dict[str, float]:
+    """One image of `evaluate_crops`: `{ratio: share of the fixations inside
+    the best window on the map}`; errors name the image as `image {index}`."""
+    try:
+        boxes = best_crops(saliency, ratios, scale)
+    except ValueError as error:
+        raise ValueError(f"image {index}: {error}") from error
+    return {ratio: _image_share(boxes[ratio], points, index) for ratio in ratios}
 
 
 def evaluate_centre_crops(
@@ -498,7 +512,7 @@ def evaluate_centre_crops(
         for ratio in ratios:
             box = centre_box(shape, ratio, scale)
             scores[ratio].append(_image_share(box, points, index))
-    return _summarise(scores, level)
+    return summarise_scores(scores, level)
 
 
 def observers_map(
@@ -602,7 +616,7 @@ def evaluate_human_ceiling(
                 shares[ratio].append(fixation_share(boxes[ratio], observers[k]))
         for ratio in ratios:
             scores[ratio].append(float(np.mean(shares[ratio])))
-    return _summarise(scores, level)
+    return summarise_scores(scores, level)
 
 
 def format_markdown_table(

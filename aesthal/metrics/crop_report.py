@@ -145,16 +145,13 @@ class CropScorer:
         if "saliency" not in prediction:
             self.without_saliency = self.without_saliency or example.filename
             return
-        index = len(self.files)
-        saliency = np.asarray(prediction["saliency"], np.float64)
-        try:
-            boxes = crop.best_crops(saliency, self.ratios, self.scale)
-            shares = {
-                ratio: crop.fixation_share(boxes[ratio], example.fixations)
-                for ratio in self.ratios
-            }
-        except ValueError as error:
-            raise ValueError(f"image {index}: {error}") from error
+        shares = crop.best_crop_shares(
+            np.asarray(prediction["saliency"], np.float64),
+            example.fixations,
+            self.ratios,
+            self.scale,
+            index=len(self.files),
+        )
         for ratio in self.ratios:
             self.scores[ratio].append(shares[ratio])
         self.files.append(example.filename)
@@ -199,10 +196,7 @@ class CropScorer:
             )
         ratios, scale = self.ratios, self.scale
         rows = {
-            MODEL_ROW: {
-                ratio: {**confidence_interval(values), "scores": list(values)}
-                for ratio, values in self.scores.items()
-            },
+            MODEL_ROW: crop.summarise_scores(self.scores),
             CENTRE_ROW: crop.evaluate_centre_crops(
                 self.shapes, self.points, ratios, scale
             ),
