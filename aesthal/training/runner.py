@@ -119,6 +119,14 @@ def _initialise_trunk(model: AesthalModel, path: str, heads: bool = False) -> No
     `heads`, also the heads of `model`'s trained tasks, which must have the
     same shapes in both (same head type, taps and widths)."""
     source = load_model(path)
+    if source.config.backbone != model.config.backbone:
+        raise ValueError(
+            f"init_from={path}: its trunk is {source.config.backbone!r}, this "
+            f"model's is {model.config.backbone!r}."
+        )
+    model.backbone.set_weights(source.backbone.get_weights())
+    if model.aesthetics_backbone is not None:  # soft / cross-stitch sharing
+        model.aesthetics_backbone.set_weights(source.backbone.get_weights())
     if heads:
         for task in model.config.tasks:
             name = f"{task}_head"
@@ -134,14 +142,6 @@ def _initialise_trunk(model: AesthalModel, path: str, heads: bool = False) -> No
                     "--init_heads to copy the trunk only."
                 )
             mine.set_weights(theirs.get_weights())
-    if source.config.backbone != model.config.backbone:
-        raise ValueError(
-            f"init_from={path}: its trunk is {source.config.backbone!r}, this "
-            f"model's is {model.config.backbone!r}."
-        )
-    model.backbone.set_weights(source.backbone.get_weights())
-    if model.aesthetics_backbone is not None:  # soft / cross-stitch sharing
-        model.aesthetics_backbone.set_weights(source.backbone.get_weights())
 
 
 def write_json(path: pathlib.Path, value: Any) -> None:
