@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import background_fixture, background_popen
+from conftest import background_fixture, background_run
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 RUN = REPO / "experiments" / "run.py"
@@ -276,33 +276,92 @@ BAD_FLAGS = [
 ]
 
 
+# One process for every case of BAD_FLAGS: it imports run.py once (TensorFlow
+# with it, ~6 CPU-s) and forks a child per case, in which absl's `app.run`
+# parses the case's command line and calls run.py's `main` exactly as
+# `python experiments/run.py ARGS` would (run.py as `__main__`, whose docstring
+# absl prints with a usage error), its stdout and stderr written to files. The
+# parent has run no TensorFlow op, so each child starts TensorFlow's runtime
+# afresh. Prints `[exit status, ...]` as JSON, one per case.
+_BAD_FLAG_DRIVER = r"""
+import json, os, pathlib, sys, traceback
+from absl import app
+
+tests, script, cases = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+sys.path.insert(0, tests)
+from conftest import load_script
+
+run = load_script(pathlib.Path(script), "run")
+statuses = []
+for args, stdout_path, stderr_path in cases:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # the child: `python run.py ARGS`
+        status = 1
+        try:
+            for fd, path in ((1, stdout_path), (2, stderr_path)):
+                os.dup2(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), fd)
+            sys.modules["__main__"] = run
+            sys.argv = [script, *args]
+            app.run(run.main)
+            status = 0
+        except SystemExit as exit:  # as the interpreter ends on sys.exit
+            if exit.code is None or isinstance(exit.code, int):
+                status = exit.code or 0
+            else:
+                print(exit.code, file=sys.stderr)
+        except BaseException:  # an uncaught error: traceback, status 1
+            traceback.print_exc()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(status)
+    statuses.append(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+print(json.dumps(statuses))
+"""
+
+
 @background_fixture
 def bad_flag_runs(tmp_path):
-    """`{case index: (result, OUT)}` for every case of BAD_FLAGS, 2 processes
-    at a time, in the background from the session's start
-    (conftest.background_fixture)."""
+    """`{case index: (result, OUT)}` for every case of BAD_FLAGS, each run.py's
+    command line in a child forked by one process (`_BAD_FLAG_DRIVER`), in the
+    background from the session's start (conftest.background_fixture)."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    cases, outs = [], []
+    for index, (case_args, _) in enumerate(BAD_FLAGS):
+        out = tmp_path / f"case{index}" / "out"
+        args = [a.replace("OUT", str(out)) for a in case_args]
+        logs = tmp_path / f"case{index}"
+        logs.mkdir()
+        cases.append((args, str(logs / "stdout"), str(logs / "stderr")))
+        outs.append(out)
+    driver = background_run(
+        [
+            sys.executable,
+            "-c",
+            _BAD_FLAG_DRIVER,
+            str(REPO / "tests"),
+            str(RUN),
+            json.dumps(cases),
+        ],
+        timeout=600,
+        cwd=REPO,
+        env=env,
+    )
+    assert driver.returncode == 0, driver.stderr[-3000:]
+    statuses = json.loads(driver.stdout.strip().splitlines()[-1])
     runs = {}
-    for start in range(0, len(BAD_FLAGS), 2):
-        started = []
-        for index in range(start, min(start + 2, len(BAD_FLAGS))):
-            out = tmp_path / f"case{index}" / "out"
-            args = [a.replace("OUT", str(out)) for a in BAD_FLAGS[index][0]]
-            process = background_popen(
-                [sys.executable, str(RUN), *args],
-                cwd=REPO,
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-            started.append((index, process, out))
-        for index, process, out in started:
-            stdout, stderr = process.communicate(timeout=600)
-            result = subprocess.CompletedProcess(
-                process.args, process.returncode, stdout, stderr
-            )
-            runs[index] = (result, out)
+    for index, ((args, stdout, stderr), status, out) in enumerate(
+        zip(cases, statuses, outs, strict=True)
+    ):
+        result = subprocess.CompletedProcess(
+            [str(RUN), *args],
+            status,
+            pathlib.Path(stdout).read_text(),
+            pathlib.Path(stderr).read_text(),
+        )
+        runs[index] = (result, out)
     return runs
 
 
