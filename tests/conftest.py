@@ -176,3 +176,117 @@ def pytest_sessionfinish(session, exitstatus):
     for process in _PROCESSES:
         if process.poll() is None:
             process.kill()
+
+
+# ------------------------------------------------------------ the fork server
+# Every `python SCRIPT ARGS` subprocess imports TensorFlow again (~6 CPU-s
+# each). A `ForkServer` is one process that imports `aesthal` (TensorFlow with
+# it) once and runs each script in a child forked from it, as the interpreter
+# runs a script: `runpy.run_path(SCRIPT, run_name="__main__")` with
+# `sys.argv = [SCRIPT, *ARGS]`, in the given folder, its stdout and stderr in
+# files, its exit status as `sys.exit` or an uncaught error gives it. The
+# server runs no TensorFlow op itself, so each child starts TensorFlow's
+# runtime afresh, as a new process would. Environment variables TensorFlow
+# reads at import are the server's (`env` when it starts).
+_FORK_SERVER = r"""
+import json, os, runpy, signal, sys, traceback
+
+import aesthal  # noqa: F401  (TensorFlow with it, for every child)
+
+for line in sys.stdin:
+    script, args, cwd, stdout_path, stderr_path, timeout = json.loads(line)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # the child: `python SCRIPT ARGS`
+        status = 1
+        try:
+            signal.alarm(timeout)  # past it, SIGALRM ends the child
+            for fd, path in ((1, stdout_path), (2, stderr_path)):
+                os.dup2(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), fd)
+            os.chdir(cwd)
+            sys.argv = [script, *args]
+            sys.path[0] = os.path.dirname(os.path.abspath(script))
+            runpy.run_path(script, run_name="__main__")
+            status = 0
+        except SystemExit as exit:  # as the interpreter ends on sys.exit
+            if exit.code is None or isinstance(exit.code, int):
+                status = exit.code or 0
+            else:
+                print(exit.code, file=sys.stderr)
+        except BaseException:  # an uncaught error: its traceback, status 1
+            traceback.print_exc()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(status)
+    status = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    print(json.dumps(status), flush=True)
+"""
+
+
+class ForkServer:
+    """Runs `python SCRIPT ARGS` commands, one at a time, in children forked
+    from one process that has imported TensorFlow (`_FORK_SERVER`): the same
+    exit status, stdout, stderr and files as a subprocess, without a
+    TensorFlow import per command. Thread-safe; started on first use.
+
+    A negative `returncode` is a child ended by a signal (`-14`: past its
+    timeout).
+    """
+
+    def __init__(self, env: dict | None = None):
+        self._env = env
+        self._process = None
+        self._lock = threading.Lock()
+        self._count = 0
+
+    def run(self, script, args, cwd, timeout: int = 600):
+        """`subprocess.run([sys.executable, script, *args], cwd=cwd,
+        capture_output=True, text=True)`, as a `CompletedProcess`."""
+        import json
+        import sys
+        import tempfile
+
+        with self._lock:
+            if self._process is None:
+                self._logs = tempfile.TemporaryDirectory(prefix="fork_server")
+                self._errors = open(pathlib.Path(self._logs.name) / "server.err", "w")
+                self._process = background_popen(
+                    [sys.executable, "-c", _FORK_SERVER],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=self._errors,
+                    text=True,
+                    env=self._env,
+                )
+            self._count += 1
+            logs = pathlib.Path(self._logs.name)
+            stdout, stderr = logs / f"{self._count}.out", logs / f"{self._count}.err"
+            args = [str(a) for a in args]
+            request = [str(script), args, str(cwd), str(stdout), str(stderr), timeout]
+            self._process.stdin.write(json.dumps(request) + "\n")
+            self._process.stdin.flush()
+            reply = self._process.stdout.readline()
+            if not reply:
+                status = self._process.wait()
+                errors = (logs / "server.err").read_text()[-3000:]
+                raise RuntimeError(
+                    f"the fork server ended (status {status}):\n{errors}"
+                )
+            return subprocess.CompletedProcess(
+                [sys.executable, str(script), *args],
+                json.loads(reply),
+                stdout.read_text(),
+                stderr.read_text(),
+            )
+
+    def close(self) -> None:
+        """Ends the server (a later `run` starts another)."""
+        with self._lock:
+            if self._process is not None:
+                self._process.stdin.close()
+                self._process.wait(timeout=60)
+                self._process = None
+                self._errors.close()
+                self._logs.cleanup()

@@ -3,29 +3,32 @@
 import json
 import os
 import pathlib
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import background_fixture, background_run
+from conftest import ForkServer, background_fixture
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 RUN = REPO / "experiments" / "run.py"
 TINY = REPO / "experiments" / "configs" / "tiny.flags"
 
 
+# `python experiments/run.py ARGS` for every test here, each in a child forked
+# from one process that imported TensorFlow once (conftest.ForkServer): the
+# same exit status, output and files as a subprocess.
+_RUNS = ForkServer(env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _end_the_fork_server():
+    yield
+    _RUNS.close()
+
+
 def _run(*args, cwd=REPO):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    return subprocess.run(
-        [sys.executable, str(RUN), *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    """`python experiments/run.py ARGS` in `cwd`: a `CompletedProcess`."""
+    return _RUNS.run(RUN, args, cwd=cwd, timeout=600)
 
 
 @background_fixture
@@ -276,92 +279,15 @@ BAD_FLAGS = [
 ]
 
 
-# One process for every case of BAD_FLAGS: it imports run.py once (TensorFlow
-# with it, ~6 CPU-s) and forks a child per case, in which absl's `app.run`
-# parses the case's command line and calls run.py's `main` exactly as
-# `python experiments/run.py ARGS` would (run.py as `__main__`, whose docstring
-# absl prints with a usage error), its stdout and stderr written to files. The
-# parent has run no TensorFlow op, so each child starts TensorFlow's runtime
-# afresh. Prints `[exit status, ...]` as JSON, one per case.
-_BAD_FLAG_DRIVER = r"""
-import json, os, pathlib, sys, traceback
-from absl import app
-
-tests, script, cases = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
-sys.path.insert(0, tests)
-from conftest import load_script
-
-run = load_script(pathlib.Path(script), "run")
-statuses = []
-for args, stdout_path, stderr_path in cases:
-    sys.stdout.flush()
-    sys.stderr.flush()
-    pid = os.fork()
-    if pid == 0:  # the child: `python run.py ARGS`
-        status = 1
-        try:
-            for fd, path in ((1, stdout_path), (2, stderr_path)):
-                os.dup2(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), fd)
-            sys.modules["__main__"] = run
-            sys.argv = [script, *args]
-            app.run(run.main)
-            status = 0
-        except SystemExit as exit:  # as the interpreter ends on sys.exit
-            if exit.code is None or isinstance(exit.code, int):
-                status = exit.code or 0
-            else:
-                print(exit.code, file=sys.stderr)
-        except BaseException:  # an uncaught error: traceback, status 1
-            traceback.print_exc()
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(status)
-    statuses.append(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
-print(json.dumps(statuses))
-"""
-
-
 @background_fixture
 def bad_flag_runs(tmp_path):
-    """`{case index: (result, OUT)}` for every case of BAD_FLAGS, each run.py's
-    command line in a child forked by one process (`_BAD_FLAG_DRIVER`), in the
-    background from the session's start (conftest.background_fixture)."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    cases, outs = [], []
+    """`{case index: (result, OUT)}` for every case of BAD_FLAGS, run one after
+    another (`_run`), in the background from the session's start
+    (conftest.background_fixture)."""
+    runs = {}
     for index, (case_args, _) in enumerate(BAD_FLAGS):
         out = tmp_path / f"case{index}" / "out"
-        args = [a.replace("OUT", str(out)) for a in case_args]
-        logs = tmp_path / f"case{index}"
-        logs.mkdir()
-        cases.append((args, str(logs / "stdout"), str(logs / "stderr")))
-        outs.append(out)
-    driver = background_run(
-        [
-            sys.executable,
-            "-c",
-            _BAD_FLAG_DRIVER,
-            str(REPO / "tests"),
-            str(RUN),
-            json.dumps(cases),
-        ],
-        timeout=600,
-        cwd=REPO,
-        env=env,
-    )
-    assert driver.returncode == 0, driver.stderr[-3000:]
-    statuses = json.loads(driver.stdout.strip().splitlines()[-1])
-    runs = {}
-    for index, ((args, stdout, stderr), status, out) in enumerate(
-        zip(cases, statuses, outs, strict=True)
-    ):
-        result = subprocess.CompletedProcess(
-            [str(RUN), *args],
-            status,
-            pathlib.Path(stdout).read_text(),
-            pathlib.Path(stderr).read_text(),
-        )
-        runs[index] = (result, out)
+        runs[index] = (_run(*[a.replace("OUT", str(out)) for a in case_args]), out)
     return runs
 
 
