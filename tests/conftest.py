@@ -180,74 +180,122 @@ def pytest_sessionfinish(session, exitstatus):
 
 # ------------------------------------------------------------ the fork server
 # Every `python SCRIPT ARGS` subprocess imports TensorFlow again (~6 CPU-s
-# each). A `ForkServer` is one process that imports `aesthal` (TensorFlow with
-# it) once and runs each script in a child forked from it, as the interpreter
-# runs a script: `runpy.run_path(SCRIPT, run_name="__main__")` with
-# `sys.argv = [SCRIPT, *ARGS]`, in the given folder, its stdout and stderr in
-# files, its exit status as `sys.exit` or an uncaught error gives it. The
-# server runs no TensorFlow op itself, so each child starts TensorFlow's
-# runtime afresh, as a new process would. Environment variables TensorFlow
-# reads at import are the server's (`env` when it starts).
+# each). The fork server is one process that imports `aesthal` (TensorFlow
+# with it) once and runs each command in a child forked from it, as the
+# interpreter runs it: `python SCRIPT`, `-c CODE` or `-m MODULE` as
+# `__main__`, with `sys.argv` as Python sets it, in the given folder, its
+# stdout and stderr in files, its exit status as `sys.exit` or an uncaught
+# error gives it. The server runs no TensorFlow op itself, so each child
+# starts TensorFlow's runtime afresh, as a new process would. The environment
+# is the server's (`os.environ` with TF_CPP_MIN_LOG_LEVEL=2), for every
+# command: a command that needs other variables, or a process without
+# `aesthal` imported, keeps a subprocess. Commands run at once when asked at
+# once (the background lane's beside the tests').
 _FORK_SERVER = r"""
-import json, os, runpy, signal, sys, traceback
+import ctypes, json, os, runpy, signal, sys, threading, time, traceback, types
 
 import aesthal  # noqa: F401  (TensorFlow with it, for every child)
 
-for line in sys.stdin:
-    script, args, cwd, stdout_path, stderr_path, timeout = json.loads(line)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    pid = os.fork()
-    if pid == 0:  # the child: `python SCRIPT ARGS`
-        status = 1
-        try:
-            signal.alarm(timeout)  # past it, SIGALRM ends the child
-            for fd, path in ((1, stdout_path), (2, stderr_path)):
-                os.dup2(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), fd)
-            os.chdir(cwd)
-            sys.argv = [script, *args]
-            sys.path[0] = os.path.dirname(os.path.abspath(script))
-            runpy.run_path(script, run_name="__main__")
-            status = 0
-        except SystemExit as exit:  # as the interpreter ends on sys.exit
-            if exit.code is None or isinstance(exit.code, int):
-                status = exit.code or 0
-            else:
-                print(exit.code, file=sys.stderr)
-        except BaseException:  # an uncaught error: its traceback, status 1
-            traceback.print_exc()
-        finally:
+lock = threading.Lock()  # held to fork and to write a reply
+pending = {}  # child pid -> request id
+children = threading.Semaphore(0)
+
+
+def reap():
+    while True:
+        children.acquire()
+        pid, wait_status = os.wait()
+        with lock:
+            reply = [pending.pop(pid), os.waitstatus_to_exitcode(wait_status)]
+            sys.stdout.write(json.dumps(reply) + "\n")
             sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(status)
-    status = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
-    print(json.dumps(status), flush=True)
+
+
+def child(kind, target, args, cwd, stdout_path, stderr_path, timeout):
+    status = 1
+    try:
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # ends with the server
+        signal.alarm(timeout)  # past it, SIGALRM ends the child
+        for fd, path in ((1, stdout_path), (2, stderr_path)):
+            os.dup2(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), fd)
+        os.chdir(cwd)
+        if kind == "script":
+            sys.argv = [target, *args]
+            sys.path[0] = os.path.dirname(os.path.abspath(target))
+            runpy.run_path(target, run_name="__main__")
+        elif kind == "-c":
+            sys.argv = ["-c", *args]
+            sys.path[0] = ""
+            main = types.ModuleType("__main__")
+            sys.modules["__main__"] = main
+            exec(compile(target, "<string>", "exec"), main.__dict__)
+        else:  # -m
+            sys.argv = [target, *args]
+            sys.path[0] = cwd
+            runpy.run_module(target, run_name="__main__", alter_sys=True)
+        status = 0
+    except SystemExit as exit:  # as the interpreter ends on sys.exit
+        if exit.code is None or isinstance(exit.code, int):
+            status = exit.code or 0
+        else:
+            print(exit.code, file=sys.stderr)
+    except BaseException:  # an uncaught error: its traceback, status 1
+        traceback.print_exc()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+
+
+threading.Thread(target=reap, daemon=True).start()
+for line in sys.stdin:
+    request_id, request = json.loads(line)
+    with lock:
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            child(*request)
+        pending[pid] = request_id
+    children.release()
+while True:  # stdin closed: the last children's replies, then the end
+    with lock:
+        if not pending:
+            break
+    time.sleep(0.05)
 """
 
 
 class ForkServer:
-    """Runs `python SCRIPT ARGS` commands, one at a time, in children forked
-    from one process that has imported TensorFlow (`_FORK_SERVER`): the same
-    exit status, stdout, stderr and files as a subprocess, without a
-    TensorFlow import per command. Thread-safe; started on first use.
+    """Runs `python ...` commands in children forked from one process that has
+    imported TensorFlow (`_FORK_SERVER`): the same exit status, stdout,
+    stderr and files as a subprocess, without a TensorFlow import per
+    command. Thread-safe; several commands run at once; started on first use.
 
     A negative `returncode` is a child ended by a signal (`-14`: past its
     timeout).
     """
 
-    def __init__(self, env: dict | None = None):
-        self._env = env
+    def __init__(self):
         self._process = None
         self._lock = threading.Lock()
         self._count = 0
+        self._waiting: dict = {}  # request id -> {"done": Event, "status": int}
 
-    def run(self, script, args, cwd, timeout: int = 600):
-        """`subprocess.run([sys.executable, script, *args], cwd=cwd,
-        capture_output=True, text=True)`, as a `CompletedProcess`."""
+    def run(self, command, cwd=None, timeout: int = 600):
+        """`subprocess.run(command, cwd=cwd, capture_output=True, text=True)`
+        for `command` = `[sys.executable, SCRIPT | "-c", CODE | "-m", MODULE,
+        *ARGS]`, as a `CompletedProcess`."""
         import json
         import sys
         import tempfile
 
+        command = [str(a) for a in command]
+        if command[0] != sys.executable:
+            raise ValueError(f"not a `python ...` command: {command[:2]}")
+        if command[1] in ("-c", "-m"):
+            kind, target, args = command[1], command[2], command[3:]
+        else:
+            kind, target, args = "script", command[1], command[2:]
         with self._lock:
             if self._process is None:
                 self._logs = tempfile.TemporaryDirectory(prefix="fork_server")
@@ -258,35 +306,60 @@ class ForkServer:
                     stdout=subprocess.PIPE,
                     stderr=self._errors,
                     text=True,
-                    env=self._env,
+                    env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
                 )
+                threading.Thread(
+                    target=self._read, args=(self._process,), daemon=True
+                ).start()
             self._count += 1
+            request_id = self._count
             logs = pathlib.Path(self._logs.name)
-            stdout, stderr = logs / f"{self._count}.out", logs / f"{self._count}.err"
-            args = [str(a) for a in args]
-            request = [str(script), args, str(cwd), str(stdout), str(stderr), timeout]
-            self._process.stdin.write(json.dumps(request) + "\n")
+            stdout, stderr = logs / f"{request_id}.out", logs / f"{request_id}.err"
+            slot = self._waiting[request_id] = {"done": threading.Event()}
+            request = [kind, target, args, str(cwd or os.getcwd())]
+            request += [str(stdout), str(stderr), timeout]
+            self._process.stdin.write(json.dumps([request_id, request]) + "\n")
             self._process.stdin.flush()
-            reply = self._process.stdout.readline()
-            if not reply:
-                status = self._process.wait()
-                errors = (logs / "server.err").read_text()[-3000:]
-                raise RuntimeError(
-                    f"the fork server ended (status {status}):\n{errors}"
-                )
-            return subprocess.CompletedProcess(
-                [sys.executable, str(script), *args],
-                json.loads(reply),
-                stdout.read_text(),
-                stderr.read_text(),
-            )
+            errors = logs / "server.err"
+        slot["done"].wait()
+        if "status" not in slot:
+            raise RuntimeError(f"fork server ended:\n{errors.read_text()[-3000:]}")
+        result = subprocess.CompletedProcess(
+            command, slot["status"], stdout.read_text(), stderr.read_text()
+        )
+        stdout.unlink()
+        stderr.unlink()
+        return result
+
+    def _read(self, process) -> None:
+        import json
+
+        for line in process.stdout:
+            request_id, status = json.loads(line)
+            with self._lock:
+                slot = self._waiting.pop(request_id)
+            slot["status"] = status
+            slot["done"].set()
+        with self._lock:  # the server ended: no more replies
+            for slot in self._waiting.values():
+                slot["done"].set()
+            self._waiting.clear()
 
     def close(self) -> None:
-        """Ends the server (a later `run` starts another)."""
+        """Ends the server, once its commands are done (a later `run` starts
+        another)."""
         with self._lock:
-            if self._process is not None:
-                self._process.stdin.close()
-                self._process.wait(timeout=60)
-                self._process = None
-                self._errors.close()
-                self._logs.cleanup()
+            process, self._process = self._process, None
+        if process is not None:
+            process.stdin.close()
+            process.wait(timeout=600)
+            self._errors.close()
+            self._logs.cleanup()
+
+
+FORK_SERVER = ForkServer()
+
+
+def fork_run(command, cwd=None, timeout: int = 600) -> subprocess.CompletedProcess:
+    """`FORK_SERVER.run`: `python ...` without a TensorFlow import of its own."""
+    return FORK_SERVER.run(command, cwd=cwd, timeout=timeout)

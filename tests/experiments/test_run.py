@@ -1,34 +1,24 @@
 """experiments/run.py end to end on the tiny flagfile, and its flag checks."""
 
 import json
-import os
 import pathlib
+import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import ForkServer, background_fixture
+from conftest import background_fixture, fork_run
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 RUN = REPO / "experiments" / "run.py"
 TINY = REPO / "experiments" / "configs" / "tiny.flags"
 
 
-# `python experiments/run.py ARGS` for every test here, each in a child forked
-# from one process that imported TensorFlow once (conftest.ForkServer): the
-# same exit status, output and files as a subprocess.
-_RUNS = ForkServer(env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _end_the_fork_server():
-    yield
-    _RUNS.close()
-
-
 def _run(*args, cwd=REPO):
-    """`python experiments/run.py ARGS` in `cwd`: a `CompletedProcess`."""
-    return _RUNS.run(RUN, args, cwd=cwd, timeout=600)
+    """`python experiments/run.py ARGS` in `cwd`, as a `CompletedProcess`: in a
+    child of conftest's fork server (one TensorFlow import for every command:
+    the same exit status, output and files as a subprocess)."""
+    return fork_run([sys.executable, RUN, *args], cwd=cwd, timeout=600)
 
 
 @background_fixture
