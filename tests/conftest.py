@@ -186,13 +186,16 @@ def pytest_sessionfinish(session, exitstatus):
 # `__main__`, with `sys.argv` as Python sets it, in the given folder, its
 # stdout and stderr in files, its exit status as `sys.exit` or an uncaught
 # error gives it. The server runs no TensorFlow op itself, so each child
-# starts TensorFlow's runtime afresh, as a new process would. The environment
-# is the server's (`os.environ` with TF_CPP_MIN_LOG_LEVEL=2), for every
-# command: a command that needs other variables, or a process without
-# `aesthal` imported, keeps a subprocess. Commands run at once when asked at
-# once (the background lane's beside the tests').
+# starts TensorFlow's runtime afresh, as a new process would (devices, thread
+# pools, TF_CONFIG and CUDA_VISIBLE_DEVICES are read there). A command's `env`
+# replaces the child's environment, but the variables read at import
+# (TF_CPP_MIN_LOG_LEVEL, thread counts) are the server's: `os.environ` with
+# TF_CPP_MIN_LOG_LEVEL=2. A command that needs others, a process without
+# `aesthal` imported, or one a test kills, keeps a subprocess. Commands run at
+# once when asked at once (the background lane's beside the tests').
 _FORK_SERVER = r"""
-import ctypes, json, os, runpy, signal, sys, threading, time, traceback, types
+import ctypes, json, os, runpy, signal, sys, tempfile, threading, time, traceback
+import types
 
 import aesthal  # noqa: F401  (TensorFlow with it, for every child)
 
@@ -211,9 +214,13 @@ def reap():
             sys.stdout.flush()
 
 
-def child(kind, target, args, cwd, stdout_path, stderr_path, timeout):
+def child(kind, target, args, cwd, env, stdout_path, stderr_path, timeout):
     status = 1
     try:
+        if env is not None:
+            os.environ.clear()
+            os.environ.update(env)
+            tempfile.tempdir = None  # read TMPDIR again
         ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # ends with the server
         signal.alarm(timeout)  # past it, SIGALRM ends the child
         for fd, path in ((1, stdout_path), (2, stderr_path)):
@@ -281,10 +288,10 @@ class ForkServer:
         self._count = 0
         self._waiting: dict = {}  # request id -> {"done": Event, "status": int}
 
-    def run(self, command, cwd=None, timeout: int = 600):
-        """`subprocess.run(command, cwd=cwd, capture_output=True, text=True)`
-        for `command` = `[sys.executable, SCRIPT | "-c", CODE | "-m", MODULE,
-        *ARGS]`, as a `CompletedProcess`."""
+    def run(self, command, cwd=None, timeout: int = 600, env=None):
+        """`subprocess.run(command, cwd=cwd, env=env, capture_output=True,
+        text=True)`, as a `CompletedProcess`, for a `command` of the form
+        `[sys.executable, SCRIPT | "-c", CODE | "-m", MODULE, *ARGS]`."""
         import json
         import sys
         import tempfile
@@ -316,7 +323,7 @@ class ForkServer:
             logs = pathlib.Path(self._logs.name)
             stdout, stderr = logs / f"{request_id}.out", logs / f"{request_id}.err"
             slot = self._waiting[request_id] = {"done": threading.Event()}
-            request = [kind, target, args, str(cwd or os.getcwd())]
+            request = [kind, target, args, str(cwd or os.getcwd()), env]
             request += [str(stdout), str(stderr), timeout]
             self._process.stdin.write(json.dumps([request_id, request]) + "\n")
             self._process.stdin.flush()
@@ -360,6 +367,8 @@ class ForkServer:
 FORK_SERVER = ForkServer()
 
 
-def fork_run(command, cwd=None, timeout: int = 600) -> subprocess.CompletedProcess:
+def fork_run(
+    command, cwd=None, timeout: int = 600, env=None
+) -> subprocess.CompletedProcess:
     """`FORK_SERVER.run`: `python ...` without a TensorFlow import of its own."""
-    return FORK_SERVER.run(command, cwd=cwd, timeout=timeout)
+    return FORK_SERVER.run(command, cwd=cwd, timeout=timeout, env=env)
