@@ -6,13 +6,13 @@ import csv
 import json
 import pathlib
 import struct
-import subprocess
 import sys
 
 import cv2
 import keras
 import numpy as np
 import pytest
+from conftest import fork_run
 
 import aesthal
 from aesthal import predict
@@ -333,7 +333,8 @@ def test_output_folder_inside_the_input_is_not_read_back(models, photos, tmp_pat
 
 @pytest.mark.slow
 def test_command_line_entry_point(models, photos, tmp_path):
-    result = subprocess.run(
+    # `python -m aesthal.predict ...`, forked from conftest's fork server.
+    result = fork_run(
         [
             sys.executable,
             "-m",
@@ -342,8 +343,6 @@ def test_command_line_entry_point(models, photos, tmp_path):
             f"--input={photos / 'sub'}",
             f"--output={tmp_path}",
         ],
-        capture_output=True,
-        text=True,
         timeout=120,
     )
     assert result.returncode == 0, result.stderr[-2000:]
@@ -351,17 +350,24 @@ def test_command_line_entry_point(models, photos, tmp_path):
     assert cv2.imread(str(tmp_path / "d_saliency.png"), -1).shape == (90, 30)
 
 
-def _render_figure(model, tmp_path, num_examples):
-    """experiments/figures.py on synthetic_scenes/tiny's test split."""
+@pytest.fixture(scope="module")
+def tiny_scenes(tmp_path_factory) -> pathlib.Path:
+    """synthetic_scenes/tiny, built once for the figure tests: its data_dir."""
     import tensorflow_datasets as tfds
 
     import aesthal.datasets  # noqa: F401  (registers the builders)
 
-    data_dir = tmp_path / "tfds"
+    data_dir = tmp_path_factory.mktemp("tfds")
     tfds.builder("synthetic_scenes/tiny", data_dir=str(data_dir)).download_and_prepare()
+    return data_dir
+
+
+def _render_figure(model, tmp_path, num_examples, data_dir):
+    """experiments/figures.py on synthetic_scenes/tiny's test split (in
+    `data_dir`), forked from conftest's fork server."""
     output = tmp_path / "figure.png"
     script = pathlib.Path(__file__).resolve().parents[1] / "experiments" / "figures.py"
-    result = subprocess.run(
+    result = fork_run(
         [
             sys.executable,
             str(script),
@@ -373,8 +379,6 @@ def _render_figure(model, tmp_path, num_examples):
             f"--data_dir={data_dir}",
             f"--output={output}",
         ],
-        capture_output=True,
-        text=True,
         timeout=120,
     )
     assert result.returncode == 0, result.stderr[-2000:]
@@ -382,8 +386,8 @@ def _render_figure(model, tmp_path, num_examples):
 
 
 @pytest.mark.slow
-def test_figure_script_renders_the_grid(models, tmp_path):
-    result, output = _render_figure(models["keras"], tmp_path, num_examples=3)
+def test_figure_script_renders_the_grid(models, tmp_path, tiny_scenes):
+    result, output = _render_figure(models["keras"], tmp_path, 3, tiny_scenes)
     grid = cv2.imread(str(output))[..., ::-1]
     # The size the script reports: 4 columns of 64 px high cells (48x32
     # images: 96 px wide) at 100 dpi, 3 rows of (64 px + 30 px caption), 30 px
@@ -417,10 +421,14 @@ def saliency_only(tmp_path_factory) -> dict[str, pathlib.Path]:
 
 
 @pytest.mark.slow
-def test_figure_script_takes_a_saliency_only_model(saliency_only, tmp_path):
+def test_figure_script_takes_a_saliency_only_model(
+    saliency_only, tmp_path, tiny_scenes
+):
     # The grid's caption had read outputs["aesthetics_mean"] (a KeyError for a
     # model trained on saliency only); it now leaves the score out.
-    result, output = _render_figure(saliency_only["saved_model"], tmp_path, 2)
+    result, output = _render_figure(
+        saliency_only["saved_model"], tmp_path, 2, tiny_scenes
+    )
     assert "2 examples" in result.stdout
     assert cv2.imread(str(output)).shape[0] == 2 * (64 + 30) + 30
 

@@ -333,15 +333,14 @@ def test_metric_timing_script_prints_every_metric():
     """`experiments/metric_timing.py` runs (it once called a helper that had
     been renamed): one table row per metric, each value in its metric's range."""
     import pathlib
-    import subprocess
     import sys
 
+    from conftest import fork_run
+
     script = pathlib.Path(__file__).resolve().parents[2] / "experiments" / "metric_timing.py"
-    result = subprocess.run(
-        [sys.executable, str(script), "--repeats=1", "--fixations=40"],
-        capture_output=True,
-        text=True,
-        timeout=300,
+    # `python metric_timing.py ...`, forked from conftest's fork server.
+    result = fork_run(
+        [sys.executable, str(script), "--repeats=1", "--fixations=40"], timeout=300
     )
     assert result.returncode == 0, result.stderr[-2000:]
     rows = [line.split(" | ") for line in result.stdout.splitlines() if line.startswith("| ")]

@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import background_fixture, background_run
+from conftest import background_fixture, fork_run
 
 import aesthal
 from aesthal.config import GROUPS, ExperimentConfig, ModelConfig, TrainConfig
@@ -369,7 +369,7 @@ def sharing_flags_parsed(tmp_path):
         [],
         ["--sharing=soft", "--lr_shared=1e-4"],
     ]
-    return background_run(
+    return fork_run(  # forked from conftest's fork server
         [
             sys.executable,
             "-c",
