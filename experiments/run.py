@@ -20,8 +20,9 @@ beside `metrics.md`). Every artefact goes to
 Killed and started again with the same command, a training run resumes from its
 last backup; run again once finished, it trains nothing, keeps its record and
 only redoes a missing export or evaluation. A flag error is printed alone
-(exit status 1, as absl's own flag errors). `--mode=predict` is `python -m aesthal.predict` (same outputs,
-same exit status: 0 written, 1 nothing written, 2 bad arguments or input).
+(exit status 1, as absl's own flag errors). `--mode=predict` is
+`python -m aesthal.predict` (same outputs, same exit status: 0 written, 1
+nothing written, 2 bad arguments or input).
 """
 
 from __future__ import annotations
@@ -119,9 +120,7 @@ _BATCH_SIZE = flags.DEFINE_integer("batch_size", 16, "Global batch size.")
 _CACHE = flags.DEFINE_bool("cache", True, "Cache the resized training set in memory.")
 
 # Model.
-_BACKBONE = flags.DEFINE_enum(
-    "backbone", "tiny", list(BACKBONES), "Shared trunk."
-)
+_BACKBONE = flags.DEFINE_enum("backbone", "tiny", list(BACKBONES), "Shared trunk.")
 _BACKBONE_WEIGHTS = flags.DEFINE_string(
     "backbone_weights",
     None,
@@ -348,7 +347,9 @@ def _configs():
     if scales != (1.0,) and _MODE.value not in ("evaluate", "predict"):
         raise app.UsageError("--scales is for --mode=evaluate or predict.")
     if _INIT_HEADS.value and not _INIT_FROM.value:
-        raise app.UsageError("--init_heads needs --init_from (the model to start from).")
+        raise app.UsageError(
+            "--init_heads needs --init_from (the model to start from)."
+        )
     for flag, paths in ((_INIT_FROM, [_INIT_FROM.value]), (_MODEL, model_paths)):
         for path in paths:
             if path and not os.path.exists(path):
@@ -595,11 +596,25 @@ def _run(config) -> None:
     model = runner.train(config, strategy=strategy)
     exported = finished and (out / "saved_model").is_dir()
     evaluated = finished and (out / "metrics.json").is_file()
-    if (exported or not _EXPORT.value) and (evaluated or not _EVALUATE.value):
+    # Only a rerun has nothing to do: a run trained just now (even with
+    # --noexport --noevaluate) says nothing here.
+    if (
+        finished
+        and (exported or not _EXPORT.value)
+        and (evaluated or not _EVALUATE.value)
+    ):
+        names = (
+            "history.json",
+            "train_time.json",
+            "model.keras",
+            "saved_model",
+            "metrics.json",
+        )
+        kept = [name for name in names if (out / name).exists()]
         print(
-            f"{out} holds this run, finished: nothing to do (its history.json, "
-            "train_time.json, model.keras, saved_model/ and metrics.json are "
-            "kept). Use another --output_dir to train again."
+            f"{out} holds this run, finished: nothing to do (its "
+            f"{', '.join(kept[:-1])} and {kept[-1]} are kept). "
+            "Use another --output_dir to train again."
         )
         return
     if _EXPORT.value and not exported:
