@@ -185,8 +185,10 @@ def pytest_sessionfinish(session, exitstatus):
 # interpreter runs it: `python SCRIPT`, `-c CODE` or `-m MODULE` as
 # `__main__`, with `sys.argv` as Python sets it, in the given folder, its
 # stdout and stderr in files, its exit status as `sys.exit` or an uncaught
-# error gives it. The server runs no TensorFlow op itself, so each child
-# starts TensorFlow's runtime afresh, as a new process would (devices, thread
+# error gives it, and its end as the interpreter's (threads joined, `atexit`
+# functions run: TensorFlow's removal of its autograph files, for one). The
+# server runs no TensorFlow op itself, so each child starts TensorFlow's
+# runtime afresh, as a new process would (devices, thread
 # pools, TF_CONFIG and CUDA_VISIBLE_DEVICES are read there). A command's `env`
 # replaces the child's environment, but the variables read at import
 # (TF_CPP_MIN_LOG_LEVEL, thread counts) are the server's: `os.environ` with
@@ -194,7 +196,8 @@ def pytest_sessionfinish(session, exitstatus):
 # `aesthal` imported, or one a test kills, keeps a subprocess. Commands run at
 # once when asked at once (the background lane's beside the tests').
 _FORK_SERVER = r"""
-import ctypes, json, os, runpy, signal, sys, tempfile, threading, time, traceback
+import atexit, ctypes, json, os, runpy, signal, sys, tempfile, threading, time
+import traceback
 import types
 
 import aesthal  # noqa: F401  (TensorFlow with it, for every child)
@@ -223,8 +226,12 @@ def child(kind, target, args, cwd, env, stdout_path, stderr_path, timeout):
             tempfile.tempdir = None  # read TMPDIR again
         ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # ends with the server
         signal.alarm(timeout)  # past it, SIGALRM ends the child
-        for fd, path in ((1, stdout_path), (2, stderr_path)):
-            os.dup2(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), fd)
+        write = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+        os.dup2(os.open(stdout_path, write), 1)
+        if stderr_path == stdout_path:  # stderr=subprocess.STDOUT
+            os.dup2(1, 2)
+        else:
+            os.dup2(os.open(stderr_path, write), 2)
         os.chdir(cwd)
         if kind == "script":
             sys.argv = [target, *args]
@@ -248,7 +255,12 @@ def child(kind, target, args, cwd, env, stdout_path, stderr_path, timeout):
             print(exit.code, file=sys.stderr)
     except BaseException:  # an uncaught error: its traceback, status 1
         traceback.print_exc()
-    finally:
+    finally:  # the interpreter's end: its threads joined, then atexit
+        try:
+            threading._shutdown()
+        except BaseException:
+            traceback.print_exc()
+        atexit._run_exitfuncs()
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(status)
@@ -288,10 +300,11 @@ class ForkServer:
         self._count = 0
         self._waiting: dict = {}  # request id -> {"done": Event, "status": int}
 
-    def run(self, command, cwd=None, timeout: int = 600, env=None):
+    def run(self, command, cwd=None, timeout: int = 600, env=None, stderr=None):
         """`subprocess.run(command, cwd=cwd, env=env, capture_output=True,
         text=True)`, as a `CompletedProcess`, for a `command` of the form
-        `[sys.executable, SCRIPT | "-c", CODE | "-m", MODULE, *ARGS]`."""
+        `[sys.executable, SCRIPT | "-c", CODE | "-m", MODULE, *ARGS]`;
+        `stderr=subprocess.STDOUT` writes both to `stdout` (`stderr` None)."""
         import json
         import sys
         import tempfile
@@ -321,10 +334,13 @@ class ForkServer:
             self._count += 1
             request_id = self._count
             logs = pathlib.Path(self._logs.name)
-            stdout, stderr = logs / f"{request_id}.out", logs / f"{request_id}.err"
+            stdout = logs / f"{request_id}.out"
+            errors_to = (
+                stdout if stderr == subprocess.STDOUT else stdout.with_suffix(".err")
+            )
             slot = self._waiting[request_id] = {"done": threading.Event()}
             request = [kind, target, args, str(cwd or os.getcwd()), env]
-            request += [str(stdout), str(stderr), timeout]
+            request += [str(stdout), str(errors_to), timeout]
             self._process.stdin.write(json.dumps([request_id, request]) + "\n")
             self._process.stdin.flush()
             errors = logs / "server.err"
@@ -332,10 +348,13 @@ class ForkServer:
         if "status" not in slot:
             raise RuntimeError(f"fork server ended:\n{errors.read_text()[-3000:]}")
         result = subprocess.CompletedProcess(
-            command, slot["status"], stdout.read_text(), stderr.read_text()
+            command,
+            slot["status"],
+            stdout.read_text(),
+            None if errors_to == stdout else errors_to.read_text(),
         )
         stdout.unlink()
-        stderr.unlink()
+        errors_to.unlink(missing_ok=True)
         return result
 
     def _read(self, process) -> None:
@@ -368,7 +387,7 @@ FORK_SERVER = ForkServer()
 
 
 def fork_run(
-    command, cwd=None, timeout: int = 600, env=None
+    command, cwd=None, timeout: int = 600, env=None, stderr=None
 ) -> subprocess.CompletedProcess:
     """`FORK_SERVER.run`: `python ...` without a TensorFlow import of its own."""
-    return FORK_SERVER.run(command, cwd=cwd, timeout=timeout, env=env)
+    return FORK_SERVER.run(command, cwd=cwd, timeout=timeout, env=env, stderr=stderr)

@@ -91,3 +91,33 @@ def test_commands_asked_at_once_run_at_once(tmp_path):
     first.join()
     assert second.returncode == 0
     assert (results["first"].returncode, results["first"].stdout) == (0, "seen\n")
+
+
+def test_stderr_to_stdout_keeps_the_order_of_writes():
+    code = (
+        "import sys\n"
+        "print('a', flush=True)\n"
+        "print('b', file=sys.stderr, flush=True)\n"
+        "print('c')\n"
+    )
+    command = [sys.executable, "-c", code]
+    forked = fork_run(command, stderr=subprocess.STDOUT)
+    plain = subprocess.run(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    assert (forked.stdout, forked.stderr) == (plain.stdout, plain.stderr)
+    assert forked.stdout == "a\nb\nc\n"
+
+
+def test_the_end_joins_threads_and_runs_atexit_functions():
+    # As the interpreter ends: TensorFlow removes its autograph files in an
+    # atexit function.
+    code = (
+        "import atexit, threading, time\n"
+        "atexit.register(print, 'atexit')\n"
+        "threading.Thread(target=lambda: (time.sleep(0.2), print('thread'))).start()\n"
+        "print('main')\n"
+    )
+    forked, plain = _both([sys.executable, "-c", code])
+    assert (forked.returncode, forked.stdout) == (plain.returncode, plain.stdout)
+    assert forked.stdout == "main\nthread\natexit\n"

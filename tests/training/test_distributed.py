@@ -7,13 +7,13 @@ both strategies (the gradient-level ones all-reduce their per-task gradients
 before combining them), in the background from the start of the session.
 """
 
+import concurrent.futures
 import json
 import os
-import subprocess
 import sys
 
 import pytest
-from conftest import background_fixture, background_popen
+from conftest import background_fixture, fork_run
 
 _SCRIPT = r"""
 import dataclasses, json, sys
@@ -115,22 +115,17 @@ def mirrored_results(tmp_path):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
     cases = METHODS + SHARING_CASES
     halves = [cases[0::2], cases[1::2]]
-    processes = [
-        background_popen(
-            [sys.executable, "-c", _SCRIPT, ",".join(half)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=tmp_path,
-            env=env,
-        )
-        for half in halves
-    ]
+
+    def run(half):  # forked from conftest's fork server
+        command = [sys.executable, "-c", _SCRIPT, ",".join(half)]
+        return fork_run(command, cwd=tmp_path, timeout=900, env=env)
+
+    with concurrent.futures.ThreadPoolExecutor(len(halves)) as pool:
+        runs = list(pool.map(run, halves))
     results = {}
-    for process in processes:
-        stdout, stderr = process.communicate(timeout=900)
-        assert process.returncode == 0, stderr[-3000:]
-        results.update(json.loads(stdout.strip().splitlines()[-1]))
+    for result in runs:
+        assert result.returncode == 0, result.stderr[-3000:]
+        results.update(json.loads(result.stdout.strip().splitlines()[-1]))
     return results
 
 

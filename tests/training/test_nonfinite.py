@@ -24,7 +24,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import background_fixture, background_run
+from conftest import background_fixture, fork_run
 
 import aesthal
 from aesthal import data as data_lib
@@ -252,7 +252,7 @@ print("RESULT" + json.dumps(state))
 def nan_replica_run(tmp_path):
     """The script above, in the background from the session's start
     (conftest.background_fixture)."""
-    return background_run(
+    return fork_run(  # forked from conftest's fork server
         [sys.executable, "-c", _MIRRORED_SCRIPT],
         timeout=300,
         cwd=tmp_path,
