@@ -452,8 +452,11 @@ class DataConfig:
             cached_training_dataset`). The label budgets, flips and targets
             are as in the image stream; the flips are both kept, not drawn.
         feature_cache_dir: a folder for those features (one file per model
-            prefix and data split, reused by later runs); None keeps them in
-            memory for this run only.
+            prefix, prefix weights and data split, reused by later runs; a
+            run also reads its taps from a cache of a deeper prefix there,
+            e.g. block4 features from a `frozen_up_to="stage5"` run's; see
+            `aesthal.data.prepare.load_or_compute_cached_features`); None
+            keeps them in memory for this run only.
     """
 
     dataset: str = "synthetic_scenes"

@@ -197,7 +197,10 @@ _CACHE_FEATURES = flags.DEFINE_bool(
     "Train on the frozen prefix's features, computed once per image and flip.",
 )
 _FEATURE_CACHE_DIR = flags.DEFINE_string(
-    "feature_cache_dir", None, "Folder keeping those features across runs."
+    "feature_cache_dir",
+    None,
+    "Folder keeping those features across runs (a run of a shallower "
+    "--frozen_up_to reads its taps from a deeper one's cache there).",
 )
 _SALIENCY_TARGET = flags.DEFINE_enum(
     "saliency_target",

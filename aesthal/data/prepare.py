@@ -137,18 +137,52 @@ def _training_spec(data: DataConfig) -> pipeline.SourceSpec:
     )
 
 
-def feature_cache_key(data: DataConfig, model: Any) -> str:
-    """What a feature cache depends on, hashed: the model's frozen prefix
-    (trunk, weights, input size, tap, cached taps) and the training examples
+# Fields of a feature cache's key that say which features it holds; every
+# other field (the data, trunk, weights file and input size) must match for a
+# cache to serve another model (`_covers`).
+_TAP_FIELDS = ("frozen_up_to", "taps", "weights")
+
+
+def _tap_fingerprints(model: Any) -> dict[str, str]:
+    """`{tap: hash}` of the weights each cached tap's features depend on.
+
+    The hash covers the trunk's weights from the input up to the tap (the
+    prefix `split_backbone` cuts there), so a trunk whose early layers were
+    trained (e.g. copied by `TrainConfig.init_from`) never reads features
+    computed with other weights, and the features of a tap computed by a
+    longer prefix (a cache made with a deeper `frozen_up_to`) are recognised
+    as the same.
+    """
+    from aesthal.models.backbone import split_backbone
+
+    fingerprints = {}
+    for tap in model.cached_taps:
+        prefix, _ = split_backbone(model.backbone, tap)
+        digest = hashlib.sha256()
+        for weight in prefix.weights:
+            value = np.ascontiguousarray(np.asarray(weight.numpy()))
+            digest.update(
+                f"{value.dtype}:{value.shape};".encode()
+            )  # not names: they vary
+            digest.update(value.tobytes())
+        fingerprints[tap] = digest.hexdigest()[:16]
+    return fingerprints
+
+
+def feature_cache_fields(data: DataConfig, model: Any) -> dict[str, Any]:
+    """What a feature cache depends on (`feature_cache_key` hashes it): the
+    model's frozen prefix (trunk, weights file, input size, tap, cached taps
+    and a hash of the prefix's weights per tap) and the training examples
     (data set, split, tasks, label budgets and edits, saliency target)."""
     config = model.config
-    key = {
-        "version": 1,
+    fields = {
+        "version": 2,  # 2: the prefix's weights (1 keyed the weights file only)
         "backbone": config.backbone,
         "backbone_weights": config.backbone_weights,
         "input_size": list(config.input_size),
         "frozen_up_to": config.frozen_up_to,
         "taps": list(model.cached_taps),
+        "weights": _tap_fingerprints(model),
         "dataset": data.dataset,
         "data_dir": data.data_dir,
         "train_split": data.train_split,
@@ -159,10 +193,28 @@ def feature_cache_key(data: DataConfig, model: Any) -> str:
         "label_seed": data.label_seed,
         "saliency_target": data.saliency_target,
     }
-    if data.permute_saliency:  # only when set: older caches keep their keys
-        key["permute_saliency"] = True
-    text = json.dumps(key, sort_keys=True)
+    if data.permute_saliency:
+        fields["permute_saliency"] = True
+    return fields
+
+
+def feature_cache_key(data: DataConfig, model: Any) -> str:
+    """The hash of `feature_cache_fields`: a cache file's name is
+    `features_<key>.npz`."""
+    text = json.dumps(feature_cache_fields(data, model), sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _covers(theirs: dict[str, Any], mine: dict[str, Any]) -> bool:
+    """Whether a cache with fields `theirs` holds every feature `mine` needs:
+    the same examples, trunk and input, and each of my taps computed with the
+    same weights (it may hold more taps, e.g. made with a deeper
+    `frozen_up_to`)."""
+    rest = {k: v for k, v in mine.items() if k not in _TAP_FIELDS}
+    if rest != {k: v for k, v in theirs.items() if k not in _TAP_FIELDS}:
+        return False
+    held = theirs.get("weights") or {}
+    return all(held.get(tap) == digest for tap, digest in mine["weights"].items())
 
 
 def compute_cached_features(
@@ -211,26 +263,42 @@ def compute_cached_features(
 def load_or_compute_cached_features(
     data: DataConfig, model: Any
 ) -> dict[str, np.ndarray]:
-    """`compute_cached_features`, read from / written to
-    `data.feature_cache_dir` (`<key>.npz`, `feature_cache_key`) when set."""
+    """`compute_cached_features`, read from / written to a folder.
+
+    With `data.feature_cache_dir` set, the features are read from
+    `features_<key>.npz` there (`feature_cache_key`) or, when that file is
+    missing, from another cache of the folder that holds them all (the same
+    examples and trunk, each needed tap computed with the same weights: e.g.
+    the cache of a run with a deeper `frozen_up_to`, which holds the taps of
+    a shallower one); only when none does are they computed and written.
+
+    Raises:
+        ValueError: the cache file of this key cannot be read (the message
+            names it and says to delete it).
+    """
     if data.feature_cache_dir is None:
         return compute_cached_features(data, model)
     folder = pathlib.Path(os.path.expanduser(data.feature_cache_dir))
-    path = folder / f"features_{feature_cache_key(data, model)}.npz"
+    fields = feature_cache_fields(data, model)
+    text = json.dumps(fields, sort_keys=True)
+    path = folder / f"features_{hashlib.sha256(text.encode()).hexdigest()[:16]}.npz"
     if path.is_file():
         try:
             with np.load(path) as stored:
-                return {name: stored[name] for name in stored.files}
+                return {name: stored[name] for name in stored.files if name != "key"}
         except (OSError, ValueError) as error:
             raise ValueError(
                 f"feature cache {path} cannot be read ({error}); delete it to "
                 "compute the features again."
             ) from error
+    reused = _read_covering_cache(folder, fields)
+    if reused is not None:
+        return reused
     start = time.perf_counter()
     arrays = compute_cached_features(data, model)
     folder.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(f".partial{os.getpid()}.npz")
-    np.savez(partial, **arrays)
+    np.savez(partial, key=np.array(text), **arrays)
     os.replace(partial, path)
     _LOG.info(
         "feature cache: %d examples in %.0f s, written to %s",
@@ -239,6 +307,40 @@ def load_or_compute_cached_features(
         path,
     )
     return arrays
+
+
+def _read_covering_cache(
+    folder: pathlib.Path, fields: dict[str, Any]
+) -> dict[str, np.ndarray] | None:
+    """The arrays `fields` needs, from a cache of `folder` that `_covers` it
+    (its other taps left out), or None. Caches without a readable key
+    (written before version 2, or damaged) are passed over."""
+    for other in sorted(folder.glob("features_*.npz")):
+        try:
+            with np.load(other) as stored:
+                if "key" not in stored.files:
+                    continue
+                if not _covers(json.loads(str(stored["key"])), fields):
+                    continue
+                arrays = {
+                    name: stored[name]
+                    for name in stored.files
+                    if name != "key"
+                    and (
+                        not name.startswith("features/")
+                        or name.split("/", 1)[1] in fields["taps"]
+                    )
+                }
+        except (OSError, ValueError) as error:
+            _LOG.warning("feature cache %s passed over: %s", other, error)
+            continue
+        _LOG.info(
+            "feature cache: taps %s read from %s (a cache that holds them)",
+            ", ".join(fields["taps"]),
+            other,
+        )
+        return arrays
+    return None
 
 
 def cached_training_dataset(data: DataConfig, model: Any, seed: int) -> tf.data.Dataset:
