@@ -25,7 +25,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import background_fixture, background_popen, background_run
+from conftest import background_fixture, background_popen, fork_run
 
 import aesthal
 from aesthal.inference import load_model
@@ -146,7 +146,7 @@ def _env() -> dict[str, str]:
 
 
 def _run(command: list[str]) -> None:
-    result = background_run(command, timeout=300, env=_env())
+    result = fork_run(command, timeout=300, env=_env())
     assert result.returncode == 0, result.stderr[-3000:]
 
 
@@ -166,7 +166,7 @@ def killed_and_resumed(tmp_path):
     SIGKILLed after epoch 1 with the uninterrupted run alongside; the killed
     command again, and once more. Returns the folders and what was seen."""
     data_dir = tmp_path / "tfds"
-    built = background_run(
+    built = fork_run(  # forked from conftest's fork server
         [sys.executable, "-c", _BUILD_SCRIPT, str(data_dir)], timeout=300, env=_env()
     )
     assert built.returncode == 0, built.stderr[-3000:]
@@ -207,7 +207,7 @@ def killed_and_resumed(tmp_path):
         for name in ("history.json", "train_time.json")
     }
     # Once more: the run is finished.
-    seen["once_more"] = background_run(command, timeout=300, env=_env())
+    seen["once_more"] = fork_run(command, timeout=300, env=_env())
     return straight, killed, seen
 
 

@@ -9,7 +9,7 @@ import pytest
 from absl import flags
 from scipy import stats
 
-from conftest import background_fixture, background_run, load_script
+from conftest import background_fixture, fork_run, load_script
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 STUDY = REPO / "experiments" / "study.py"
@@ -87,7 +87,7 @@ def finetune_study(tmp_path):
         "--aesthetics_labels=12",
         "--eval_max_images=4",
     ]
-    result = background_run(
+    result = fork_run(  # forked from conftest's fork server
         [
             sys.executable,
             str(STUDY),
