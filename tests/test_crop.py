@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 from absl.testing import parameterized
-from conftest import OSIE_DIR, background_fixture, background_run
+from conftest import OSIE_DIR, background_fixture, fork_run
 from scipy import stats
 
 from aesthal import crop
@@ -422,7 +422,7 @@ def osie_ceiling_means(tmp_path):
     if not (OSIE_DIR / "data" / "eye" / "fixations.mat").exists():
         return None
     tests = pathlib.Path(__file__).resolve().parent
-    result = background_run(
+    result = fork_run(  # forked from conftest's fork server
         [sys.executable, "-c", _CEILING_SCRIPT, str(tests)], timeout=900, cwd=tmp_path
     )
     assert result.returncode == 0, result.stderr[-3000:]

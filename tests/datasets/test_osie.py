@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
-from conftest import OSIE_DIR, background_fixture, background_run
+from conftest import OSIE_DIR, background_fixture, fork_run
 
 from aesthal.datasets.osie import osie_dataset_builder, record_checksums
 
@@ -205,7 +205,7 @@ def real_osie_build(tmp_path):
     skips on `osie_dir` first)."""
     if not (OSIE_DIR / "data" / "eye" / "fixations.mat").exists():
         return None
-    result = background_run(
+    result = fork_run(  # forked from conftest's fork server
         [sys.executable, "-c", _REAL_BUILD, str(tmp_path), str(OSIE_DIR)],
         timeout=900,
         cwd=tmp_path,

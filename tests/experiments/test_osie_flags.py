@@ -10,7 +10,7 @@ import pathlib
 import sys
 
 import pytest
-from conftest import OSIE_DIR, background_fixture, background_run
+from conftest import OSIE_DIR, background_fixture, fork_run
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 RUN = REPO / "experiments" / "run.py"
@@ -48,7 +48,7 @@ def parsed(tmp_path):
     (conftest.background_fixture)."""
     stage1 = tmp_path / "stage1.keras"
     stage1.write_bytes(b"")
-    result = background_run(
+    result = fork_run(  # forked from conftest's fork server
         [sys.executable, "-c", _PARSE, str(RUN), str(stage1), *OSIE_FLAGFILES],
         timeout=300,
         cwd=REPO,
@@ -137,7 +137,7 @@ def osie_one_step(tmp_path):
     # takes a second instead of 30 (the other 692 are counted missing_file).
     manual = _osie_subset(OSIE_DIR, tmp_path / "osie", range(1001, 1007), (1601, 1602))
     out = tmp_path / "out"
-    result = background_run(
+    result = fork_run(  # forked from conftest's fork server
         [
             sys.executable,
             str(RUN),
