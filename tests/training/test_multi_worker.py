@@ -24,6 +24,7 @@ the background from the session's start (`conftest.background_fixture`).
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import pathlib
@@ -35,7 +36,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import background_fixture, background_popen, background_run
+from conftest import background_fixture, background_popen, fork_run
 
 from aesthal.training import distribute
 
@@ -106,6 +107,27 @@ def _start_workers(out, data_dir, tmp, *extra) -> list[subprocess.Popen]:
     return processes
 
 
+def _run_workers(out, data_dir, tmp, *extra) -> list[int]:
+    """`_wait(_start_workers(...))` for workers no test kills: each forked from
+    conftest's fork server (one thread each, at once), its output written to
+    the same log file afterwards; their exit statuses."""
+    command = _run_flags(out, data_dir, "--distribution=multi_worker", *extra)
+
+    def run(i_and_tf_config):
+        i, tf_config = i_and_tf_config
+        result = fork_run(
+            command,
+            timeout=TIMEOUT_S,
+            env=_env(tmp / f"worker{i}", tf_config),
+            stderr=subprocess.STDOUT,
+        )
+        pathlib.Path(f"{out}.worker{i}.log").write_text(result.stdout)
+        return result.returncode
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        return list(pool.map(run, enumerate(_tf_configs(2))))
+
+
 def _wait(processes, timeout_s=TIMEOUT_S) -> list[int]:
     deadline = time.monotonic() + timeout_s
     codes = []
@@ -141,7 +163,7 @@ def cluster_runs(tmp_path):
     started in the background at collection (conftest.background_fixture)."""
     root = tmp_path
     data_dir = root / "tfds"
-    one = background_run(
+    one = fork_run(  # forked from conftest's fork server
         _run_flags(root / "one", data_dir, "--noevaluate"),
         timeout=TIMEOUT_S,
         env=_env(),
@@ -149,7 +171,7 @@ def cluster_runs(tmp_path):
     assert one.returncode == 0, one.stderr[-3000:]
     # The same flags on 2 workers (the data set is built: no worker builds it).
     two = root / "two"
-    codes = _wait(_start_workers(two, data_dir, root / "tmp_two"))
+    codes = _run_workers(two, data_dir, root / "tmp_two")
     assert codes == [0, 0], (_log(two, 0), _log(two, 1))
     return (root, data_dir), _killed(root, data_dir)
 
@@ -188,7 +210,7 @@ def _killed(root, data_dir):
         "epochs_backed_up": json.loads(metadata.read_text())["epoch"],
         "model_written": (out / "model.keras").exists(),
     }
-    codes = _wait(_start_workers(out, data_dir, tmp, "--noevaluate", "--noexport"))
+    codes = _run_workers(out, data_dir, tmp, "--noevaluate", "--noexport")
     assert codes == [0, 0], (_log(out, 0), _log(out, 1))
     return out, first
 
@@ -323,28 +345,20 @@ def library_results(tmp_path):
     session's start (conftest.background_fixture)."""
     root = tmp_path
     methods = ",".join(LIBRARY_METHODS)
-    processes = [
-        background_popen(
-            [sys.executable, "-c", _LIBRARY_SCRIPT, "multi_worker", methods],
-            env=_env(tf_config=tf_config),
-            cwd=root,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for tf_config in _tf_configs(2)
-    ]
-    one = background_run(
-        [sys.executable, "-c", _LIBRARY_SCRIPT, "default", methods],
-        timeout=TIMEOUT_S,
-        env=_env(),
-        cwd=root,
-    )
+    envs = [_env(tf_config=tf_config) for tf_config in _tf_configs(2)] + [_env()]
+    roles = ["multi_worker", "multi_worker", "default"]
+
+    def run(role_and_env):  # forked from conftest's fork server
+        role, env = role_and_env
+        command = [sys.executable, "-c", _LIBRARY_SCRIPT, role, methods]
+        return fork_run(command, timeout=TIMEOUT_S, env=env, cwd=root)
+
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        *workers, one = pool.map(run, zip(roles, envs, strict=True))
     outputs = []
-    for process in processes:
-        stdout, stderr = process.communicate(timeout=TIMEOUT_S)
-        assert process.returncode == 0, stderr[-3000:]
-        outputs.append(stdout)
+    for worker in workers:
+        assert worker.returncode == 0, worker.stderr[-3000:]
+        outputs.append(worker.stdout)
     assert one.returncode == 0, one.stderr[-3000:]
     parse = lambda text: json.loads(text.split("RESULT", 1)[1])  # noqa: E731
     return parse(one.stdout), [parse(o) for o in outputs]
@@ -398,7 +412,7 @@ def lone_worker(tmp_path):
     `(result, seconds, tmp_path)`."""
     tf_config = _tf_configs(2)[0]  # worker 1 is never started
     start = time.monotonic()
-    result = background_run(
+    result = fork_run(  # forked from conftest's fork server
         _run_flags(tmp_path / "out", tmp_path / "tfds", "--distribution=multi_worker")
         + ["--startup_timeout_s=5"],
         timeout=120,
@@ -470,7 +484,7 @@ print("RESULT" + json.dumps({"error": error, "gap": gap, "iterations": iteration
 @background_fixture
 def bad_share_run(tmp_path):
     """The script above, in the background (conftest.background_fixture)."""
-    return background_run(
+    return fork_run(  # forked from conftest's fork server
         [sys.executable, "-c", _BAD_SHARE_SCRIPT],
         timeout=TIMEOUT_S,
         env=_env(),
