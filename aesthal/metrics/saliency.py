@@ -405,7 +405,8 @@ def nss(saliency_map: np.ndarray, fixations: np.ndarray) -> float:
     which divides by `N - 1` (pysaliency uses `N`, so its NSS is larger by
     `sqrt(N / (N - 1))`, 1.000002 on a 640x480 map), and averaged over the
     fixated pixels (each counted once). A constant map scores 0 (pysaliency;
-    MATLAB gives NaN from 0/0).
+    MATLAB gives NaN from 0/0), also one constant only up to rounding (a
+    standard deviation at most 1e-10 of its largest value).
 
     Args:
         saliency_map: `[h, w]` (or `[h, w, 1]`) non-negative prediction.
@@ -419,7 +420,9 @@ def nss(saliency_map: np.ndarray, fixations: np.ndarray) -> float:
     if values.size < 2:
         raise ValueError("NSS needs a map of at least 2 pixels")
     std = float(values.std(ddof=1))
-    if std == 0:
+    # Constant up to rounding: a uniform density of 800x600 pixels has a std
+    # of ~4e-22 from its rounded mean, which would score about -1, not 0.
+    if std <= 1e-10 * float(np.abs(values).max()):
         return 0.0
     return float(((values[mask] - values.mean()) / std).mean())
 

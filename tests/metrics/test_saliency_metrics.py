@@ -316,6 +316,15 @@ def test_constant_predictions_score_chance():
     other = _binary((1, 3), (0, 1))
     flat = np.full((1, 3), 2.0)
     assert saliency.auc_shuffled(flat, fixations, other) == 0.5
+    assert saliency.nss(flat, fixations) == 0.0
+    # A uniform density at OSIE's size: its rounded mean leaves a std of
+    # ~4e-22, which NSS once turned into -1.0 instead of chance.
+    uniform = np.full((600, 800), 1.0)
+    uniform /= uniform.sum()
+    assert uniform.std(ddof=1) > 0
+    big = np.zeros((600, 800), np.float32)
+    big[0, 0] = 1.0
+    assert saliency.nss(uniform, big) == 0.0
     assert saliency.information_gain(flat, fixations, np.ones((1, 1))) == 0.0
     assert (
         saliency.information_gain(
