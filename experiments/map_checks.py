@@ -1,0 +1,200 @@
+r"""Cheap checks of ensembles and map edits: each model's maps cached once,
+then any mixture of them scored without predicting again.
+
+    # Once per model: its maps on a split (with mirror images and scales as
+    # aesthal.inference.Ensemble runs them), at the images' size.
+    python experiments/map_checks.py --mode=cache --model=runs/ft_s0/model.keras \
+        --dataset=osie --manual_dir=../shared/data/osie --split='train[540:]' \
+        --mirror --scales=1,1.25,1.5 --output=maps/ft_s0.npz
+    # Mixtures scored on the cached maps; each row against the first, paired
+    # over the images. A row is 'label=a.npz+b.npz' (the equal-weight mixture,
+    # as Ensemble averages) with an optional '^power' (the mixture raised to
+    # that power and renormalised: a sharper or flatter map).
+    python experiments/map_checks.py --mode=score --ratios=1:1,16:9,9:16,4:5 \
+        --row="3 seeds=maps/ft_s0.npz+maps/ft_s1.npz+maps/ft_s2.npz" \
+        --row="power 1.5=maps/ft_s0.npz+maps/ft_s1.npz+maps/ft_s2.npz^1.5"
+
+Scores per row: the crops' share of fixations at each ratio
+(`aesthal.crop.evaluate_crops`, as `run.py --crops` scores them), NSS (MIT
+`NSS.m`, `aesthal.metrics.saliency.nss`) and the log-likelihood of the
+fixations in bits per fixation against a uniform map (Kümmerer, Wallis,
+Bethge 2015, "Information-theoretic model comparison unifies saliency
+metrics", PNAS; the pixel a fixation rounds to, as `nss` counts it). The
+maps are those of one prediction (not metric-specific): compare rows with
+each other, not with `metrics.md`.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import sys
+
+import numpy as np
+from absl import app, flags
+
+_MODE = flags.DEFINE_enum("mode", None, ["cache", "score"], "What to do.")
+_MODEL = flags.DEFINE_string("model", None, "cache: a .keras file or SavedModel.")
+_DATASET = flags.DEFINE_string("dataset", "osie", "cache: the TFDS data set.")
+_MANUAL_DIR = flags.DEFINE_string("manual_dir", None, "cache: its manual_dir.")
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "cache: the TFDS data_dir.")
+_SPLIT = flags.DEFINE_string("split", "test", "cache: the split to predict.")
+_MIRROR = flags.DEFINE_bool("mirror", False, "cache: also the mirror images.")
+_SCALES = flags.DEFINE_string("scales", "1", "cache: input-size factors.")
+_OUTPUT = flags.DEFINE_string("output", None, "cache: the .npz to write.")
+_ROWS = flags.DEFINE_multi_string(
+    "row", [], "score: 'label=a.npz+b.npz[^power]', the first the reference."
+)
+_RATIOS = flags.DEFINE_list("ratios", ["1:1", "16:9", "9:16", "4:5"], "Crops.")
+
+
+def cache_maps(model, data, split: str, output: pathlib.Path, mirror, scales) -> int:
+    """Writes a model's maps of a split to `output`: `maps` float16 `[N, H, W]`
+    (density times H*W, so that float16 keeps it), `fixations` (each image's
+    `[n, 2]` points) and `files`. Every image must have the same size (OSIE's
+    800x600). Returns the number of images."""
+    from aesthal.inference import Ensemble
+    from aesthal.metrics import report
+
+    predictor = Ensemble([model], mirror=mirror, scales=scales)
+    _, pairs = report.predict_split(predictor, data, split)
+    maps, points, files = [], [], []
+    for example, prediction in pairs:
+        density = prediction["saliency"].astype(np.float64)
+        if maps and density.shape != maps[0].shape:
+            raise ValueError(
+                f"{example.filename}: {density.shape[0]}x{density.shape[1]}, not "
+                f"{maps[0].shape[0]}x{maps[0].shape[1]} as the first image: "
+                "map_checks needs images of one size."
+            )
+        maps.append((density * density.size).astype(np.float16))
+        points.append(np.asarray(example.fixations, np.float32))
+        files.append(example.filename)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(
+        output,
+        maps=np.stack(maps),
+        fixations=np.array(points, dtype=object),
+        files=np.array(files),
+    )
+    return len(files)
+
+
+def parse_row(row: str) -> tuple[str, list[str], float]:
+    """`'label=a.npz+b.npz^1.5'` -> `(label, [paths], power)`."""
+    label, sep, spec = row.partition("=")
+    if not sep or not label or not spec:
+        raise ValueError(f"--row {row!r}: give 'label=a.npz+b.npz[^power]'")
+    spec, _, power = spec.partition("^")
+    try:
+        value = float(power) if power else 1.0
+    except ValueError:
+        raise ValueError(f"--row {row!r}: power {power!r} is not a number") from None
+    if not value > 0:
+        raise ValueError(f"--row {row!r}: the power must be > 0")
+    return label, spec.split("+"), value
+
+
+def mixture(paths: list[str], power: float = 1.0):
+    """The equal-weight mixture of cached maps (each map sums to 1), raised to
+    `power` and renormalised: `(maps [N, H, W] float64, fixations, files)`."""
+    total, fixations, files = None, None, None
+    for path in paths:
+        with np.load(path, allow_pickle=True) as stored:
+            maps = stored["maps"].astype(np.float64)
+            maps /= maps.sum(axis=(1, 2), keepdims=True)
+            if files is None:
+                fixations, files = list(stored["fixations"]), list(stored["files"])
+            elif list(stored["files"]) != files:
+                raise ValueError(f"{path}: other images than {paths[0]}")
+        total = maps if total is None else total + maps
+    total = (total / len(paths)) ** power
+    return total / total.sum(axis=(1, 2), keepdims=True), fixations, files
+
+
+def score(maps, fixations, ratios) -> dict[str, np.ndarray]:
+    """Per-image scores: each ratio's crop share, `nss` and `ll` (bits)."""
+    from aesthal import crop
+    from aesthal.metrics import saliency
+
+    result = crop.evaluate_crops(maps, fixations, ratios)
+    scores = {r: np.asarray(result[r]["scores"], np.float64) for r in ratios}
+    nss, ll = [], []
+    for density, points in zip(maps, fixations, strict=True):
+        mask = saliency.fixation_points_to_map(points, density.shape) > 0
+        nss.append(saliency.nss(density, mask))
+        ll.append(float(np.mean(np.log2(density[mask] * density.size))))
+    scores["nss"], scores["ll"] = np.array(nss), np.array(ll)
+    return scores
+
+
+def score_rows(rows: list[str], ratios: list[str]) -> str:
+    """The markdown table of `--mode=score`."""
+    from aesthal.metrics.evaluation import confidence_interval
+
+    names = list(ratios) + ["nss", "ll"]
+    lines = [
+        "| row | " + " | ".join(names) + " |",
+        "| --- |" + " --- |" * len(names),
+    ]
+    reference = None
+    for row in rows:
+        label, paths, power = parse_row(row)
+        scores = score(*mixture(paths, power)[:2], ratios)
+        lines.append(
+            f"| {label} | "
+            + " | ".join(f"{scores[n].mean():.4f}" for n in names)
+            + " |"
+        )
+        if reference is None:
+            reference = scores
+            continue
+        cells = []
+        for n in names:
+            ci = confidence_interval(scores[n] - reference[n])
+            interval = (
+                "n/a (one image)"
+                if ci["ci_low"] is None
+                else f"{ci['ci_low']:+.4f}, {ci['ci_high']:+.4f}"
+            )
+            cells.append(f"{ci['mean']:+.4f} [{interval}]")
+        lines.append(f"| Δ {label} − first | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    if _MODE.value == "cache":
+        if not (_MODEL.value and _OUTPUT.value):
+            raise app.UsageError("--mode=cache needs --model and --output.")
+        from aesthal.config import DataConfig
+
+        data = DataConfig(
+            dataset=_DATASET.value,
+            data_dir=_DATA_DIR.value,
+            manual_dir=_MANUAL_DIR.value,
+            tasks=("saliency",),
+        )
+        count = cache_maps(
+            _MODEL.value,
+            data,
+            _SPLIT.value,
+            pathlib.Path(_OUTPUT.value),
+            _MIRROR.value,
+            _SCALES.value,
+        )
+        print(f"{count} maps: {_OUTPUT.value}")
+    elif _MODE.value == "score":
+        if not _ROWS.value:
+            raise app.UsageError("--mode=score needs at least one --row.")
+        try:
+            print(score_rows(_ROWS.value, _RATIOS.value))
+        except ValueError as error:
+            raise app.UsageError(str(error)) from error
+    else:
+        raise app.UsageError("give --mode=cache or --mode=score.")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    app.run(main)
