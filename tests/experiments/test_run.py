@@ -325,6 +325,34 @@ def test_rerun_of_a_finished_run_keeps_its_record(tiny_run):
 
 
 @pytest.mark.slow
+def test_a_fresh_run_without_export_or_evaluation_is_not_called_finished(
+    tiny_run, tmp_path
+):
+    # It printed "holds this run, finished: nothing to do" right after
+    # training, and its rerun listed a saved_model/ and metrics.json that a
+    # run without them does not have.
+    _, data_dir, _ = tiny_run
+    command = (
+        f"--flagfile={TINY}",
+        f"--output_dir={tmp_path / 'out'}",
+        f"--data_dir={data_dir}",
+        "--epochs=1",
+        "--noexport",
+        "--noevaluate",
+    )
+    result = _run(*command)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "nothing to do" not in result.stdout
+    assert (tmp_path / "out" / "model.keras").exists()
+    result = _run(*command)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (
+        "holds this run, finished: nothing to do (its history.json, "
+        "train_time.json and model.keras are kept)"
+    ) in result.stdout
+
+
+@pytest.mark.slow
 def test_rerun_with_another_config_is_one_line_and_keeps_the_record(tiny_run):
     # A finished run's folder given to a different configuration: a one-line
     # error (was a ValueError traceback) and the old run's flags.txt kept
