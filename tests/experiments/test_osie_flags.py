@@ -191,6 +191,6 @@ def test_block5_flagfile_fine_tunes_under_the_recipe_readout(parsed):
     assert {**model, "frozen_up_to": "stage5"} == base["model"]
     assert config["data"] == base["data"]
     assert train["init_from"].endswith("stage1.keras") and train["init_heads"]
-    assert train["group_learning_rates"] == {"shared": 5e-5, "saliency": 3e-4}
+    assert train["group_learning_rates"] == {"shared": 1e-4, "saliency": 3e-4}
     assert (train["epochs"], train["steps_per_epoch"]) == (5, 135)
     assert train["lr_schedule"] == "cosine"
