@@ -49,8 +49,9 @@ _RATIOS = flags.DEFINE_list("ratios", ["1:1", "16:9", "9:16", "4:5"], "Crops.")
 
 def cache_maps(model, data, split: str, output: pathlib.Path, mirror, scales) -> int:
     """Writes a model's maps of a split to `output`: `maps` float16 `[N, H, W]`
-    (density times H*W, so that float16 keeps it), `fixations` (each image's
-    `[n, 2]` points) and `files`. Every image must have the same size (OSIE's
+    (density times H*W, so that float16 keeps it), `points` float32
+    `[sum n_i, 2]` (every image's fixations, in order), `counts` (each image's
+    n_i) and `files`; no pickled objects. Every image must have the same size (OSIE's
     800x600). Returns the number of images."""
     from aesthal.inference import Ensemble
     from aesthal.metrics import report
@@ -70,13 +71,20 @@ def cache_maps(model, data, split: str, output: pathlib.Path, mirror, scales) ->
         points.append(np.asarray(example.fixations, np.float32))
         files.append(example.filename)
     output.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(
-        output,
-        maps=np.stack(maps),
-        fixations=np.array(points, dtype=object),
-        files=np.array(files),
-    )
+    np.savez(output, maps=np.stack(maps), **_pack(points), files=np.array(files))
     return len(files)
+
+
+def _pack(points: list[np.ndarray]) -> dict[str, np.ndarray]:
+    """Ragged fixation arrays as two plain arrays (`np.load` without pickle)."""
+    return {
+        "points": np.concatenate([p.reshape(-1, 2) for p in points]).astype(np.float32),
+        "counts": np.array([len(p) for p in points], np.int64),
+    }
+
+
+def _unpack(stored) -> list[np.ndarray]:
+    return np.split(stored["points"], np.cumsum(stored["counts"])[:-1])
 
 
 def parse_row(row: str) -> tuple[str, list[str], float]:
@@ -99,11 +107,11 @@ def mixture(paths: list[str], power: float = 1.0):
     `power` and renormalised: `(maps [N, H, W] float64, fixations, files)`."""
     total, fixations, files = None, None, None
     for path in paths:
-        with np.load(path, allow_pickle=True) as stored:
+        with np.load(path) as stored:
             maps = stored["maps"].astype(np.float64)
             maps /= maps.sum(axis=(1, 2), keepdims=True)
             if files is None:
-                fixations, files = list(stored["fixations"]), list(stored["files"])
+                fixations, files = _unpack(stored), list(stored["files"])
             elif list(stored["files"]) != files:
                 raise ValueError(f"{path}: other images than {paths[0]}")
         total = maps if total is None else total + maps
