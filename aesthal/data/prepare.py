@@ -161,9 +161,9 @@ def _tap_fingerprints(model: Any) -> dict[str, str]:
         digest = hashlib.sha256()
         for weight in prefix.weights:
             value = np.ascontiguousarray(np.asarray(weight.numpy()))
-            digest.update(
-                f"{value.dtype}:{value.shape};".encode()
-            )  # not names: they vary
+            # Shapes and values, not names: a layer's name depends on what
+            # else the process has built.
+            digest.update(f"{value.dtype}:{value.shape};".encode())
             digest.update(value.tobytes())
         fingerprints[tap] = digest.hexdigest()[:16]
     return fingerprints
@@ -201,7 +201,11 @@ def feature_cache_fields(data: DataConfig, model: Any) -> dict[str, Any]:
 def feature_cache_key(data: DataConfig, model: Any) -> str:
     """The hash of `feature_cache_fields`: a cache file's name is
     `features_<key>.npz`."""
-    text = json.dumps(feature_cache_fields(data, model), sort_keys=True)
+    return _key(feature_cache_fields(data, model))
+
+
+def _key(fields: dict[str, Any]) -> str:
+    text = json.dumps(fields, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -279,9 +283,8 @@ def load_or_compute_cached_features(
     if data.feature_cache_dir is None:
         return compute_cached_features(data, model)
     folder = pathlib.Path(os.path.expanduser(data.feature_cache_dir))
-    fields = feature_cache_fields(data, model)
-    text = json.dumps(fields, sort_keys=True)
-    path = folder / f"features_{hashlib.sha256(text.encode()).hexdigest()[:16]}.npz"
+    fields = feature_cache_fields(data, model)  # hashes the weights once
+    path = folder / f"features_{_key(fields)}.npz"
     if path.is_file():
         try:
             with np.load(path) as stored:
@@ -298,7 +301,8 @@ def load_or_compute_cached_features(
     arrays = compute_cached_features(data, model)
     folder.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(f".partial{os.getpid()}.npz")
-    np.savez(partial, key=np.array(text), **arrays)
+    # The fields themselves too, for `_read_covering_cache` of later runs.
+    np.savez(partial, key=np.array(json.dumps(fields, sort_keys=True)), **arrays)
     os.replace(partial, path)
     _LOG.info(
         "feature cache: %d examples in %.0f s, written to %s",
