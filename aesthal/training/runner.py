@@ -81,7 +81,10 @@ def build_optimizers(train: TrainConfig) -> dict[str, keras.optimizers.Optimizer
             if boundaries:
                 rate = keras.optimizers.schedules.PiecewiseConstantDecay(
                     boundaries,
-                    [rate * train.lr_step_factor**k for k in range(len(boundaries) + 1)],
+                    [
+                        rate * train.lr_step_factor**k
+                        for k in range(len(boundaries) + 1)
+                    ],
                 )
         optimizers[group] = keras.optimizers.Adam(learning_rate=rate)
     return optimizers
@@ -117,31 +120,33 @@ def compile_model(
 def _initialise_trunk(model: AesthalModel, path: str, heads: bool = False) -> None:
     """Copies the trunk of the `.keras` model at `path` into `model`; with
     `heads`, also the heads of `model`'s trained tasks, which must have the
-    same shapes in both (same head type, taps and widths)."""
+    same shapes in both (same head type, taps and widths). Everything is
+    checked before anything is copied: on an error `model` is unchanged."""
     source = load_model(path)
     if source.config.backbone != model.config.backbone:
         raise ValueError(
             f"init_from={path}: its trunk is {source.config.backbone!r}, this "
             f"model's is {model.config.backbone!r}."
         )
+    tasks = model.config.tasks if heads else ()
+    for task in tasks:
+        mine, theirs = getattr(model, f"{task}_head"), getattr(source, f"{task}_head")
+        if task not in source.config.tasks or [w.shape for w in mine.weights] != [
+            w.shape for w in theirs.weights
+        ]:
+            raise ValueError(
+                f"init_from={path} with init_heads: its {task} head does not "
+                f"match this model's (trained tasks {source.config.tasks}; "
+                "the head type, taps and widths must be the same); drop "
+                "--init_heads to copy the trunk only."
+            )
     model.backbone.set_weights(source.backbone.get_weights())
     if model.aesthetics_backbone is not None:  # soft / cross-stitch sharing
         model.aesthetics_backbone.set_weights(source.backbone.get_weights())
-    if heads:
-        for task in model.config.tasks:
-            name = f"{task}_head"
-            mine, theirs = getattr(model, name), getattr(source, name)
-            shapes = [w.shape for w in mine.get_weights()]
-            if task not in source.config.tasks or shapes != [
-                w.shape for w in theirs.get_weights()
-            ]:
-                raise ValueError(
-                    f"init_from={path} with init_heads: its {task} head does not "
-                    f"match this model's (trained tasks {source.config.tasks}; "
-                    "the head type, taps and widths must be the same); drop "
-                    "--init_heads to copy the trunk only."
-                )
-            mine.set_weights(theirs.get_weights())
+    for task in tasks:
+        getattr(model, f"{task}_head").set_weights(
+            getattr(source, f"{task}_head").get_weights()
+        )
 
 
 def write_json(path: pathlib.Path, value: Any) -> None:

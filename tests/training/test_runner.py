@@ -34,9 +34,7 @@ def test_init_heads_copies_the_trunk_and_the_heads(tmp_path):
     source = aesthal.build_model(config)
     source.save(tmp_path / "source.keras")
     target = aesthal.build_model(config)  # a different random initialisation
-    pairs = list(
-        zip(source.get_weights(), target.get_weights(), strict=True)
-    )
+    pairs = list(zip(source.get_weights(), target.get_weights(), strict=True))
     assert sum(not np.array_equal(a, b) for a, b in pairs) > 2
     runner._initialise_trunk(target, str(tmp_path / "source.keras"), heads=True)
     for part in ("backbone", "saliency_head", "aesthetics_head"):
@@ -58,8 +56,12 @@ def test_init_heads_rejects_a_head_of_another_shape(tmp_path):
     )
     source.save(tmp_path / "narrow.keras")
     target = aesthal.build_model(aesthal.ModelConfig(input_size=(32, 32)))
+    before = target.get_weights()
     with pytest.raises(ValueError, match="its saliency head does not match"):
         runner._initialise_trunk(target, str(tmp_path / "narrow.keras"), heads=True)
+    # Checked before anything is copied: not even the (matching) trunk moved.
+    for a, b in zip(before, target.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_init_from_rejects_another_trunk(tmp_path):
