@@ -19,7 +19,9 @@ Scores per row: the crops' share of fixations at each ratio
 `NSS.m`, `aesthal.metrics.saliency.nss`) and the log-likelihood of the
 fixations in bits per fixation against a uniform map (Kümmerer, Wallis,
 Bethge 2015, "Information-theoretic model comparison unifies saliency
-metrics", PNAS; the pixel a fixation rounds to, as `nss` counts it). The
+metrics", PNAS; `aesthal.metrics.saliency.information_gain` over the
+uniform map, the map read as a density; each fixated pixel counted once, as
+`nss` counts it). The
 maps are those of one prediction (not metric-specific): compare rows with
 each other, not with `metrics.md`.
 """
@@ -51,8 +53,8 @@ def cache_maps(model, data, split: str, output: pathlib.Path, mirror, scales) ->
     """Writes a model's maps of a split to `output`: `maps` float16 `[N, H, W]`
     (density times H*W, so that float16 keeps it), `points` float32
     `[sum n_i, 2]` (every image's fixations, in order), `counts` (each image's
-    n_i) and `files`; no pickled objects. Every image must have the same size (OSIE's
-    800x600). Returns the number of images."""
+    n_i) and `files`; no pickled objects. Every image must have the same size
+    (OSIE's 800x600). Returns the number of images."""
     from aesthal.inference import Ensemble
     from aesthal.metrics import report
 
@@ -120,17 +122,20 @@ def mixture(paths: list[str], power: float = 1.0):
 
 
 def score(maps, fixations, ratios) -> dict[str, np.ndarray]:
-    """Per-image scores: each ratio's crop share, `nss` and `ll` (bits)."""
+    """Per-image scores: each ratio's crop share, `nss` and `ll` (bits: the
+    information gain over the uniform map, `saliency.information_gain` with
+    the map read as a density)."""
     from aesthal import crop
     from aesthal.metrics import saliency
 
     result = crop.evaluate_crops(maps, fixations, ratios)
     scores = {r: np.asarray(result[r]["scores"], np.float64) for r in ratios}
     nss, ll = [], []
+    uniform = np.ones((1, 1))
     for density, points in zip(maps, fixations, strict=True):
-        mask = saliency.fixation_points_to_map(points, density.shape) > 0
+        mask = saliency.fixation_points_to_map(points, density.shape)
         nss.append(saliency.nss(density, mask))
-        ll.append(float(np.mean(np.log2(density[mask] * density.size))))
+        ll.append(saliency.information_gain(density, mask, uniform, "sum"))
     scores["nss"], scores["ll"] = np.array(nss), np.array(ll)
     return scores
 

@@ -160,7 +160,7 @@ def _tap_fingerprints(model: Any) -> dict[str, str]:
         prefix, _ = split_backbone(model.backbone, tap)
         digest = hashlib.sha256()
         for weight in prefix.weights:
-            value = np.ascontiguousarray(np.asarray(weight.numpy()))
+            value = np.ascontiguousarray(weight.numpy())
             # Shapes and values, not names: a layer's name depends on what
             # else the process has built.
             digest.update(f"{value.dtype}:{value.shape};".encode())
