@@ -1,7 +1,6 @@
 """aesthal: saliency prediction with a multi-task CNN that also learns aesthetics."""
 
-from aesthal import data, losses, metrics  # metrics registers streaming metrics
-from aesthal import crop
+from aesthal import crop, data, losses, metrics  # metrics registers streaming metrics
 from aesthal.config import (
     BACKBONES,
     GROUPS,

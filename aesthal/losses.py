@@ -13,9 +13,9 @@ Losses and streaming metrics (`aesthal.metrics.streaming`) call the same
 | | losses (training; the defaults) | streaming metrics (MIT reference definitions) |
 | --- | --- | --- |
 | CC | `eps=1e-12` in the variances (smooth, never 0/0) | `eps=0`, 0/0 -> 0 (`CC.m`) |
-| NSS | variance over N (`ddof=0`), plus `eps` | std over N - 1 (`ddof=1`, MATLAB's `std`, `NSS.m`), no eps |
-| EMD | squared, no root (`root=False`, smooth at 0) | with the root: `(mean |dCDF|^r)^(1/r)` (NIMA) |
-| KLD | exact, from the log-density (`kld`) | MIT `KLdiv.m` with its eps (in `streaming.SaliencyKLD`) |
+| NSS | variance over N (`ddof=0`), plus `eps` | std over N - 1 (`ddof=1`; `NSS.m`) |
+| EMD | squared, no root (`root=False`) | `(mean |dCDF|^r)^(1/r)` (NIMA) |
+| KLD | exact, from the log-density (`kld`) | `KLdiv.m` with its eps (`SaliencyKLD`) |
 
 Formulas (per example; sums over the `N = H * W` pixels `i`, or the 10 scores `k`):
 

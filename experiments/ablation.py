@@ -72,7 +72,7 @@ def paired(a: Sequence[float | None], b: Sequence[float | None]) -> dict:
         )
     diffs = [
         y - x
-        for x, y in zip(a, b)
+        for x, y in zip(a, b, strict=True)
         if x is not None and y is not None and math.isfinite(x) and math.isfinite(y)
     ]
     return confidence_interval(diffs, level=0.95)

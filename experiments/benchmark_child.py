@@ -18,7 +18,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 def _current_rss_kib() -> int:
     with open("/proc/self/status") as handle:
-        return next(int(line.split()[1]) for line in handle if line.startswith("VmRSS:"))
+        return next(
+            int(line.split()[1]) for line in handle if line.startswith("VmRSS:")
+        )
 
 
 def main(args: dict) -> None:

@@ -279,8 +279,6 @@ def build_aesthal(
     return model
 
 
-
-
 class _PerExampleLoss(keras.losses.Loss):
     """A per-example `aesthal.losses` function, masked mean over the batch."""
 

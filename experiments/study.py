@@ -353,7 +353,10 @@ def _means_rows(
     arrow = lambda m: "↓" if m in LOWER_IS_BETTER else "↑"  # noqa: E731
     extra = " training s/run |" if seconds else ""
     lines = [
-        "| condition | " + " | ".join(f"{m} {arrow(m)}" for m in metrics) + " |" + extra,
+        "| condition | "
+        + " | ".join(f"{m} {arrow(m)}" for m in metrics)
+        + " |"
+        + extra,
         "|---" * (len(metrics) + 1 + int(seconds)) + "|",
     ]
     for entry in conditions.values():

@@ -67,9 +67,7 @@ def test_config_round_trip():
             aesthetics_labels=50,
             budget_mode="nested",
         ),
-        train=TrainConfig(
-            group_learning_rates={"shared": 1e-4}, lr_schedule="cosine"
-        ),
+        train=TrainConfig(group_learning_rates={"shared": 1e-4}, lr_schedule="cosine"),
     )
     assert ExperimentConfig.from_dict(config.to_dict()) == config
 

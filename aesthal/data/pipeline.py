@@ -93,9 +93,7 @@ class SourceSpec:
             )
         for task in (*self.tasks, *self.label_budget, *self.permute_labels):
             if task not in TASKS:
-                raise ValueError(
-                    f"unknown task {task!r}; expected one of {TASKS}"
-                )
+                raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
         for task, n in self.label_budget.items():
             if n < 0:
                 raise ValueError(f"label_budget[{task!r}] must be >= 0, got {n}")

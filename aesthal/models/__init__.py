@@ -1,4 +1,4 @@
-"""Trunks with named taps, task heads and the multi-task model with its training step."""
+"""Trunks with named taps, task heads and the multi-task model, its training step."""
 
 from aesthal.models.aesthal_model import (
     AesthalModel,

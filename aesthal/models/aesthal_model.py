@@ -855,9 +855,10 @@ class AesthalModel(keras.Model):
         """
         logs = self._logs()
         strategy = self.distribute_strategy
-        if isinstance(
-            strategy, tf.distribute.MultiWorkerMirroredStrategy
-        ) and strategy.extended._in_multi_worker_mode():
+        if (
+            isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+            and strategy.extended._in_multi_worker_mode()
+        ):
             logs = {k: tf.reshape(v, [1]) for k, v in logs.items()}
         return logs
 
@@ -1124,9 +1125,11 @@ class AesthalModel(keras.Model):
             for _, _, batches in iterator:
                 batch = next(batches)
                 data_batch = tf.nest.map_structure(
-                    lambda v: local(v)[0]
-                    if isinstance(v, tf.distribute.DistributedValues)
-                    else v,
+                    lambda v: (
+                        local(v)[0]
+                        if isinstance(v, tf.distribute.DistributedValues)
+                        else v
+                    ),
                     batch,
                 )
                 break

@@ -41,10 +41,11 @@ class StopOnNonFinite(keras.callbacks.Callback):
 
     `AesthalModel.train_step` refuses to apply an update whose task losses or
     gradients are not all finite, and counts the refused steps of the epoch in
-    the `{group}_nonfinite` training statistics (`model.training_stats()`) (`"saliency"`, `"aesthetics"`: that task's
-    loss or its head's gradients; `"shared"`: the trunk's gradients). This
-    callback raises `NonFiniteLossError` at the first batch whose statistics
-    show one (or whose logs show a non-finite loss), so the weights in memory are the last good
+    the `{group}_nonfinite` training statistics (`model.training_stats()`;
+    `"saliency"`, `"aesthetics"`: that task's loss or its head's gradients;
+    `"shared"`: the trunk's gradients). This callback raises
+    `NonFiniteLossError` at the first batch whose statistics show one (or whose
+    logs show a non-finite loss), so the weights in memory are the last good
     ones and no epoch-end checkpoint (`BackupAndRestore`, `ModelCheckpoint`)
     is written after the bad step: the last checkpoint is the last good state,
     and rerunning the same command resumes from it.

@@ -29,7 +29,9 @@ def _write_run(folder, per_image, split="train[540:]"):
 def test_rows_are_differenced_pairwise_over_the_images(ablation, tmp_path):
     a = _write_run(tmp_path / "a", {"cc": [0.1, 0.2, 0.3], "kld": [1.0, 1.0, 1.0]})
     b = _write_run(tmp_path / "b", {"cc": [0.3, 0.3, 0.6], "kld": [0.5, None, 0.7]})
-    text = ablation.table([("base", a), ("better", b)], "metric_specific", ["cc", "kld"])
+    text = ablation.table(
+        [("base", a), ("better", b)], "metric_specific", ["cc", "kld"]
+    )
     lines = text.splitlines()
     assert lines[4] == "| base | 0.200 | 1.000 |"
     assert lines[5] == "| better | 0.400 | 0.600 |"

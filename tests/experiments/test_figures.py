@@ -4,9 +4,9 @@ import pathlib
 
 import cv2
 import numpy as np
+from conftest import load_script
 
 from aesthal import crop
-from conftest import load_script
 
 FIGURES = pathlib.Path(__file__).resolve().parents[2] / "experiments" / "figures.py"
 

@@ -7,9 +7,8 @@ import sys
 
 import pytest
 from absl import flags
-from scipy import stats
-
 from conftest import background_fixture, fork_run, load_script
+from scipy import stats
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 STUDY = REPO / "experiments" / "study.py"
@@ -155,7 +154,7 @@ def test_scarcity_sweep_pairs_each_label_count_with_its_own_condition_1(
     assert at_400["mean"] == pytest.approx(-0.02)
     assert at_400["ci_half"] == pytest.approx(half)
     table = study.scarcity_markdown(sweep)
-    assert f"| 400 | 3 | 3 | 0.700 ± " in table
+    assert "| 400 | 3 | 3 | 0.700 ± " in table
     assert f"-0.020 ± {half:.3f}" in table
     study.scarcity_plot(sweep, tmp_path / "scarcity.png")
     assert (tmp_path / "scarcity.png").stat().st_size > 1000

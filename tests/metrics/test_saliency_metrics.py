@@ -346,13 +346,19 @@ def test_metric_timing_script_prints_every_metric():
 
     from conftest import fork_run
 
-    script = pathlib.Path(__file__).resolve().parents[2] / "experiments" / "metric_timing.py"
+    script = (
+        pathlib.Path(__file__).resolve().parents[2] / "experiments" / "metric_timing.py"
+    )
     # `python metric_timing.py ...`, forked from conftest's fork server.
     result = fork_run(
         [sys.executable, str(script), "--repeats=1", "--fixations=40"], timeout=300
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    rows = [line.split(" | ") for line in result.stdout.splitlines() if line.startswith("| ")]
+    rows = [
+        line.split(" | ")
+        for line in result.stdout.splitlines()
+        if line.startswith("| ")
+    ]
     values = {row[0][2:]: float(row[1]) for row in rows[2:]}
     assert len(values) == 9
     for name in ("auc_judd", "auc_borji (100 splits)", "auc_shuffled (100 splits)"):

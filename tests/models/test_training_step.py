@@ -1,4 +1,4 @@
-"""AesthalModel's own training: compile, train_step, test_step under model.fit (tiny trunk, CPU)."""
+"""AesthalModel's training: compile, train_step and test_step under fit (tiny trunk)."""
 
 import keras
 import numpy as np

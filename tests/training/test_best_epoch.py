@@ -15,7 +15,9 @@ def _model():
 
 
 def _set(model, value):
-    model.set_weights([np.full(w.shape, value, np.float32) for w in model.get_weights()])
+    model.set_weights(
+        [np.full(w.shape, value, np.float32) for w in model.get_weights()]
+    )
 
 
 def _value(model):

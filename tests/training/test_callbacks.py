@@ -1,4 +1,4 @@
-"""TensorBoard output of `aesthal.training.runner.train`, read back from the event files."""
+"""TensorBoard output of `aesthal.training.runner.train`, read from the event files."""
 
 from __future__ import annotations
 

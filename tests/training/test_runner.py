@@ -1,4 +1,4 @@
-"""aesthal.training.runner: trunk initialisation, resuming only under the same config."""
+"""training.runner: trunk initialisation; resuming only under the same config."""
 
 import json
 
