@@ -182,12 +182,13 @@ def test_osie_flags_train_one_step_and_evaluate_at_800x600(osie_dir, osie_one_st
     assert (out / "metrics.md").read_text().strip() in result.stdout
 
 
-def test_block5_flagfile_fine_tunes_under_the_recipe_readout(parsed):
+def test_second_stage_flagfile_fine_tunes_under_the_recipe_readout(parsed):
     base = parsed["osie_vgg16_imagenet.flags"]
     config = parsed["osie_vgg16_imagenet_ft.flags"]
     model, train = config["model"], config["train"]
-    # Block5 trains on cached block4_conv3 features; all else is the recipe's.
-    assert model["frozen_up_to"] == "stage4"
+    # Block4 and block5 train on cached block3_conv3 features; all else is
+    # the recipe's.
+    assert model["frozen_up_to"] == "stage3"
     assert {**model, "frozen_up_to": "stage5"} == base["model"]
     assert config["data"] == base["data"]
     assert train["init_from"].endswith("stage1.keras") and train["init_heads"]
