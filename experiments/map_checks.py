@@ -13,6 +13,11 @@ then any mixture of them scored without predicting again.
     python experiments/map_checks.py --mode=score --ratios=1:1,16:9,9:16,4:5 \
         --row="3 seeds=maps/ft_s0.npz+maps/ft_s1.npz+maps/ft_s2.npz" \
         --row="power 1.5=maps/ft_s0.npz+maps/ft_s1.npz+maps/ft_s2.npz^1.5"
+    # With the split's centre crop and human ceiling (issue 14's rows, from
+    # the data set's per-observer fixations) and each row's share of the gap:
+    python experiments/map_checks.py --mode=score --baselines \
+        --dataset=osie --manual_dir=../shared/data/osie --split='train[540:]' \
+        --row="3 seeds=maps/ft_s0.npz+maps/ft_s1.npz+maps/ft_s2.npz"
 
 Scores per row: the crops' share of fixations at each ratio
 (`aesthal.crop.evaluate_crops`, as `run.py --crops` scores them), NSS (MIT
@@ -23,7 +28,11 @@ metrics", PNAS; `aesthal.metrics.saliency.information_gain` over the
 uniform map, the map read as a density; each fixated pixel counted once, as
 `nss` counts it). The
 maps are those of one prediction (not metric-specific): compare rows with
-each other, not with `metrics.md`.
+each other, not with `metrics.md`. `--baselines` adds the centre crop
+(`aesthal.crop.evaluate_centre_crops`) and the human ceiling
+(`evaluate_human_ceiling`, leave one observer out) on the same images, and
+each row's share of the gap between them, (row - centre) / (ceiling -
+centre), as `crops.md` reports them.
 """
 
 from __future__ import annotations
@@ -36,10 +45,16 @@ from absl import app, flags
 
 _MODE = flags.DEFINE_enum("mode", None, ["cache", "score"], "What to do.")
 _MODEL = flags.DEFINE_string("model", None, "cache: a .keras file or SavedModel.")
-_DATASET = flags.DEFINE_string("dataset", "osie", "cache: the TFDS data set.")
-_MANUAL_DIR = flags.DEFINE_string("manual_dir", None, "cache: its manual_dir.")
-_DATA_DIR = flags.DEFINE_string("data_dir", None, "cache: the TFDS data_dir.")
-_SPLIT = flags.DEFINE_string("split", "test", "cache: the split to predict.")
+_DATASET = flags.DEFINE_string(
+    "dataset", "osie", "cache, --baselines: the TFDS data set."
+)
+_MANUAL_DIR = flags.DEFINE_string(
+    "manual_dir", None, "cache, --baselines: its manual_dir."
+)
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "cache, --baselines: its data_dir.")
+_SPLIT = flags.DEFINE_string(
+    "split", "test", "cache: the split to predict; --baselines: the cached one."
+)
 _MIRROR = flags.DEFINE_bool("mirror", False, "cache: also the mirror images.")
 _SCALES = flags.DEFINE_string("scales", "1", "cache: input-size factors.")
 _OUTPUT = flags.DEFINE_string("output", None, "cache: the .npz to write.")
@@ -47,6 +62,12 @@ _ROWS = flags.DEFINE_multi_string(
     "row", [], "score: 'label=a.npz+b.npz[^power]', the first the reference."
 )
 _RATIOS = flags.DEFINE_list("ratios", ["1:1", "16:9", "9:16", "4:5"], "Crops.")
+_BASELINES = flags.DEFINE_bool(
+    "baselines",
+    False,
+    "score: add the split's centre-crop and human-ceiling rows (the data set "
+    "needs per-observer fixations) and each row's share of the gap.",
+)
 
 
 def cache_maps(model, data, split: str, output: pathlib.Path, mirror, scales) -> int:
@@ -140,8 +161,49 @@ def score(maps, fixations, ratios) -> dict[str, np.ndarray]:
     return scores
 
 
-def score_rows(rows: list[str], ratios: list[str]) -> str:
-    """The markdown table of `--mode=score`."""
+def observers_of(data, split: str, files: list[str]) -> list[list[np.ndarray]]:
+    """Each cached image's fixations per observer, in the cache's order, from
+    the data set's `fixations/observer` feature."""
+    from aesthal.data import prepare
+    from aesthal.metrics import crop_report
+
+    builder = prepare.prepare_data(data)
+    prepare.check_split(builder, split)
+    observers = crop_report.observer_fixations(builder, split)
+    if observers is None:
+        raise ValueError(
+            f"{data.dataset} has no per-observer fixations "
+            f"({crop_report.OBSERVER_FEATURE}): no human ceiling; drop --baselines."
+        )
+    missing = [name for name in files if name not in observers]
+    if missing:
+        raise ValueError(
+            f"{len(missing)} cached image(s) not in {data.dataset} [{split}] "
+            f"(first: {missing[0]}): give the --split the maps were cached on."
+        )
+    return [observers[name] for name in files]
+
+
+def baseline_scores(observers, fixations, shape, ratios) -> dict[str, dict]:
+    """`{"centre crop" | "human ceiling": {ratio: per-image scores}}` on
+    images of one `shape`, scored as `crops.md` scores them."""
+    from aesthal import crop
+
+    shapes = [shape] * len(fixations)
+    centre = crop.evaluate_centre_crops(shapes, fixations, ratios)
+    ceiling = crop.evaluate_human_ceiling(observers, shapes, ratios)
+    return {
+        name: {r: np.asarray(result[r]["scores"], np.float64) for r in ratios}
+        for name, result in (("centre crop", centre), ("human ceiling", ceiling))
+    }
+
+
+def score_rows(
+    rows: list[str], ratios: list[str], data=None, split: str | None = None
+) -> str:
+    """The markdown table of `--mode=score`; with `data` (a `DataConfig`) and
+    `split`, the centre-crop and human-ceiling rows and each row's share of
+    the gap between them follow."""
     from aesthal.metrics.evaluation import confidence_interval
 
     names = list(ratios) + ["nss", "ll"]
@@ -149,10 +211,15 @@ def score_rows(rows: list[str], ratios: list[str]) -> str:
         "| row | " + " | ".join(names) + " |",
         "| --- |" + " --- |" * len(names),
     ]
-    reference = None
+    reference, means, baselines = None, [], None
     for row in rows:
         label, paths, power = parse_row(row)
-        scores = score(*mixture(paths, power)[:2], ratios)
+        maps, fixations, files = mixture(paths, power)
+        if data is not None and baselines is None:
+            observers = observers_of(data, split, files)
+            baselines = baseline_scores(observers, fixations, maps.shape[1:], ratios)
+        scores = score(maps, fixations, ratios)
+        means.append((label, {r: scores[r].mean() for r in ratios}))
         lines.append(
             f"| {label} | "
             + " | ".join(f"{scores[n].mean():.4f}" for n in names)
@@ -171,6 +238,24 @@ def score_rows(rows: list[str], ratios: list[str]) -> str:
             )
             cells.append(f"{ci['mean']:+.4f} [{interval}]")
         lines.append(f"| Δ {label} − first | " + " | ".join(cells) + " |")
+    if baselines is not None:
+        lines += ["", "| row | " + " | ".join(ratios) + " |"]
+        lines.append("| --- |" + " --- |" * len(ratios))
+        centre = {r: baselines["centre crop"][r].mean() for r in ratios}
+        ceiling = {r: baselines["human ceiling"][r].mean() for r in ratios}
+        for name, values in (("centre crop", centre), ("human ceiling", ceiling)):
+            cells = " | ".join(f"{values[r]:.4f}" for r in ratios)
+            lines.append(f"| {name} | {cells} |")
+        for label, values in means:
+            cells = " | ".join(
+                (
+                    f"{(values[r] - centre[r]) / (ceiling[r] - centre[r]):.3f}"
+                    if ceiling[r] != centre[r]
+                    else "n/a (no gap)"
+                )
+                for r in ratios
+            )
+            lines.append(f"| {label}: share of the gap | {cells} |")
     return "\n".join(lines)
 
 
@@ -200,8 +285,18 @@ def main(argv: list[str]) -> None:
     elif _MODE.value == "score":
         if not _ROWS.value:
             raise app.UsageError("--mode=score needs at least one --row.")
+        data = None
+        if _BASELINES.value:
+            from aesthal.config import DataConfig
+
+            data = DataConfig(
+                dataset=_DATASET.value,
+                data_dir=_DATA_DIR.value,
+                manual_dir=_MANUAL_DIR.value,
+                tasks=("saliency",),
+            )
         try:
-            print(score_rows(_ROWS.value, _RATIOS.value))
+            print(score_rows(_ROWS.value, _RATIOS.value, data, _SPLIT.value))
         except ValueError as error:
             raise app.UsageError(str(error)) from error
     else:

@@ -113,3 +113,53 @@ def test_fixations_of_several_images_round_trip_without_pickle(tmp_path):
     with np.load(tmp_path / "f.npz") as stored:  # allow_pickle is False
         back = checks._unpack(stored)
     assert [p.tolist() for p in back] == [p.tolist() for p in points]
+
+
+def test_baselines_rows_and_share_of_the_gap(tmp_path):
+    # OSIE's dummy data (one test image with per-observer fixations): the
+    # centre-crop and ceiling rows are those of aesthal.crop on the data set's
+    # observers, and a row's share is (row - centre) / (ceiling - centre).
+    from aesthal import crop
+    from aesthal.data import prepare
+    from aesthal.metrics import crop_report
+
+    dummy = pathlib.Path(osie_dataset_builder.__file__).parent / "dummy_data"
+    data = DataConfig(
+        dataset="osie",
+        data_dir=str(tmp_path / "tfds"),
+        manual_dir=str(dummy),
+        tasks=("saliency",),
+    )
+    model = aesthal.build_model(aesthal.ModelConfig(input_size=(32, 48)))
+    checks.cache_maps(model, data, "test", tmp_path / "m.npz", False, "1")
+    maps, fixations, _ = checks.mixture([str(tmp_path / "m.npz")])
+    observers = crop_report.observer_fixations(prepare.prepare_data(data), "test")
+    assert len(observers["1601.jpg"]) >= 2
+    ratios = ["1:1", "9:16"]
+    shape = [maps[0].shape]
+    centre = crop.evaluate_centre_crops(shape, fixations, ratios)
+    ceiling = crop.evaluate_human_ceiling([observers["1601.jpg"]], shape, ratios)
+    model_share = crop.evaluate_crops(maps, fixations, ratios)
+
+    table = checks.score_rows([f"m={tmp_path / 'm.npz'}"], ratios, data, "test")
+    rows = {line.split(" | ")[0]: line for line in table.splitlines()}
+    c = [centre[r]["mean"] for r in ratios]
+    h = [ceiling[r]["mean"] for r in ratios]
+    assert c[0] != h[0] and c[1] != h[1]  # a gap to share
+    assert rows["| centre crop"] == f"| centre crop | {c[0]:.4f} | {c[1]:.4f} |"
+    assert rows["| human ceiling"] == f"| human ceiling | {h[0]:.4f} | {h[1]:.4f} |"
+    shares = [
+        (model_share[r]["mean"] - c[i]) / (h[i] - c[i]) for i, r in enumerate(ratios)
+    ]
+    assert rows["| m: share of the gap"] == (
+        f"| m: share of the gap | {shares[0]:.3f} | {shares[1]:.3f} |"
+    )
+    # Maps cached on another split than the one named: a clear error.
+    np.savez(
+        tmp_path / "other.npz",
+        maps=np.load(tmp_path / "m.npz")["maps"],
+        **checks._pack(fixations),
+        files=np.array(["9999.jpg"]),
+    )
+    with pytest.raises(ValueError, match="not in osie \\[test\\].*9999.jpg"):
+        checks.score_rows([f"o={tmp_path / 'other.npz'}"], ratios, data, "test")
