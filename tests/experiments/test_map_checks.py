@@ -86,7 +86,9 @@ def test_bad_rows_are_clear_errors(row, message):
         checks.parse_row(row)
 
 
-def test_cache_maps_holds_the_ensemble_prediction(tmp_path):
+def _dummy_osie(tmp_path):
+    """OSIE's dummy data (one test image, per-observer fixations) and an
+    untrained tiny model."""
     dummy = pathlib.Path(osie_dataset_builder.__file__).parent / "dummy_data"
     data = DataConfig(
         dataset="osie",
@@ -94,7 +96,11 @@ def test_cache_maps_holds_the_ensemble_prediction(tmp_path):
         manual_dir=str(dummy),
         tasks=("saliency",),
     )
-    model = aesthal.build_model(aesthal.ModelConfig(input_size=(32, 48)))
+    return data, aesthal.build_model(aesthal.ModelConfig(input_size=(32, 48)))
+
+
+def test_cache_maps_holds_the_ensemble_prediction(tmp_path):
+    data, model = _dummy_osie(tmp_path)
     count = checks.cache_maps(model, data, "test", tmp_path / "m.npz", True, "1,1.5")
     assert count == 1
     maps, fixations, files = checks.mixture([str(tmp_path / "m.npz")])
@@ -123,14 +129,7 @@ def test_baselines_rows_and_share_of_the_gap(tmp_path):
     from aesthal.data import prepare
     from aesthal.metrics import crop_report
 
-    dummy = pathlib.Path(osie_dataset_builder.__file__).parent / "dummy_data"
-    data = DataConfig(
-        dataset="osie",
-        data_dir=str(tmp_path / "tfds"),
-        manual_dir=str(dummy),
-        tasks=("saliency",),
-    )
-    model = aesthal.build_model(aesthal.ModelConfig(input_size=(32, 48)))
+    data, model = _dummy_osie(tmp_path)
     checks.cache_maps(model, data, "test", tmp_path / "m.npz", False, "1")
     maps, fixations, _ = checks.mixture([str(tmp_path / "m.npz")])
     observers = crop_report.observer_fixations(prepare.prepare_data(data), "test")
