@@ -211,10 +211,17 @@ def score_rows(
         "| row | " + " | ".join(names) + " |",
         "| --- |" + " --- |" * len(names),
     ]
-    reference, means, baselines = None, [], None
+    reference, means, baselines, first_files = None, [], None, None
     for row in rows:
         label, paths, power = parse_row(row)
         maps, fixations, files = mixture(paths, power)
+        if first_files is None:
+            first_files = files
+        elif files != first_files:  # the differences pair image by image
+            raise ValueError(
+                f"--row {row!r}: its maps are of other images than the first "
+                "row's; cache every model on the same split."
+            )
         if data is not None and baselines is None:
             observers = observers_of(data, split, files)
             baselines = baseline_scores(observers, fixations, maps.shape[1:], ratios)

@@ -615,8 +615,8 @@ def _run(config) -> None:
         )
         kept = [name for name in names if (out / name).exists()]
         print(
-            f"{out} holds this run, finished: nothing to do (its "
-            f"{', '.join(kept[:-1])} and {kept[-1]} are kept). "
+            f"{out} holds this run, finished: nothing to do (kept: "
+            f"{', '.join(kept)}). "
             "Use another --output_dir to train again."
         )
         return

@@ -73,6 +73,20 @@ def test_score_rows_hand_worked(two_caches):
     )
 
 
+def test_rows_of_other_images_are_a_clear_error(two_caches):
+    # The differences pair image by image: a row cached on other images
+    # (here the same count, other file names) must not be paired silently.
+    other = two_caches / "other.npz"
+    with np.load(two_caches / "a.npz") as stored:
+        np.savez(
+            other,
+            **{k: stored[k] for k in ("maps", "points", "counts")},
+            files=np.array(["elsewhere.jpg"]),
+        )
+    with pytest.raises(ValueError, match="other images than the first row"):
+        checks.score_rows([f"a={two_caches / 'a.npz'}", f"o={other}"], ["1:1"])
+
+
 @pytest.mark.parametrize(
     "row, message",
     [

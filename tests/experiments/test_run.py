@@ -347,8 +347,8 @@ def test_a_fresh_run_without_export_or_evaluation_is_not_called_finished(
     result = _run(*command)
     assert result.returncode == 0, result.stderr[-3000:]
     assert (
-        "holds this run, finished: nothing to do (its history.json, "
-        "train_time.json and model.keras are kept)"
+        "holds this run, finished: nothing to do (kept: history.json, "
+        "train_time.json, model.keras)"
     ) in result.stdout
 
 
