@@ -21,7 +21,14 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-BACKBONES = ("tiny", "mobilenet_v2", "vgg16", "resnet50")
+BACKBONES = (
+    "tiny",
+    "mobilenet_v2",
+    "vgg16",
+    "resnet50",
+    "efficientnet_lite0",
+    "efficientnet_lite2",
+)
 TASKS = ("saliency", "aesthetics")
 # The trainable-variable groups, each applied by its own optimizer: the trunk
 # ("shared") and each task's heads (see `AesthalModel.variable_groups`).
@@ -56,6 +63,8 @@ TAP_NAMES: dict[str, tuple[str, ...]] = {
     "mobilenet_v2": ("stage1", "stage2", "stage3", "stage4", "stage5"),
     "vgg16": ("stage1", "stage2", "stage3", "stage4", "stage5"),
     "resnet50": ("stage1", "stage2", "stage3", "stage4", "stage5"),
+    "efficientnet_lite0": ("stage1", "stage2", "stage3", "stage4", "stage5"),
+    "efficientnet_lite2": ("stage1", "stage2", "stage3", "stage4", "stage5"),
 }
 
 

