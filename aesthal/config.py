@@ -135,14 +135,20 @@ class ModelConfig:
             unit after each of `cross_stitch_taps` (the units are the shared
             group). Soft and cross-stitch sharing need both tasks in `tasks`
             and no `frozen_up_to` (both are rejected with an error).
+        frozen_batch_norm: every BatchNormalization layer of the trunk(s)
+            frozen (inference mode, its scale and offset not trained) while
+            the trunk's other weights train: the usual way to fine-tune a trunk
+            that was trained with batch norm on small batches (Keras'
+            transfer-learning guide). No effect on trunks without batch norm
+            (tiny has it; vgg16 has none).
         coupling_weight: the soft coupling's weight (>= 0; `"soft"` only).
         cross_stitch_taps: the taps followed by a cross-stitch unit
             (`"cross_stitch"` only); None = every tap up to the deepest one a
             head reads.
 
     Configs saved before the saliency_head ... frozen_up_to and sharing ...
-    cross_stitch_taps fields existed load with their defaults (the decoder,
-    no prior, nothing frozen, hard sharing).
+    cross_stitch_taps and frozen_batch_norm fields existed load with their
+    defaults (the decoder, no prior, nothing frozen, hard sharing).
     """
 
     backbone: str = "tiny"
@@ -166,6 +172,7 @@ class ModelConfig:
     sharing: str = "hard"
     coupling_weight: float = 1e-3
     cross_stitch_taps: tuple[str, ...] | None = None
+    frozen_batch_norm: bool = False
 
     def __post_init__(self) -> None:
         # Normalise list inputs (e.g. from JSON) to tuples so the config hashes.

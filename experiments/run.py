@@ -172,6 +172,12 @@ _PRIOR_GRID = flags.DEFINE_list(
 _FROZEN_UP_TO = flags.DEFINE_string(
     "frozen_up_to", None, "Freeze the trunk up to and including this tap."
 )
+_FROZEN_BATCH_NORM = flags.DEFINE_bool(
+    "frozen_batch_norm",
+    False,
+    "Freeze the trunk's BatchNorm layers (inference mode) while the rest of "
+    "the trunk trains.",
+)
 _SHARING = flags.DEFINE_enum(
     "sharing",
     "hard",
@@ -402,6 +408,7 @@ def _configs():
             centre_prior=_CENTRE_PRIOR.value,
             prior_grid=tuple(int(v) for v in _PRIOR_GRID.value),
             frozen_up_to=_FROZEN_UP_TO.value,
+            frozen_batch_norm=_FROZEN_BATCH_NORM.value,
             sharing=_SHARING.value,
             **(
                 {}

@@ -156,6 +156,11 @@ class AesthalModel(keras.Model):
                 name=f"{config.backbone}_aesthetics_backbone",
             )
             self.aesthetics_backbone.set_weights(self.backbone.get_weights())
+        if config.frozen_batch_norm:
+            for trunk in (self.backbone, self.aesthetics_backbone):
+                for layer in trunk.layers if trunk is not None else ():
+                    if isinstance(layer, keras.layers.BatchNormalization):
+                        layer.trainable = False
         # Cross-stitch: each trunk runs stage by stage (the stages share the
         # trunks' layers, held untracked as the prefix is), a unit after each
         # cut mixing the two trunks' features.

@@ -56,11 +56,13 @@ def test_configs_saved_before_the_new_fields_load_with_defaults():
         "centre_prior",
         "prior_grid",
         "frozen_up_to",
+        "frozen_batch_norm",
     ):
         old.pop(key)
     config = ModelConfig.from_dict(old)
     assert config.saliency_head == "decoder"
     assert config.centre_prior == "none" and config.frozen_up_to is None
+    assert config.frozen_batch_norm is False
     new = _config(frozen_up_to="stage2", readout_blur=1.5, readout_learn_blur=True)
     assert ModelConfig.from_dict(new.to_dict()) == new
 
@@ -102,6 +104,36 @@ def test_frozen_prefix_is_in_no_group_and_does_not_change_in_a_step():
         np.array_equal(a, v.numpy())
         for a, v in zip(shared_before, groups["shared"], strict=True)
     )
+
+
+def test_frozen_batch_norm_trains_the_kernels_and_keeps_the_statistics():
+    model = _compiled(_config(frozen_up_to="stage2", frozen_batch_norm=True))
+    groups = model.variable_groups()
+    # stage3 + stage4: only the conv kernels; the BNs' gamma and beta are frozen.
+    assert [v.path.split("/")[-1] for v in groups["shared"]] == ["kernel", "kernel"]
+    assert model.forward_state_variables() == []
+    bns = [
+        layer
+        for layer in model.backbone.layers
+        if isinstance(layer, keras.layers.BatchNormalization)
+    ]
+    for layer in bns[2:]:  # moving statistics away from 0 and 1
+        layer.set_weights([w + 0.5 for w in layer.get_weights()])
+    before = [w.copy() for layer in bns for w in layer.get_weights()]
+    kernels = [v.numpy().copy() for v in groups["shared"]]
+    model.train_on_batch(*_batch())
+    after = [w for layer in bns for w in layer.get_weights()]
+    assert all(np.array_equal(a, b) for a, b in zip(before, after, strict=True))
+    assert all(
+        not np.array_equal(k, v.numpy())
+        for k, v in zip(kernels, groups["shared"], strict=True)
+    )
+    # Without it, the same step moves stage3's moving mean.
+    plain = _compiled(_config(frozen_up_to="stage2"))
+    bn3 = plain.backbone.get_layer("tiny_stage3_bn")
+    mean = bn3.moving_mean.numpy().copy()
+    plain.train_on_batch(*_batch())
+    assert not np.array_equal(mean, bn3.moving_mean.numpy())
 
 
 def test_whole_trunk_frozen_leaves_the_shared_group_empty_and_still_trains():
