@@ -195,3 +195,33 @@ def test_second_stage_flagfile_fine_tunes_under_the_recipe_readout(parsed):
     assert train["group_learning_rates"] == {"shared": 1e-4, "saliency": 3e-4}
     assert (train["epochs"], train["steps_per_epoch"]) == (5, 135)
     assert train["lr_schedule"] == "cosine"
+
+
+def test_lite2_flagfiles_are_the_vgg16_recipe_on_efficientnet_lite2(parsed):
+    vgg, vgg_ft = (
+        parsed["osie_vgg16_imagenet.flags"],
+        parsed["osie_vgg16_imagenet_ft.flags"],
+    )
+    first, second = parsed["osie_lite2.flags"], parsed["osie_lite2_ft.flags"]
+    # The same readout on another trunk, at twice the input size (the taps on
+    # VGG16's 24x32 and 12x16 grids), trained at 1e-3 for 5 epochs.
+    model = first["model"]
+    assert (model["backbone"], model["backbone_weights"]) == (
+        "efficientnet_lite2",
+        "imagenet",
+    )
+    assert model["input_size"] == [384, 512]
+    assert {**model, "backbone": "vgg16", "input_size": [192, 256]} == vgg["model"]
+    assert first["data"] == vgg["data"]
+    assert first["train"]["learning_rate"] == 1e-3
+    assert first["train"]["epochs"] == 5
+    # The second stage: after stage3 fine-tuned with frozen batch norms, at
+    # the VGG16 second stage's rates.
+    model = second["model"]
+    assert model["frozen_up_to"] == "stage3" and model["frozen_batch_norm"]
+    assert {**model, "frozen_up_to": "stage5", "frozen_batch_norm": False} == (
+        first["model"]
+    )
+    assert second["train"]["init_heads"]
+    for key in ("group_learning_rates", "epochs", "steps_per_epoch", "lr_schedule"):
+        assert second["train"][key] == vgg_ft["train"][key], key
