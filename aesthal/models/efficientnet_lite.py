@@ -33,7 +33,6 @@ import importlib.util
 import io
 import math
 import os
-import pickle
 import struct
 
 import keras
@@ -213,37 +212,165 @@ def _rebuild_tensor(storage, offset, size, stride, *unused):
     return ("tensor", storage, offset, tuple(size), tuple(stride))
 
 
-class _LegacyUnpickler(pickle.Unpickler):
-    """Unpickles a state dict, allowing only the globals a state dict needs."""
+class _PickleError(ValueError):
+    """A pickle this reader does not accept."""
 
-    def __init__(self, file, path):
-        super().__init__(file)
-        self.path = path
+
+class _Mark:
+    """The MARK opcode's entry on the stack."""
+
+
+_MARK = _Mark()
+# Only these callables can be reached from a file (GLOBAL): a state dict of
+# tensors needs no other.
+_GLOBALS = {
+    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
+    ("collections", "OrderedDict"): collections.OrderedDict,
+}
+
+
+class _StateDictReader:
+    """Reads one pickle of a legacy torch.save file, without `pickle`.
+
+    A small interpreter of the protocol-2 opcodes that torch.save writes for
+    a state dict (dicts, lists, tuples, strings, numbers, GLOBAL, REDUCE,
+    BUILD, memo and persistent ids): no Python code can be reached from the
+    file but `_GLOBALS`, `torch.*Storage` markers and `persistent_load`. Any
+    other opcode or global is refused.
+    """
+
+    def __init__(self, stream, path):
+        self.stream, self.path = stream, path
         self.storages: dict[str, tuple[str, int]] = {}
 
-    def find_class(self, module, name):
-        if (module, name) == ("torch._utils", "_rebuild_tensor_v2"):
-            return _rebuild_tensor
-        if (module, name) == ("collections", "OrderedDict"):
-            return collections.OrderedDict
+    def _read(self, size):
+        data = self.stream.read(size)
+        if len(data) != size:
+            raise _PickleError(f"{self.path!r} is truncated.")
+        return data
+
+    def _int(self, size, signed=False):
+        return int.from_bytes(self._read(size), "little", signed=signed)
+
+    def _line(self):
+        line = self.stream.readline()
+        if not line.endswith(b"\n"):
+            raise _PickleError(f"{self.path!r} is truncated.")
+        return line[:-1].decode("ascii")
+
+    def _global(self, module, name):
+        if (module, name) in _GLOBALS:
+            return _GLOBALS[(module, name)]
         if module == "torch" and name in _STORAGE_DTYPES:
             return _StorageType(name)
-        raise pickle.UnpicklingError(
+        raise _PickleError(
             f"{self.path!r}: refusing the global {module}.{name} (a state dict of "
             "tensors needs only torch._utils._rebuild_tensor_v2, torch.*Storage "
             "and collections.OrderedDict)."
         )
 
-    def persistent_load(self, pid):
+    def _persistent(self, pid):
         if not (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage"):
-            raise pickle.UnpicklingError(
-                f"{self.path!r}: unknown persistent id {pid!r}."
-            )
+            raise _PickleError(f"{self.path!r}: unknown persistent id {pid!r}.")
         _, storage_type, key, _, numel = pid[:5]
         if not isinstance(storage_type, _StorageType):
-            raise pickle.UnpicklingError(f"{self.path!r}: bad storage type {pid!r}.")
+            raise _PickleError(f"{self.path!r}: bad storage type {pid!r}.")
         self.storages[str(key)] = (storage_type.name, int(numel))
         return str(key)
+
+    def load(self):
+        stack: list = []
+        memo: dict[int, object] = {}
+
+        def pop_mark():
+            for index in range(len(stack) - 1, -1, -1):
+                if stack[index] is _MARK:
+                    items = stack[index + 1 :]
+                    del stack[index:]
+                    return items
+            raise _PickleError(f"{self.path!r}: no MARK on the stack.")
+
+        while True:
+            op = self._read(1)
+            if op == b"\x80":  # PROTO
+                self._read(1)
+            elif op == b".":  # STOP
+                if len(stack) != 1:
+                    raise _PickleError(f"{self.path!r}: bad pickle (stack).")
+                return stack.pop()
+            elif op == b"(":  # MARK
+                stack.append(_MARK)
+            elif op == b"}":  # EMPTY_DICT
+                stack.append({})
+            elif op == b"]":  # EMPTY_LIST
+                stack.append([])
+            elif op == b")":  # EMPTY_TUPLE
+                stack.append(())
+            elif op == b"N":  # NONE
+                stack.append(None)
+            elif op in (b"\x88", b"\x89"):  # NEWTRUE, NEWFALSE
+                stack.append(op == b"\x88")
+            elif op == b"J":  # BININT
+                stack.append(self._int(4, signed=True))
+            elif op == b"K":  # BININT1
+                stack.append(self._int(1))
+            elif op == b"M":  # BININT2
+                stack.append(self._int(2))
+            elif op == b"\x8a":  # LONG1
+                stack.append(self._int(self._int(1), signed=True))
+            elif op == b"G":  # BINFLOAT
+                stack.append(struct.unpack(">d", self._read(8))[0])
+            elif op == b"X":  # BINUNICODE
+                stack.append(self._read(self._int(4)).decode("utf-8"))
+            elif op == b"U":  # SHORT_BINSTRING
+                stack.append(self._read(self._int(1)).decode("latin-1"))
+            elif op == b"T":  # BINSTRING
+                stack.append(self._read(self._int(4)).decode("latin-1"))
+            elif op == b"q":  # BINPUT
+                memo[self._int(1)] = stack[-1]
+            elif op == b"r":  # LONG_BINPUT
+                memo[self._int(4)] = stack[-1]
+            elif op in (b"h", b"j"):  # BINGET, LONG_BINGET
+                key = self._int(1 if op == b"h" else 4)
+                if key not in memo:
+                    raise _PickleError(f"{self.path!r}: bad memo reference.")
+                stack.append(memo[key])
+            elif op == b"t":  # TUPLE
+                stack.append(tuple(pop_mark()))
+            elif op in (b"\x85", b"\x86", b"\x87"):  # TUPLE1..3
+                size = op[0] - 0x84
+                items = tuple(stack[-size:])
+                del stack[-size:]
+                stack.append(items)
+            elif op == b"a":  # APPEND
+                value = stack.pop()
+                stack[-1].append(value)
+            elif op == b"e":  # APPENDS
+                items = pop_mark()
+                stack[-1].extend(items)
+            elif op == b"s":  # SETITEM
+                value, key = stack.pop(), stack.pop()
+                stack[-1][key] = value
+            elif op == b"u":  # SETITEMS
+                items = pop_mark()
+                for key, value in zip(items[::2], items[1::2], strict=True):
+                    stack[-1][key] = value
+            elif op == b"c":  # GLOBAL
+                stack.append(self._global(self._line(), self._line()))
+            elif op == b"Q":  # BINPERSID
+                stack.append(self._persistent(stack.pop()))
+            elif op == b"R":  # REDUCE
+                args, func = stack.pop(), stack.pop()
+                if func not in _GLOBALS.values() or not isinstance(args, tuple):
+                    raise _PickleError(f"{self.path!r}: refusing to call {func!r}.")
+                stack.append(func(*args))
+            elif op == b"b":  # BUILD: the state (e.g. `_metadata`) is dropped
+                stack.pop()
+            else:
+                raise _PickleError(
+                    f"{self.path!r}: pickle opcode {op!r} is not one a state dict "
+                    "needs; refused."
+                )
 
 
 def read_torch_legacy_state_dict(
@@ -254,9 +381,11 @@ def read_torch_legacy_state_dict(
     The format: five pickles in a row (magic number, protocol version, system
     info, the object with storages as persistent ids, the list of storage
     keys), then each storage as its element count (int64, little-endian)
-    followed by its raw little-endian bytes. Only the globals a state dict of
-    tensors needs are allowed (any other is refused, so the file cannot run
-    code). The file is read once; with `sha256` its bytes are checked first.
+    followed by its raw little-endian bytes. The pickles are read by a small
+    interpreter of their opcodes (`_StateDictReader`), not by `pickle`: only
+    the globals a state dict of tensors needs can be reached, and any other
+    global or opcode is refused, so the file cannot run code. The file is read
+    once; with `sha256` its bytes are checked first.
 
     Args:
         path: the `.pth` file.
@@ -290,15 +419,17 @@ def read_torch_legacy_state_dict(
         )
     stream = io.BytesIO(data)
     try:
-        magic = pickle.load(stream)
+        magic = _StateDictReader(stream, path).load()
         if magic != _LEGACY_MAGIC:
             raise ValueError(f"{path!r} is not a legacy torch.save file (bad magic).")
-        pickle.load(stream)  # protocol version
-        pickle.load(stream)  # system info
-        unpickler = _LegacyUnpickler(stream, path)
+        _StateDictReader(stream, path).load()  # protocol version
+        _StateDictReader(stream, path).load()  # system info
+        unpickler = _StateDictReader(stream, path)
         state = unpickler.load()
-        keys = pickle.load(stream)
-    except (pickle.UnpicklingError, EOFError, AttributeError, TypeError) as error:
+        keys = _StateDictReader(stream, path).load()
+    except _PickleError:
+        raise
+    except (IndexError, KeyError, AttributeError, TypeError) as error:
         raise ValueError(
             f"{path!r} is not a readable legacy torch.save file: {error}"
         ) from error

@@ -217,6 +217,16 @@ def test_reader_refuses_other_globals(tmp_path):
         lite.read_torch_legacy_state_dict(str(path))
 
 
+def test_reader_refuses_opcodes_a_state_dict_does_not_use(tmp_path):
+    # INST ("i"), the protocol-0 way to call a class: not in a state dict.
+    path = tmp_path / "inst.pth"
+    path.write_bytes(
+        pickle.dumps(0x1950A86A20F9469CFC6C, protocol=2) + b"\x80\x02(ios\nsystem\n."
+    )
+    with pytest.raises(ValueError, match=r"inst.pth.*opcode b'i'.*refused"):
+        lite.read_torch_legacy_state_dict(str(path))
+
+
 # --- the weight mapping -----------------------------------------------------------
 
 
