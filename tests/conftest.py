@@ -40,6 +40,7 @@ def load_script(path: pathlib.Path, name: str):
     module's tests have run: pytest runs a file's tests together).
     """
     import importlib.util
+    import sys
 
     from absl import flags
 
@@ -48,6 +49,9 @@ def load_script(path: pathlib.Path, name: str):
     before = set(flags.FLAGS)
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
+    # Registered first, as importlib's own recipe does: dataclasses look their
+    # module up in sys.modules.
+    sys.modules[name] = module
     spec.loader.exec_module(module)
     _SCRIPT_FLAGS.clear()
     _SCRIPT_FLAGS.update(set(flags.FLAGS) - before)
