@@ -3,7 +3,10 @@
 - `BackupAndRestore` (in `aesthal.training.runner.train`) saves and reloads the
   weights *and* the three group optimizers' state (they are attributes of the
   model, walked by `save_weights`): checked variable by variable in-process.
-- `completed_epochs` repairs a backup whose weights file was cut off by a kill.
+- The backups are written whole (the previous one kept until the new one is
+  complete); an unreadable latest backup resumes from the previous one, and
+  a folder with none readable is a one-line error naming the file and
+  `--start_over`.
 - The end-to-end test runs `experiments/run.py` in subprocesses: one run
   straight through; one SIGKILLed after its first epoch's backup and started
   again with the same command. Both end with the same weights and optimizer
@@ -15,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import shutil
 import signal
 import subprocess
 import sys
@@ -29,7 +33,12 @@ from conftest import background_fixture, background_popen, fork_run
 
 import aesthal
 from aesthal.inference import load_model
-from aesthal.training.callbacks import completed_epochs
+from aesthal.training.callbacks import (
+    BackupUnreadableError,
+    WorkerBackupAndRestore,
+    completed_epochs,
+    find_backup,
+)
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -92,26 +101,159 @@ def test_backup_restores_weights_and_all_three_optimizers(tmp_path):
     assert any(np.abs(v).sum() > 0 for v in restored["aesthetics"][2:])
 
 
-def _write_backup(folder: pathlib.Path, epoch: int, suffix: str = "") -> None:
+def _write_keras_backup(folder: pathlib.Path, epoch: int, suffix: str = "") -> None:
+    """A backup as Keras' own callback wrote it (no stamp, metadata beside)."""
     with h5py.File(folder / f"latest.weights.h5{suffix}", "w") as handle:
-        handle["epoch"] = epoch
+        handle["vars/0"] = np.full(3, epoch, np.float32)
     (folder / f"training_metadata.json{suffix}").write_text(
         json.dumps({"epoch": epoch, "batch": 0})
     )
 
 
-def test_completed_epochs_reads_the_backup_and_repairs_a_cut_off_file(tmp_path):
+def test_completed_epochs_passes_over_a_cut_off_keras_backup(tmp_path):
+    # Folders written before the atomic backups: latest + Keras' .bkp pair.
     assert completed_epochs(tmp_path / "none") == 0
-    _write_backup(tmp_path, 2, ".bkp")
-    _write_backup(tmp_path, 3)
+    _write_keras_backup(tmp_path, 2, ".bkp")
+    _write_keras_backup(tmp_path, 3)
     assert completed_epochs(tmp_path) == 3
     # Killed while writing epoch 3's weights: the file is cut off.
     weights = tmp_path / "latest.weights.h5"
-    weights.write_bytes(weights.read_bytes()[:100])
+    cut = weights.read_bytes()[:100]
+    weights.write_bytes(cut)
     assert completed_epochs(tmp_path) == 2
-    with h5py.File(weights, "r") as handle:  # the .bkp pair was put back
-        assert int(handle["epoch"][()]) == 2
-    assert json.loads((tmp_path / "training_metadata.json").read_text())["epoch"] == 2
+    # Only read: the folder is as it was (the restore sets the file aside).
+    assert weights.read_bytes() == cut
+    # Ctrl-C in Keras' in-place write closes the file cleanly, with fewer
+    # arrays than the backup before it: passed over too.
+    with h5py.File(weights, "w") as handle:
+        handle["other"] = np.zeros(1)
+    assert completed_epochs(tmp_path) == 2
+
+
+class _Weights(keras.callbacks.Callback):
+    """The model's weights (and optimizer state) at the end of every epoch."""
+
+    def __init__(self):
+        super().__init__()
+        self.epochs = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epochs.append([v.numpy().copy() for v in self.model.variables])
+        self.epochs[-1] += [
+            v.numpy().copy()
+            for o in self.model.group_optimizers.values()
+            for v in o.variables
+        ]
+
+
+def _state(model) -> list[np.ndarray]:
+    return [v.numpy() for v in model.variables] + [
+        v.numpy() for o in model.group_optimizers.values() for v in o.variables
+    ]
+
+
+@pytest.fixture(scope="module")
+def two_backups(tmp_path_factory):
+    """`(backup folder, state after each epoch)`: 2 epochs of 2 steps, backed
+    up by the runner's callback."""
+    folder = tmp_path_factory.mktemp("backups") / "backup"
+    model = _compiled_model(seed=0)
+    weights = _Weights()
+    model.fit(
+        _batches(4),
+        epochs=2,
+        steps_per_epoch=2,
+        callbacks=[
+            weights,
+            WorkerBackupAndRestore(str(folder), delete_checkpoint=False),
+        ],
+        verbose=0,
+    )
+    return folder, weights.epochs
+
+
+def _copy_of(folder: pathlib.Path, tmp_path: pathlib.Path) -> pathlib.Path:
+    copy = tmp_path / "backup"
+    shutil.copytree(folder, copy)
+    return copy
+
+
+def _restored(folder: pathlib.Path) -> tuple[aesthal.AesthalModel, int]:
+    """A fresh model restored from `folder` as `fit` restores it."""
+    model = _compiled_model(seed=1)
+    callback = WorkerBackupAndRestore(str(folder))
+    callback.set_model(model)
+    callback.on_train_begin()
+    return model, model._initial_epoch
+
+
+def test_backups_are_written_whole_with_the_previous_one_kept(two_backups):
+    folder, epochs = two_backups
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "latest.weights.h5",
+        "previous.weights.h5",
+        "training_metadata.json",
+    ]
+    assert completed_epochs(folder) == 2
+    assert find_backup(folder).path == folder / "latest.weights.h5"
+    model, epoch = _restored(folder)
+    assert epoch == 2
+    for mine, theirs in zip(_state(model), epochs[1], strict=True):
+        np.testing.assert_array_equal(mine, theirs)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "empty"])
+def test_an_unreadable_latest_backup_resumes_from_the_previous(
+    two_backups, tmp_path, damage
+):
+    # What a kill while writing the latest file in place left (the backups
+    # are now written under another name and renamed once complete).
+    folder = _copy_of(two_backups[0], tmp_path)
+    latest = folder / "latest.weights.h5"
+    content = latest.read_bytes()
+    latest.write_bytes(
+        {
+            "truncated": content[: len(content) // 2],
+            "garbage": bytes(range(256)) * 64,
+            "empty": b"",
+        }[damage]
+    )
+    assert completed_epochs(folder) == 1  # where the runner positions the data
+    model, epoch = _restored(folder)
+    assert epoch == 1
+    # Epoch 1's weights and optimizer state (not a fresh model's, not epoch 2's).
+    for mine, theirs in zip(_state(model), two_backups[1][0], strict=True):
+        np.testing.assert_array_equal(mine, theirs)
+    # The damaged file is set aside, so the next backup keeps the good one.
+    assert not latest.exists()
+    assert (folder / "latest.weights.h5.unreadable").exists()
+    assert completed_epochs(folder) == 1
+
+
+def test_an_interrupted_write_leaves_the_latest_backup(two_backups, tmp_path):
+    # A Ctrl-C while the next backup was written: its file is partial, the
+    # latest one untouched.
+    folder = _copy_of(two_backups[0], tmp_path)
+    latest = (folder / "latest.weights.h5").read_bytes()
+    (folder / "writing.weights.h5").write_bytes(latest[:1000])
+    assert completed_epochs(folder) == 2
+    model, epoch = _restored(folder)
+    assert epoch == 2
+
+
+def test_no_readable_backup_is_one_line_naming_the_file_and_the_flag(
+    two_backups, tmp_path
+):
+    folder = _copy_of(two_backups[0], tmp_path)
+    for name in ("latest.weights.h5", "previous.weights.h5"):
+        (folder / name).write_bytes(b"not HDF5")
+    with pytest.raises(BackupUnreadableError) as caught:
+        completed_epochs(folder)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert str(folder / "latest.weights.h5") in message
+    assert str(folder / "previous.weights.h5") in message
+    assert "--start_over" in message
 
 
 _FLAGS = [

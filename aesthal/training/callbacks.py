@@ -9,27 +9,37 @@ weights and NaN/Inf skips, lives beside the model whose statistics it reads.)
   for fixed validation examples, every epoch.
 - `RunRecord`: `history.json` and `train_time.json`, written every epoch and
   kept whole across resumes.
-- `WorkerBackupAndRestore`: `BackupAndRestore` that, on a multi-worker
-  run's non-chief workers, writes to a folder of their own.
-- `completed_epochs`: how many epochs a `keras.callbacks.BackupAndRestore`
-  folder has backed up, read *before* `fit` so that the training stream can be
-  positioned where the interrupted run stopped.
+- `WorkerBackupAndRestore`: `BackupAndRestore` whose backups are atomic (a
+  kill or Ctrl-C while one is written leaves the one before it, restored on
+  the rerun) and that, on a multi-worker run's non-chief workers, writes to
+  a folder of their own.
+- `find_backup` / `completed_epochs`: which backup a rerun restores and how
+  many epochs it holds, read *before* `fit` so that the training stream can
+  be positioned where the interrupted run stopped; a folder whose backups
+  are all unreadable is a one-line `BackupUnreadableError`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import logging
 import math
 import os
+import pathlib
 import shutil
+import tempfile
 import time
 
+import h5py
 import keras
 import numpy as np
 import tensorflow as tf
 
 from aesthal.config import GROUPS, TASKS
 from aesthal.predict import heat_map
+
+_LOG = logging.getLogger("aesthal")
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -150,78 +160,240 @@ class SaliencyImageLogger(keras.callbacks.Callback):
             self._writer.close()
 
 
-def completed_epochs(backup_dir: str | os.PathLike) -> int:
-    """Epochs finished by the run whose `BackupAndRestore` state is in `backup_dir`.
+# The files of a run's `backup/` folder (`WorkerBackupAndRestore`).
+BACKUP_WEIGHTS = "latest.weights.h5"
+PREVIOUS_WEIGHTS = "previous.weights.h5"
+BACKUP_METADATA = "training_metadata.json"
+# Where the next backup is written; renamed to BACKUP_WEIGHTS once complete.
+_WRITING_WEIGHTS = "writing.weights.h5"
+# A latest backup that could not be read, set aside by the restore.
+_UNREADABLE_SUFFIX = ".unreadable"
+# Keras' own double checkpoint (`double_checkpoint=True`), in folders written
+# before the backups were atomic: still read, never written.
+_KERAS_PREVIOUS_WEIGHTS = BACKUP_WEIGHTS + ".bkp"
+# The HDF5 attribute that stamps a complete backup with its epoch.
+_STAMP = "aesthal_training_metadata"
+# What reading a damaged HDF5 or JSON file can raise.
+_READ_ERRORS = (OSError, ValueError, KeyError, TypeError, RuntimeError)
 
-    `keras.callbacks.BackupAndRestore` writes `latest.weights.h5` and then
-    `training_metadata.json` (`{"epoch": finished epochs, ...}`) at the end of
-    every epoch; with `double_checkpoint=True` it first copies both to `.bkp`.
-    A kill while the weights are being written leaves an unreadable
-    `latest.weights.h5`: like the callback's own `on_train_begin`, this
-    function then restores the `.bkp` pair, so that the epoch returned here is
-    the epoch of the weights the callback will load.
+
+class BackupUnreadableError(ValueError):
+    """No training backup in a run's `backup/` folder can be read."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Backup:
+    """One readable backup of a run's training state.
+
+    Attributes:
+        path: its weights file (the model's and the optimizers' variables).
+        epoch: the epochs finished when it was written.
+    """
+
+    path: pathlib.Path
+    epoch: int
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text[:300]
+
+
+def _read_backup(weights: pathlib.Path, metadata: pathlib.Path):
+    """Reads every array of one backup file: `(epoch, array names, stamped)`.
+
+    A file written by `WorkerBackupAndRestore` carries its epoch in the
+    `_STAMP` attribute, set before the file gets its name, so a stamped file
+    is complete. An unstamped one (written in place by Keras' callback) takes
+    its epoch from the metadata file beside it.
+
+    Raises:
+        OSError, ValueError, KeyError, TypeError, RuntimeError: unreadable.
+    """
+    names = set()
+
+    def read(name, item):
+        if isinstance(item, h5py.Dataset):
+            item[()]  # a cut-off file fails here, if not at the opening
+            names.add(name)
+
+    with h5py.File(weights, "r") as handle:
+        handle.visititems(read)
+        stamp = handle.attrs.get(_STAMP)
+    if stamp is not None:
+        return int(json.loads(stamp)["epoch"]), names, True
+    with open(metadata) as file:
+        return int(json.load(file)["epoch"]), names, False
+
+
+def find_backup(backup_dir: str | os.PathLike) -> Backup | None:
+    """The backup a resumed run starts from: the latest one that can be read.
+
+    The candidates, newest first: `latest.weights.h5`, `previous.weights.h5`
+    (the backup before it, kept until the latest was complete) and Keras'
+    `latest.weights.h5.bkp` of folders written before the backups were
+    atomic. Each is read in full; an unstamped file (Keras' in-place writes)
+    that lacks arrays an older candidate has was cut short and is passed over.
+
+    Args:
+        backup_dir: a run's `backup/` folder.
+
+    Returns:
+        The first readable candidate, or None when the folder holds no backup.
+
+    Raises:
+        BackupUnreadableError: there are backup files but none can be read;
+            one line naming them and how to start over (`start_over`).
+    """
+    folder = pathlib.Path(backup_dir)
+    candidates = [
+        (folder / BACKUP_WEIGHTS, folder / BACKUP_METADATA),
+        (folder / PREVIOUS_WEIGHTS, None),
+        (folder / _KERAS_PREVIOUS_WEIGHTS, folder / (BACKUP_METADATA + ".bkp")),
+    ]
+    present = [c for c in candidates if c[0].exists()]
+    if not present:
+        return None
+    read, problems = [], []
+    for weights, metadata in present:
+        try:
+            read.append((weights, *_read_backup(weights, metadata)))
+        except _READ_ERRORS as error:
+            problems.append(f"{weights}: {_one_line(error)}")
+    for index, (weights, epoch, names, stamped) in enumerate(read):
+        older = set().union(*(other[2] for other in read[index + 1 :]))
+        if not stamped and not older <= names:
+            problems.append(
+                f"{weights}: {len(older - names)} arrays missing (cut short "
+                "while being written)"
+            )
+            continue
+        if problems:
+            _LOG.warning(
+                "%s; resuming from %s (epoch %d).", "; ".join(problems), weights, epoch
+            )
+        return Backup(weights, epoch)
+    raise BackupUnreadableError(
+        f"no training backup in {folder} can be read ({'; '.join(problems)}). "
+        "To train this run again from epoch 1, rerun with --start_over "
+        "(runner.train(..., start_over=True)), which deletes that folder; or "
+        "use another --output_dir."
+    )
+
+
+def completed_epochs(backup_dir: str | os.PathLike) -> int:
+    """Epochs finished by the run whose backup is in `backup_dir`.
+
+    Read *before* `fit`, so that the training stream can be positioned where
+    the interrupted run stopped: the epoch of the backup that
+    `WorkerBackupAndRestore` will restore (`find_backup`).
 
     Args:
         backup_dir: the callback's `backup_dir`.
 
     Returns:
         The number of finished epochs (0 when there is no backup).
-    """
-    import h5py
 
-    weights = os.path.join(backup_dir, "latest.weights.h5")
-    metadata = os.path.join(backup_dir, "training_metadata.json")
-    if not os.path.exists(weights):
-        return 0
-    try:
-        with h5py.File(weights, "r"):
-            pass
-    except OSError:
-        if not os.path.exists(weights + ".bkp"):
-            raise
-        shutil.copy(weights + ".bkp", weights)
-        if os.path.exists(metadata + ".bkp"):
-            shutil.copy(metadata + ".bkp", metadata)
-        elif os.path.exists(metadata):
-            os.remove(metadata)
-    if not os.path.exists(metadata):
-        return 0
-    with open(metadata) as handle:
-        return int(json.load(handle)["epoch"])
+    Raises:
+        BackupUnreadableError: see `find_backup`.
+    """
+    backup = find_backup(backup_dir)
+    return 0 if backup is None else backup.epoch
+
+
+def _fsync(path: pathlib.Path) -> None:
+    with open(path, "rb") as file:
+        os.fsync(file.fileno())
 
 
 class WorkerBackupAndRestore(keras.callbacks.BackupAndRestore):
-    """`keras.callbacks.BackupAndRestore` with the chief logic of multi-worker runs.
+    """`keras.callbacks.BackupAndRestore`, atomic, with multi-worker writing.
 
-    Keras 3's callback has none: under `MultiWorkerMirroredStrategy` every
-    worker would write the same `backup_dir`. Here every worker restores from
-    `backup_dir` (the chief's backup: a shared file system, or a copy), but
-    writes its backups to `write_backup_dir`: the chief's is `backup_dir`,
-    each other worker's a temporary folder of its own
-    (`aesthal.training.distribute.write_dir`), as TF's multi-worker
-    checkpointing guidance says (every worker saves, since saving can read
-    variables through a collective; only the chief's copy is kept).
+    Atomic: each epoch's backup is written to `writing.weights.h5`, stamped
+    with its epoch (an HDF5 attribute) and only then renamed to
+    `latest.weights.h5`, after the backup before it was renamed to
+    `previous.weights.h5`. A kill or Ctrl-C at any moment leaves at least one
+    complete backup; `find_backup` restores the latest readable one (and the
+    runner positions the training stream at its epoch with
+    `completed_epochs`). A latest backup that cannot be read is set aside as
+    `latest.weights.h5.unreadable`. `training_metadata.json` is still
+    written after each backup, as Keras writes it, for readers of its layout.
+
+    Multi-worker: Keras 3's callback has no chief logic, so under
+    `MultiWorkerMirroredStrategy` every worker would write the same
+    `backup_dir`. Here every worker restores from `backup_dir` (the chief's
+    backup: a shared file system, or a copy), but writes its backups to
+    `write_backup_dir`: the chief's is `backup_dir`, each other worker's a
+    temporary folder of its own (`aesthal.training.distribute.write_dir`),
+    as TF's multi-worker checkpointing guidance says (every worker saves,
+    since saving can read variables through a collective; only the chief's
+    copy is kept).
 
     Args:
         backup_dir: the backup read at the start of `fit`.
         write_backup_dir: where this worker writes (None: `backup_dir`).
-        **kwargs: as `keras.callbacks.BackupAndRestore`.
+        restore: False to start from the model as it is (`start_over`),
+            whatever `backup_dir` holds.
+        **kwargs: as `keras.callbacks.BackupAndRestore` (`double_checkpoint`
+            is ignored: the previous backup is always kept).
     """
 
-    def __init__(self, backup_dir, write_backup_dir=None, **kwargs):
+    def __init__(self, backup_dir, write_backup_dir=None, restore=True, **kwargs):
         super().__init__(backup_dir, **kwargs)
         self.write_backup_dir = os.fspath(write_backup_dir or backup_dir)
+        self.restore = restore
 
     def on_train_begin(self, logs=None):
-        super().on_train_begin(logs)
-        if self.write_backup_dir != os.fspath(self.backup_dir):
-            self.backup_dir = self.write_backup_dir
-            self._weights_path = os.path.join(self.backup_dir, "latest.weights.h5")
-            self._training_metadata_path = os.path.join(
-                self.backup_dir, "training_metadata.json"
-            )
-            self._prev_weights_path = f"{self._weights_path}.bkp"
-            self._prev_training_metadata_path = f"{self._training_metadata_path}.bkp"
+        read_dir = pathlib.Path(self.backup_dir)
+        backup = find_backup(read_dir) if self.restore else None
+        if backup is not None:
+            self._restore(backup)
+            latest = read_dir / BACKUP_WEIGHTS
+            if backup.path != latest and latest.exists() and self._writes(read_dir):
+                # Not rotated into previous.weights.h5 by the next backup.
+                os.replace(latest, latest.with_name(latest.name + _UNREADABLE_SUFFIX))
+        self.backup_dir = self.write_backup_dir
+
+    def _writes(self, folder: pathlib.Path) -> bool:
+        return os.path.realpath(folder) == os.path.realpath(self.write_backup_dir)
+
+    def _restore(self, backup: Backup) -> None:
+        """Loads the weights and optimizer state of `backup`; sets the epoch."""
+        model = self.model
+        if model.optimizer is not None and not model.optimizer.built:
+            model.optimizer.build(model.trainable_variables)
+        path = backup.path
+        try:
+            if path.name.endswith(".weights.h5"):
+                model.load_weights(path)
+            else:  # Keras' .bkp: load_weights wants the .weights.h5 ending
+                with tempfile.TemporaryDirectory() as folder:
+                    copy = pathlib.Path(folder) / "restore.weights.h5"
+                    shutil.copyfile(path, copy)
+                    model.load_weights(copy)
+        except _READ_ERRORS as error:
+            raise BackupUnreadableError(
+                f"the training backup {path} cannot be loaded into this model "
+                f"({_one_line(error)}). To train this run again from epoch 1, "
+                "rerun with --start_over (runner.train(..., start_over=True)), "
+                f"which deletes {path.parent}; or use another --output_dir."
+            ) from error
+        model._initial_epoch = backup.epoch
+
+    def _save_model(self):
+        folder = pathlib.Path(self.backup_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        writing = folder / _WRITING_WEIGHTS
+        self.model.save_weights(writing, overwrite=True)
+        metadata = {"epoch": self._current_epoch, "batch": self._last_batch_seen}
+        with h5py.File(writing, "r+") as handle:
+            handle.attrs[_STAMP] = json.dumps(metadata)
+        _fsync(writing)
+        latest = folder / BACKUP_WEIGHTS
+        if latest.exists():
+            os.replace(latest, folder / PREVIOUS_WEIGHTS)
+        os.replace(writing, latest)
+        _write_json(str(folder / BACKUP_METADATA), metadata)
 
 
 class SkipBatchesOnTrainBegin(keras.callbacks.Callback):
