@@ -22,11 +22,13 @@ last backup; run again once finished, it trains nothing, keeps its record and
 only redoes a missing export or evaluation. A flag error is printed alone
 (exit status 1, as absl's own flag errors). `--mode=predict` is
 `python -m aesthal.predict` (same outputs, same exit status: 0 written, 1
-nothing written, 2 bad arguments or input).
+nothing written, 2 bad arguments or input). A `--model` that cannot be loaded
+(evaluate, export, predict) is one line on stderr and exit status 2.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pathlib
 import sys
@@ -77,6 +79,12 @@ _SCALES = flags.DEFINE_string(
 )
 _INPUT = flags.DEFINE_string(
     "input", None, "predict: an image file or a folder (searched recursively)."
+)
+_MAX_PIXELS = flags.DEFINE_integer(
+    "max_pixels",
+    None,
+    "predict: skip images of more pixels (read from the file's header); "
+    "default aesthal.predict's (50 megapixels).",
 )
 
 # Data.
@@ -266,6 +274,13 @@ _INIT_FROM = flags.DEFINE_string(
 _INIT_HEADS = flags.DEFINE_bool(
     "init_heads", False, "With --init_from, also start from its task heads."
 )
+_START_OVER = flags.DEFINE_bool(
+    "start_over",
+    False,
+    "train: discard --output_dir's training state (backup/, checkpoints/; e.g. "
+    "a backup that cannot be read) and train from epoch 1 with the same "
+    "configuration.",
+)
 
 # Distribution (aesthal.training.distribute).
 _DISTRIBUTION = flags.DEFINE_enum(
@@ -355,6 +370,8 @@ def _configs():
         raise app.UsageError(f"--scales: {error}") from error
     if scales != (1.0,) and _MODE.value not in ("evaluate", "predict"):
         raise app.UsageError("--scales is for --mode=evaluate or predict.")
+    if _START_OVER.value and _MODE.value != "train":
+        raise app.UsageError("--start_over is for --mode=train.")
     if _INIT_HEADS.value and not _INIT_FROM.value:
         raise app.UsageError(
             "--init_heads needs --init_from (the model to start from)."
@@ -506,6 +523,8 @@ def _predict() -> int:
     if _MIRROR.value:
         argv.append("--mirror")
     argv.append(f"--scales={_SCALES.value}")
+    if _MAX_PIXELS.value is not None:
+        argv.append(f"--max_pixels={_MAX_PIXELS.value}")
     for name, flag in (("model", _MODEL), ("input", _INPUT), ("output", _OUTPUT_DIR)):
         if flag.value:
             argv.append(f"--{name}={flag.value}")
@@ -549,14 +568,29 @@ def main(argv: list[str]) -> None:
         ):
             # A dead worker: end with a message, not a traceback or a hang.
             _exit_with_error(distribute.worker_failure_message(error), flag_error=False)
+        from aesthal.inference import ModelLoadError
+
+        if isinstance(error, ModelLoadError):
+            # A model that cannot be loaded (evaluate, export): one line and
+            # status 2, as aesthal.predict says it for --mode=predict.
+            print(f"error: {error}", file=sys.stderr)
+            sys.exit(2)
         if not isinstance(error, OSError | ValueError):
             raise
-        from aesthal.data.prepare import DataDirError
+        from aesthal.data.prepare import BatchSizeError, DataDirError
+        from aesthal.training.callbacks import BackupUnreadableError
         from aesthal.training.distribute import ClusterConfigError
+        from aesthal.training.output_lock import OutputDirInUseError
         from aesthal.training.runner import ConfigConflictError
 
         if not isinstance(
-            error, DataDirError | ConfigConflictError | ClusterConfigError
+            error,
+            DataDirError
+            | ConfigConflictError
+            | ClusterConfigError
+            | BatchSizeError
+            | BackupUnreadableError
+            | OutputDirInUseError,
         ):
             raise
         _exit_with_error(str(error), flag_error=False)
@@ -566,24 +600,41 @@ def _run(config) -> None:
     """train/evaluate/export, once every flag is checked."""
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # TFDS logs every file at INFO
-    from aesthal.export import export_run
-    from aesthal.inference import load_model, make_predictor
-    from aesthal.training import distribute, runner
+    if _MODE.value != "train":
+        _run_mode(config, None)
+        return
+    from aesthal.training import distribute, output_lock, runner
 
     out = pathlib.Path(config.output_dir)
-    strategy = None
-    if _MODE.value == "train":  # before flags.txt: keep the other run's record
-        runner.check_resumable(out, config)
+    # The chief (the only process of a one-process run) locks the run
+    # directory before anything else, the cluster's start-up included: a
+    # refused chief never joins, and the other workers end after
+    # --startup_timeout_s, naming it, instead of waiting in a collective.
+    chief = _DISTRIBUTION.value != "multi_worker" or distribute.is_chief_task(
+        distribute.parse_tf_config(os.environ.get("TF_CONFIG"))
+    )
+    with output_lock.locked(out) if chief else contextlib.nullcontext():
+        runner.check_resumable(out, config)  # before flags.txt: keep its record
         # Before any other TensorFlow op (MultiWorkerMirroredStrategy needs it).
         strategy = distribute.make_strategy(
             _DISTRIBUTION.value,
             collective_timeout_s=_COLLECTIVE_TIMEOUT_S.value,
             startup_timeout_s=_STARTUP_TIMEOUT_S.value,
         )
+        _run_mode(config, strategy)
+
+
+def _run_mode(config, strategy) -> None:
+    """`_run` once the run directory is locked and the strategy made (train)."""
+    from aesthal.export import export_run
+    from aesthal.inference import load_model, make_predictor
+    from aesthal.training import distribute, runner
+
+    out = pathlib.Path(config.output_dir)
     if not distribute.is_chief(strategy):
         # A non-chief worker of a multi-worker run: it trains and saves beside
         # the chief, into temporary folders; the chief writes the run directory.
-        model = runner.train(config, strategy=strategy)
+        model = runner.train(config, strategy=strategy, start_over=_START_OVER.value)
         if _EXPORT.value:
             own = distribute.write_dir(out, strategy)
             export_run(model, own)  # saving may take collectives: every worker saves
@@ -602,8 +653,8 @@ def _run(config) -> None:
         _evaluate(predictor, config.data, out)
         return
     # A rerun of a finished run keeps its record and only does what is missing.
-    finished = runner.is_finished(config)
-    model = runner.train(config, strategy=strategy)
+    finished = not _START_OVER.value and runner.is_finished(config)
+    model = runner.train(config, strategy=strategy, start_over=_START_OVER.value)
     exported = finished and (out / "saved_model").is_dir()
     evaluated = finished and (out / "metrics.json").is_file()
     # Only a rerun has nothing to do: a run trained just now (even with

@@ -92,6 +92,59 @@ def check_split(builder: tfds.core.DatasetBuilder, expression: str) -> None:
         )
 
 
+class BatchSizeError(ValueError):
+    """The batch size is larger than a split it is drawn from."""
+
+
+def split_size(builder: tfds.core.DatasetBuilder, expression: str) -> int:
+    """The number of examples a TFDS split expression reads, from the data
+    set's metadata (no pass over the data)."""
+    return int(builder.info.splits[expression].num_examples)
+
+
+def check_batch_size(builder: tfds.core.DatasetBuilder, data: DataConfig) -> None:
+    """Refuses a `data.batch_size` larger than the training or validation split.
+
+    The training stream repeats its split, so a larger batch would not fail
+    but hold the same examples several times (and a huge one spends minutes
+    before its first step); validation drops the last partial batch, so a
+    larger batch leaves it no batch at all (an error after the first epoch).
+    The training bound is the split's size, or the label budgets' sum when
+    every trained task has one (at most that many examples keep a label);
+    with cached features each example comes twice (it and its mirror).
+
+    Raises:
+        BatchSizeError: one line naming the split, its size and the fix.
+    """
+    batch = data.batch_size
+    train = split_size(builder, data.train_split)
+    budget = data.label_budget()
+    bound, what = train, "examples"
+    if data.tasks and all(task in budget for task in data.tasks):
+        labelled = sum(budget[task] for task in data.tasks)
+        if labelled < bound:
+            bound, what = labelled, "labelled examples (the label budgets)"
+    if data.cache_features:
+        bound, what = 2 * bound, f"{what}, each with its mirror image"
+    if batch > bound:
+        raise BatchSizeError(
+            f"batch_size {batch} is larger than the training split "
+            f"{data.dataset} {data.train_split!r} ({bound} {what}): each batch "
+            f"would repeat examples. Use --batch_size {bound} or less."
+        )
+    if data.validation_split is None:
+        return
+    validation = split_size(builder, data.validation_split)
+    if batch > validation:
+        raise BatchSizeError(
+            f"batch_size {batch} is larger than the validation split "
+            f"{data.dataset} {data.validation_split!r} ({validation} examples): "
+            "validation keeps only full batches, so it would have none. Use "
+            f"--batch_size {validation} or less, or --validation_split='' to "
+            "train without validation."
+        )
+
+
 def training_dataset(
     data: DataConfig, image_size: tuple[int, int], seed: int
 ) -> tf.data.Dataset:

@@ -18,9 +18,9 @@ Three distributions (`DISTRIBUTIONS`):
   Every worker runs the same command with its own `task.index`; worker 0 (or
   the task of type "chief") is the chief. `TF_CONFIG` is checked before the
   strategy starts (`parse_tf_config`: a clear `ClusterConfigError`, not a
-  hang), every peer must come up within `startup_timeout_s` (else the
-  process ends, killed by a watchdog, naming the absent ones), and every
-  collective (all-reduce) gives up after `timeout_seconds`
+  hang), every peer must come up within `startup_timeout_s` (else a
+  watchdog ends the process with exit status 1, naming the absent ones),
+  and every collective (all-reduce) gives up after `timeout_seconds`
   (`tf.distribute.experimental.CommunicationOptions`), so that the workers
   that survive a dead one end with an error instead of waiting for ever.
 
@@ -34,6 +34,7 @@ or a copy of the chief's `backup/`).
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import pathlib
@@ -43,6 +44,7 @@ import signal
 import socket
 import sys
 import tempfile
+import time
 from typing import Any
 
 import tensorflow as tf
@@ -130,6 +132,16 @@ def parse_tf_config(text: str | None) -> dict[str, Any]:
     return value
 
 
+def is_chief_task(tf_config: dict[str, Any]) -> bool:
+    """Whether the task of a parsed `TF_CONFIG` is the cluster's chief: the
+    task of type "chief", or worker 0 of a cluster without one (as
+    `MultiWorkerMirroredStrategy` decides, known before it starts)."""
+    kind, index = tf_config["task"]["type"], tf_config["task"]["index"]
+    if "chief" in tf_config["cluster"]:
+        return kind == "chief"
+    return kind == "worker" and index == 0
+
+
 def _answers(address: str) -> bool:
     host, _, port = address.rpartition(":")
     try:
@@ -168,6 +180,25 @@ def startup_failure_message(tf_config: dict[str, Any], timeout_s: float) -> str:
     )
 
 
+def _exit_1_on_sighup():
+    """Makes SIGHUP end this process at once with exit status 1, until undone.
+
+    The handler is C's `_exit` itself, installed with `signal(2)`: the kernel
+    calls `_exit(SIGHUP)`, and SIGHUP is 1, so the status is 1 without the
+    GIL (which the strategy's constructor holds: a Python handler would
+    never run). Python's own handlers are not touched.
+
+    Returns:
+        A function that puts the previous SIGHUP handler back.
+    """
+    assert signal.SIGHUP == 1
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.signal.restype = ctypes.c_void_p
+    libc.signal.argtypes = [ctypes.c_int, ctypes.c_void_p]
+    previous = libc.signal(signal.SIGHUP, ctypes.cast(libc._exit, ctypes.c_void_p))
+    return lambda: libc.signal(signal.SIGHUP, previous)
+
+
 def _start_watchdog(tf_config: dict[str, Any], timeout_s: float) -> tuple[int, int]:
     """Forks a watchdog that ends this process if the cluster has not formed.
 
@@ -175,7 +206,9 @@ def _start_watchdog(tf_config: dict[str, Any], timeout_s: float) -> tuple[int, i
     has registered, with no deadline of its own: no Python thread or signal
     handler can run meanwhile. The forked child (plain Python: sockets and a
     pipe) prints `startup_failure_message` on stderr after `timeout_s` and
-    ends the parent with SIGKILL, unless `_stop_watchdog` is called first.
+    ends the parent with SIGHUP, which `_exit_1_on_sighup` turns into exit
+    status 1 (SIGKILL if the parent still lives 10 s later), unless
+    `_stop_watchdog` is called first.
 
     Returns:
         `(child pid, write end of the pipe)` for `_stop_watchdog`.
@@ -191,7 +224,12 @@ def _start_watchdog(tf_config: dict[str, Any], timeout_s: float) -> tuple[int, i
                 message = startup_failure_message(tf_config, timeout_s)
                 sys.stderr.write(f"error: {message}\n")
                 sys.stderr.flush()
-                os.kill(parent, signal.SIGKILL)  # SIGTERM waits for the GIL
+                os.kill(parent, signal.SIGHUP)
+                deadline = time.monotonic() + 10.0
+                while os.getppid() == parent and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                if os.getppid() == parent:
+                    os.kill(parent, signal.SIGKILL)
         finally:
             os._exit(0)
     os.close(read)
@@ -226,8 +264,9 @@ def make_strategy(
     Raises:
         ValueError: an unknown name.
         ClusterConfigError: see `parse_tf_config`. A cluster that does not
-            form within `startup_timeout_s` ends the process (SIGKILL, from
-            a forked watchdog) with `startup_failure_message` on stderr.
+            form within `startup_timeout_s` ends the process with exit
+            status 1 (from a forked watchdog) and `startup_failure_message`
+            on stderr.
     """
     if distribution == "default":
         return tf.distribute.get_strategy()
@@ -243,6 +282,7 @@ def make_strategy(
     )
     # A watchdog ends the process with a message naming the absent tasks
     # when the cluster has not formed in time (the constructor cannot).
+    restore_sighup = _exit_1_on_sighup()
     watchdog = _start_watchdog(tf_config, startup_timeout_s)
     try:
         strategy = tf.distribute.MultiWorkerMirroredStrategy(
@@ -250,6 +290,7 @@ def make_strategy(
         )
     finally:
         _stop_watchdog(*watchdog)
+        restore_sighup()
     return strategy
 
 

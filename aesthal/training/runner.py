@@ -11,10 +11,14 @@
 
 A run directory holds:
 
+    run.lock             locked (flock) while a run trains here: a second run
+                         on the folder is refused (`output_lock`)
     config.json          the ExperimentConfig the run used
     flags.txt            the flags (experiments/run.py only)
     tensorboard/         per-task losses, task weights, learning rates, maps
-    backup/              BackupAndRestore state (resume after a kill)
+    backup/              the training state after each epoch, written
+                         atomically (latest and previous; resume after a
+                         kill or Ctrl-C: `callbacks.WorkerBackupAndRestore`)
     checkpoints/last.keras   the model after the last finished epoch
     history.json, train_time.json   per-epoch logs of `fit` (with the
                          training statistics) and seconds with the strategy and
@@ -32,10 +36,12 @@ The learning rates go from `TrainConfig` to the optimizers in one place,
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import pathlib
+import shutil
 from typing import Any
 
 import keras
@@ -48,7 +54,7 @@ from aesthal.inference import load_model
 from aesthal.models import AesthalModel, TrainingStatsLogger, build_model
 from aesthal.models.priors import centre_bias_log_density
 from aesthal.training import callbacks as callbacks_lib
-from aesthal.training import distribute
+from aesthal.training import distribute, output_lock
 from aesthal.training.best_epoch import RestoreBestEpoch
 
 _LOG = logging.getLogger("aesthal")
@@ -222,6 +228,7 @@ def train(
     config: ExperimentConfig,
     verbose: int | str = "auto",
     strategy: tf.distribute.Strategy | None = None,
+    start_over: bool = False,
 ) -> AesthalModel:
     """Trains a model as `config` says; resumes if the run directory has a backup.
 
@@ -232,51 +239,72 @@ def train(
     set to the tasks trained (`DataConfig.tasks`).
 
     Writes `config.json`, TensorBoard logs, `backup/`, `checkpoints/last.keras`
-    and `model.keras` under `config.output_dir`.
+    and `model.keras` under `config.output_dir`, holding the folder's lock
+    (`output_lock.locked`) meanwhile: a second run on the same folder is
+    refused. Before training, the batch size is checked against the training
+    and validation splits (`prepare.check_batch_size`).
 
     Under a `tf.distribute` `strategy` (`aesthal.training.distribute`), the
     model is built and compiled in its scope and `fit` splits every global
     batch of `DataConfig.batch_size` between the replicas (by data). Under
     `MultiWorkerMirroredStrategy` every worker runs this same function; the
-    chief writes the run directory, the other workers write into temporary
-    folders of their own (deleted at the end) and every worker resumes from
-    the run directory's `backup/`.
+    chief locks and writes the run directory, the other workers write into
+    temporary folders of their own (deleted at the end) and every worker
+    resumes from the run directory's `backup/`.
 
     Args:
         config: the run.
         verbose: `fit`'s verbosity.
         strategy: None (the current strategy: one device) or a
             `tf.distribute.Strategy` (`distribute.make_strategy`).
+        start_over: discard the run directory's training state (`backup/`,
+            e.g. one that cannot be read, and `checkpoints/`) and train from
+            epoch 1, under the same configuration; the record is rewritten
+            from epoch 1.
 
     Returns:
         The trained model.
+
+    Raises:
+        output_lock.OutputDirInUseError: another process trains in the folder.
+        ConfigConflictError: the folder holds a run of another configuration.
+        callbacks.BackupUnreadableError: the backup cannot be read (without
+            `start_over`).
+        prepare.BatchSizeError: the batch is larger than a split.
     """
     strategy = strategy or tf.distribute.get_strategy()
     out = pathlib.Path(config.output_dir)
-    check_resumable(out, config)
-    if is_finished(config):
-        _LOG.warning(
-            "%s: training finished earlier (%d epochs); nothing to train, its "
-            "model.keras, history.json and train_time.json are kept.",
-            out,
-            config.train.epochs,
-        )
-        return load_model(out / "model.keras")
-    # Where this process writes: the run directory on the chief, a temporary
-    # folder on the other workers of a multi-worker run.
-    own = distribute.write_dir(out, strategy)
+    # Only the chief locks and writes the run directory.
     chief = distribute.is_chief(strategy)
-    if chief:
-        out.mkdir(parents=True, exist_ok=True)
-        write_json(out / "config.json", config.to_dict())
-    try:
-        return _train(config, verbose, strategy, out, own)
-    finally:
-        distribute.cleanup_write_dir(own, strategy)
+    with output_lock.locked(out) if chief else contextlib.nullcontext():
+        check_resumable(out, config)
+        if not start_over and is_finished(config):
+            _LOG.warning(
+                "%s: training finished earlier (%d epochs); nothing to train, its "
+                "model.keras, history.json and train_time.json are kept.",
+                out,
+                config.train.epochs,
+            )
+            return load_model(out / "model.keras")
+        data = _checked_data(config)  # before anything is written
+        if chief:
+            if start_over:  # the state of the epochs to be redone
+                for name in ("backup", "checkpoints"):
+                    shutil.rmtree(out / name, ignore_errors=True)
+            write_json(out / "config.json", config.to_dict())
+        # Where this process writes: the run directory on the chief, a
+        # temporary folder on the other workers of a multi-worker run.
+        own = distribute.write_dir(out, strategy)
+        try:
+            return _train(config, data, verbose, strategy, out, own, start_over)
+        finally:
+            distribute.cleanup_write_dir(own, strategy)
 
 
-def _train(config, verbose, strategy, out: pathlib.Path, own: pathlib.Path):
-    """`train` once the run directory is set: `out` is read, `own` written."""
+def _checked_data(config: ExperimentConfig) -> DataConfig:
+    """Prepares the data set and checks the splits and the batch size against
+    it; returns `config.data`, without validation where the data set has no
+    default "validation" split."""
     builder = prepare.prepare_data(config.data)
     data = config.data
     prepare.check_split(builder, data.train_split)
@@ -294,7 +322,21 @@ def _train(config, verbose, strategy, out: pathlib.Path, own: pathlib.Path):
             data = dataclasses.replace(data, validation_split=None)
         else:
             prepare.check_split(builder, data.validation_split)
+    prepare.check_batch_size(builder, data)
+    return data
 
+
+def _train(
+    config,
+    data: DataConfig,
+    verbose,
+    strategy,
+    out: pathlib.Path,
+    own: pathlib.Path,
+    start_over: bool,
+):
+    """`train` once the run directory is set: `out` is read, `own` written
+    (`start_over`: nothing is restored from `out`); `data` is checked."""
     keras.utils.set_random_seed(config.train.seed)
     with strategy.scope():
         model = build_model(dataclasses.replace(config.model, tasks=data.tasks))
@@ -316,7 +358,7 @@ def _train(config, verbose, strategy, out: pathlib.Path, own: pathlib.Path):
     # Resume: BackupAndRestore reloads the weights and all three optimizers'
     # state and restarts at the next epoch, but the (seeded, deterministic)
     # training stream restarts from its start: skip the batches consumed.
-    resumed_epochs = callbacks_lib.completed_epochs(out / "backup")
+    resumed_epochs = 0 if start_over else callbacks_lib.completed_epochs(out / "backup")
     if data.cache_features:
         # The frozen prefix's features, once per image and mirror image: an
         # epoch costs only the trainable part.
@@ -360,8 +402,8 @@ def _train(config, verbose, strategy, out: pathlib.Path, own: pathlib.Path):
         callbacks_lib.WorkerBackupAndRestore(
             str(out / "backup"),
             write_backup_dir=str(own / "backup"),
+            restore=not start_over,
             delete_checkpoint=False,
-            double_checkpoint=True,
         ),
         keras.callbacks.ModelCheckpoint(str(own / "checkpoints" / "last.keras")),
         keras.callbacks.TensorBoard(str(own / "tensorboard"), update_freq="epoch"),

@@ -163,3 +163,93 @@ def test_restore_best_epoch_without_validation_is_refused_before_training(tmp_pa
     with pytest.raises(ValueError, match="needs a validation split"):
         runner.train(config, verbose=0)
     assert not (tmp_path / "run" / "history.json").exists()
+
+
+@pytest.fixture(scope="module")
+def tiny_data_dir(tmp_path_factory):
+    """synthetic_scenes/tiny built once: train 24, validation 8, test 8."""
+    from aesthal.config import DataConfig
+    from aesthal.data import prepare
+
+    data_dir = tmp_path_factory.mktemp("tfds")
+    prepare.prepare_data(
+        DataConfig(dataset="synthetic_scenes/tiny", data_dir=str(data_dir))
+    )
+    return str(data_dir)
+
+
+@pytest.mark.parametrize(
+    "batch_size, data, message",
+    [
+        # Issue 24, item 8: stalled at "Epoch 1/2" building batches of 100000.
+        (
+            100000,
+            {},
+            "batch_size 100000 is larger than the training split "
+            "synthetic_scenes/tiny 'train' (24 examples): each batch would repeat "
+            "examples. Use --batch_size 24 or less.",
+        ),
+        # Trained a whole epoch, then died: validation had no full batch.
+        (
+            16,
+            {},
+            "batch_size 16 is larger than the validation split "
+            "synthetic_scenes/tiny 'validation' (8 examples): validation keeps "
+            "only full batches, so it would have none. Use --batch_size 8 or less, "
+            "or --validation_split='' to train without validation.",
+        ),
+        (
+            16,
+            {"train_split": "train[:10]", "validation_split": None},
+            "larger than the training split synthetic_scenes/tiny 'train[:10]' "
+            "(10 examples)",
+        ),
+        # Every trained task budgeted: at most 5 examples keep a label.
+        (
+            8,
+            {"tasks": ("saliency",), "saliency_labels": 5},
+            "(5 labelled examples (the label budgets))",
+        ),
+    ],
+)
+def test_a_batch_larger_than_a_split_is_refused_before_training(
+    tmp_path, tiny_data_dir, batch_size, data, message
+):
+    from aesthal.config import DataConfig
+    from aesthal.data.prepare import BatchSizeError
+
+    config = ExperimentConfig(
+        output_dir=str(tmp_path / "run"),
+        model=aesthal.ModelConfig(input_size=(32, 48)),
+        data=DataConfig(
+            dataset="synthetic_scenes/tiny",
+            data_dir=tiny_data_dir,
+            batch_size=batch_size,
+            **data,
+        ),
+        train=TrainConfig(epochs=2, steps_per_epoch=1),
+    )
+    with pytest.raises(BatchSizeError) as caught:
+        runner.train(config, verbose=0)
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+    # Refused before anything was written (the lock file aside).
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["run.lock"]
+
+
+def test_a_batch_as_large_as_the_splits_trains(tmp_path, tiny_data_dir):
+    from aesthal.config import DataConfig
+
+    config = ExperimentConfig(
+        output_dir=str(tmp_path / "run"),
+        model=aesthal.ModelConfig(input_size=(32, 48)),
+        data=DataConfig(
+            dataset="synthetic_scenes/tiny",
+            data_dir=tiny_data_dir,
+            batch_size=8,  # the validation split's size
+            train_split="train[:8]",
+        ),
+        train=TrainConfig(epochs=1, steps_per_epoch=1),
+    )
+    runner.train(config, verbose=0)
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert len(history["val_loss"]) == 1
