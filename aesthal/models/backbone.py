@@ -41,6 +41,7 @@ _APPLICATION_TAP_LAYERS: dict[str, tuple[str, ...]] = {
 }
 _PREPROCESS_MODE = {
     "tiny": "tf",
+    "tiny_gn": "tf",
     "mobilenet_v2": "tf",
     "vgg16": "caffe",
     "resnet50": "caffe",
@@ -48,6 +49,8 @@ _PREPROCESS_MODE = {
     "efficientnet_lite2": "lite",
 }
 _TINY_CHANNELS = (16, 32, 48, 64)
+# tiny_gn: groups of GroupNormalization in each stage (2, 4, 6, 8 channels).
+_TINY_GROUPS = 8
 
 
 @keras.saving.register_keras_serializable(package="aesthal")
@@ -163,10 +166,10 @@ def resolve_backbone_weights(
 
         return efficientnet_lite.weights_file(backbone)
     if weights == "imagenet":
-        if backbone == "tiny":
+        if backbone in ("tiny", "tiny_gn"):
             raise ValueError(
-                "backbone 'tiny' has no ImageNet weights; use backbone_weights=None "
-                "or a path to a tiny-trunk weights file."
+                f"backbone {backbone!r} has no ImageNet weights; use "
+                "backbone_weights=None or a path to a tiny-trunk weights file."
             )
         from aesthal.models import imagenet_weights
 
@@ -178,8 +181,14 @@ def resolve_backbone_weights(
     return weights
 
 
-def _tiny_trunk(x, taps):
-    """Four stride-2 stages of conv3x3-BN-ReLU (about 47k weights)."""
+def _tiny_trunk(x, taps, group_norm=False):
+    """Four stride-2 stages of conv3x3-norm-ReLU (about 47k weights).
+
+    With `group_norm` (backbone `"tiny_gn"`) each BatchNormalization is a
+    GroupNormalization of `_TINY_GROUPS` groups instead: every example is
+    normalised with its own statistics, in training as in inference, so an
+    example's features do not depend on the rest of its batch.
+    """
     for index, channels in enumerate(_TINY_CHANNELS, start=1):
         x = keras.layers.Conv2D(
             channels,
@@ -189,11 +198,16 @@ def _tiny_trunk(x, taps):
             use_bias=False,
             name=f"tiny_stage{index}_conv",
         )(x)
-        # Synchronized: under tf.distribute the batch statistics are those of
-        # the global batch, so N replicas train exactly like one device.
-        x = keras.layers.BatchNormalization(
-            synchronized=True, name=f"tiny_stage{index}_bn"
-        )(x)
+        if group_norm:
+            x = keras.layers.GroupNormalization(
+                _TINY_GROUPS, name=f"tiny_stage{index}_gn"
+            )(x)
+        else:
+            # Synchronized: under tf.distribute the batch statistics are those
+            # of the global batch, so N replicas train exactly like one device.
+            x = keras.layers.BatchNormalization(
+                synchronized=True, name=f"tiny_stage{index}_bn"
+            )(x)
         x = keras.layers.ReLU(name=f"tiny_stage{index}_relu")(x)
         taps[f"stage{index}"] = x
     return taps
@@ -224,9 +238,9 @@ def build_backbone(
     x = TrunkPreprocessing(_PREPROCESS_MODE[backbone], name="trunk_preprocessing")(
         inputs
     )
-    if backbone == "tiny":
-        taps = _tiny_trunk(x, {})
-        model = keras.Model(inputs, taps, name=name or "tiny_backbone")
+    if backbone in ("tiny", "tiny_gn"):
+        taps = _tiny_trunk(x, {}, group_norm=backbone == "tiny_gn")
+        model = keras.Model(inputs, taps, name=name or f"{backbone}_backbone")
         if weights_path is not None:
             model.load_weights(weights_path)
         return model

@@ -2,6 +2,7 @@
 
 import sys
 
+import keras
 import numpy as np
 import pytest
 
@@ -26,6 +27,85 @@ def test_tiny_taps_go_shallow_to_deep_with_stride_two():
         "stage4": (2, 3),
     }
     assert 20_000 < trunk.count_params() < 100_000
+
+
+def _trunk_images(batch, seed):
+    rng = np.random.default_rng(seed)
+    return rng.uniform(0, 255, (batch, 32, 48, 3)).astype("float32")
+
+
+@pytest.mark.parametrize("backbone, independent", [("tiny", False), ("tiny_gn", True)])
+def test_tiny_gn_normalises_each_example_by_itself(backbone, independent):
+    """In training mode an example's tiny_gn features do not depend on the rest
+    of its batch (group norm); the tiny trunk's do (batch norm statistics)."""
+    keras.utils.set_random_seed(0)
+    trunk = build_backbone(backbone, (32, 48))
+    images = _trunk_images(1, seed=1)
+    alone = trunk(images, training=True)["stage4"].numpy()
+    batch = np.concatenate([images, _trunk_images(7, seed=2)])
+    mixed = trunk(batch, training=True)["stage4"].numpy()[:1]
+    gap = np.abs(alone - mixed).max()
+    if independent:
+        assert gap < 1e-4 * np.abs(alone).max()
+    else:
+        assert gap > 0.05 * np.abs(alone).max()
+
+
+def test_tiny_gn_has_the_tiny_trunks_taps_and_trainable_weights():
+    tiny, tiny_gn = (build_backbone(b, (32, 48)) for b in ("tiny", "tiny_gn"))
+    shapes = [
+        {k: tuple(v.shape) for k, v in trunk.output.items()}
+        for trunk in (tiny, tiny_gn)
+    ]
+    assert shapes[0] == shapes[1]
+    assert [tuple(v.shape) for v in tiny.trainable_weights] == [
+        tuple(v.shape) for v in tiny_gn.trainable_weights
+    ]
+    assert not tiny_gn.non_trainable_weights  # no moving statistics
+    norms = [layer for layer in tiny_gn.layers if "_gn" in layer.name]
+    assert [type(n).__name__ for n in norms] == ["GroupNormalization"] * 4
+    assert {n.groups for n in norms} == {8}
+    assert tiny_gn.name == "tiny_gn_backbone"
+
+
+def test_tiny_gn_model_fits_and_round_trips_through_a_keras_file(tmp_path):
+    from conftest import fit_batch
+
+    keras.utils.set_random_seed(0)
+    model = aesthal.build_model(ModelConfig(backbone="tiny_gn", input_size=(32, 32)))
+    model.compile(jit_compile=False)
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0, 255, (4, 32, 32, 3)).astype("float32")
+    targets = {
+        "saliency": rng.uniform(0, 1, (4, 32, 32, 1)).astype("float32") ** 4,
+        "aesthetics": rng.integers(0, 50, (4, 10)).astype("float32") + 1,
+    }
+    weights = {task: np.ones(4, "float32") for task in targets}
+    before = [v.numpy().copy() for v in model.backbone.trainable_weights]
+    history = fit_batch(model, (images, targets, weights))
+    assert np.isfinite(history.history["loss"][0])
+    moved = [
+        np.abs(v.numpy() - b).max()
+        for v, b in zip(model.backbone.trainable_weights, before, strict=True)
+    ]
+    assert min(moved) > 0  # every conv kernel and group-norm scale/offset trains
+    path = str(tmp_path / "tiny_gn.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert loaded.config.backbone == "tiny_gn"
+    for key, value in model(images).items():
+        np.testing.assert_allclose(loaded(images)[key], value, rtol=1e-5, atol=1e-7)
+
+
+def test_tiny_gn_has_no_batch_norm_to_freeze_nor_imagenet_weights():
+    with pytest.raises(ValueError, match="no batch norm to freeze"):
+        ModelConfig(backbone="tiny_gn", frozen_batch_norm=True)
+    with pytest.raises(ValueError, match="'tiny_gn' has no ImageNet weights"):
+        aesthal.build_model(
+            ModelConfig(
+                backbone="tiny_gn", input_size=(32, 32), backbone_weights="imagenet"
+            )
+        )
 
 
 def test_preprocessing_modes():
