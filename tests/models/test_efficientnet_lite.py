@@ -1,116 +1,23 @@
-"""Tests for aesthal.models.efficientnet_lite: the architecture, the legacy
-torch.save reader, the weight mapping, and the real ImageNet weights."""
+"""Tests for aesthal.models.efficientnet_lite: the architecture, the weight
+mapping, and the real ImageNet weights. The legacy torch.save reader has its
+own tests (test_torch_legacy_reader.py), and lends its file writer here."""
 
-import collections
-import hashlib
-import pickle
-import struct
-import sys
-import types
+import shutil
 
 import cv2
 import numpy as np
 import pytest
+from torch_legacy_files import contiguous, write_legacy
 
 from aesthal.config import ModelConfig
 from aesthal.models import efficientnet_lite as lite
+from aesthal.models import torch_legacy
 from aesthal.models.backbone import (
     TrunkPreprocessing,
     build_backbone,
     resolve_backbone_weights,
     split_backbone,
 )
-
-# --- writing the legacy torch.save format, without PyTorch -------------------
-
-
-class _Storage:
-    def __init__(self, key, array):
-        self.key, self.array = key, array
-
-
-class _Tensor:
-    def __init__(self, storage, offset, shape, strides):
-        self.storage, self.offset = storage, offset
-        self.shape, self.strides = shape, strides
-
-    def __reduce__(self):
-        return (
-            sys.modules["torch._utils"]._rebuild_tensor_v2,
-            (
-                self.storage,
-                self.offset,
-                self.shape,
-                self.strides,
-                False,
-                collections.OrderedDict(),
-            ),
-        )
-
-
-_DTYPE_STORAGE = {np.dtype("float32"): "FloatStorage", np.dtype("int64"): "LongStorage"}
-
-
-def write_legacy(path, tensors, extra_global=None):
-    """Writes `{name: _Tensor}` as torch.save's legacy format does.
-
-    A fake `torch` / `torch._utils` lives in `sys.modules` only while pickling
-    (pickle writes globals by module and name).
-    """
-    torch = types.ModuleType("torch")
-    utils = types.ModuleType("torch._utils")
-
-    def _rebuild_tensor_v2(*args):  # only its name is pickled
-        raise AssertionError
-
-    _rebuild_tensor_v2.__module__ = "torch._utils"
-    _rebuild_tensor_v2.__qualname__ = "_rebuild_tensor_v2"
-    utils._rebuild_tensor_v2 = _rebuild_tensor_v2
-    storage_types = {}
-    for name in _DTYPE_STORAGE.values():
-        storage_types[name] = type(name, (), {"__module__": "torch"})
-        setattr(torch, name, storage_types[name])
-    torch._utils = utils
-    storages = {}
-
-    class Pickler(pickle.Pickler):
-        def persistent_id(self, obj):
-            if isinstance(obj, _Storage):
-                storages[obj.key] = obj.array
-                kind = storage_types[_DTYPE_STORAGE[obj.array.dtype]]
-                return ("storage", kind, obj.key, "cpu", obj.array.size, None)
-            return None
-
-    saved = {m: sys.modules.get(m) for m in ("torch", "torch._utils")}
-    sys.modules["torch"], sys.modules["torch._utils"] = torch, utils
-    try:
-        with open(path, "wb") as file:
-            for header in (0x1950A86A20F9469CFC6C, 1001, {"little_endian": True}):
-                pickle.dump(header, file, protocol=2)
-            state = collections.OrderedDict(tensors)
-            if extra_global is not None:
-                state["evil"] = extra_global
-            Pickler(file, protocol=2).dump(state)
-            keys = list(storages)
-            pickle.dump(keys, file, protocol=2)
-            for key in keys:
-                array = storages[key]
-                file.write(struct.pack("<q", array.size))
-                file.write(array.astype(array.dtype.newbyteorder("<")).tobytes())
-    finally:
-        for module, value in saved.items():
-            if value is None:
-                sys.modules.pop(module, None)
-            else:
-                sys.modules[module] = value
-    return path
-
-
-def _contiguous(key, array):
-    array = np.ascontiguousarray(array)
-    strides = tuple(s // array.itemsize for s in array.strides)
-    return _Tensor(_Storage(key, array.ravel()), 0, array.shape, strides)
-
 
 # --- architecture ---------------------------------------------------------------
 
@@ -158,75 +65,6 @@ def test_lite_preprocessing():
     )
 
 
-# --- the legacy reader ----------------------------------------------------------
-
-
-def test_reader_round_trips_strides_offsets_and_scalars(tmp_path):
-    rng = np.random.default_rng(1)
-    base = rng.normal(size=(4, 6)).astype("float32")
-    shared = _Storage(
-        "0", np.concatenate([base.ravel(), rng.normal(size=5)]).astype("float32")
-    )
-    tensors = {
-        "plain": _contiguous("1", rng.normal(size=(2, 3, 3, 3)).astype("float32")),
-        # a transposed view of storage 0: shape (6, 4), strides (1, 6)
-        "transposed": _Tensor(shared, 0, (6, 4), (1, 6)),
-        # the tail of storage 0, past an offset
-        "tail": _Tensor(shared, 24, (5,), (1,)),
-        "count": _Tensor(_Storage("2", np.array([7], "int64")), 0, (), ()),
-    }
-    path = write_legacy(tmp_path / "w.pth", tensors)
-    state = lite.read_torch_legacy_state_dict(str(path))
-    assert list(state) == list(tensors)
-    np.testing.assert_array_equal(
-        state["plain"], tensors["plain"].storage.array.reshape(2, 3, 3, 3)
-    )
-    np.testing.assert_array_equal(state["transposed"], base.T)
-    np.testing.assert_array_equal(state["tail"], shared.array[24:])
-    assert state["count"].shape == () and state["count"] == 7
-    assert state["count"].dtype == np.int64
-
-
-def test_reader_checks_sha256_and_format(tmp_path):
-    path = write_legacy(
-        tmp_path / "w.pth", {"a": _contiguous("0", np.ones(3, "float32"))}
-    )
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    assert lite.read_torch_legacy_state_dict(str(path), digest)["a"].sum() == 3
-    with pytest.raises(ValueError, match="w.pth.*sha256"):
-        lite.read_torch_legacy_state_dict(str(path), "0" * 64)
-    zipped = tmp_path / "new.pth"
-    zipped.write_bytes(b"PK\x03\x04 rest")
-    with pytest.raises(ValueError, match="new.pth.*zip-format"):
-        lite.read_torch_legacy_state_dict(str(zipped))
-    short = tmp_path / "short.pth"
-    short.write_bytes(path.read_bytes()[:-4])
-    with pytest.raises(ValueError, match="short.pth.*truncated"):
-        lite.read_torch_legacy_state_dict(str(short))
-
-
-def test_reader_refuses_other_globals(tmp_path):
-    import os
-
-    path = write_legacy(
-        tmp_path / "evil.pth",
-        {"a": _contiguous("0", np.ones(2, "float32"))},
-        extra_global=os.getcwd,
-    )
-    with pytest.raises(ValueError, match="evil.pth.*refusing the global"):
-        lite.read_torch_legacy_state_dict(str(path))
-
-
-def test_reader_refuses_opcodes_a_state_dict_does_not_use(tmp_path):
-    # INST ("i"), the protocol-0 way to call a class: not in a state dict.
-    path = tmp_path / "inst.pth"
-    path.write_bytes(
-        pickle.dumps(0x1950A86A20F9469CFC6C, protocol=2) + b"\x80\x02(ios\nsystem\n."
-    )
-    with pytest.raises(ValueError, match=r"inst.pth.*opcode b'i'.*refused"):
-        lite.read_torch_legacy_state_dict(str(path))
-
-
 # --- the weight mapping -----------------------------------------------------------
 
 
@@ -236,7 +74,7 @@ def _state_dict_of(model, variant):
 
     def conv(layer, name):
         kernel = model.get_layer(layer).get_weights()[0]
-        state[name] = _contiguous(str(next(key)), kernel.transpose(3, 2, 0, 1))
+        state[name] = contiguous(str(next(key)), kernel.transpose(3, 2, 0, 1))
 
     def bn(layer, prefix):
         gamma, beta, mean, var = model.get_layer(layer).get_weights()
@@ -245,8 +83,8 @@ def _state_dict_of(model, variant):
             (gamma, beta, mean, var),
             strict=True,
         ):
-            state[f"{prefix}.{suffix}"] = _contiguous(str(next(key)), value)
-        state[f"{prefix}.num_batches_tracked"] = _contiguous(
+            state[f"{prefix}.{suffix}"] = contiguous(str(next(key)), value)
+        state[f"{prefix}.num_batches_tracked"] = contiguous(
             str(next(key)), np.array(0, "int64")
         )
 
@@ -258,7 +96,7 @@ def _state_dict_of(model, variant):
             conv(f"block{block}_expand", p + "_expand_conv.weight")
             bn(f"block{block}_bn0", p + "_bn0")
         dw = model.get_layer(f"block{block}_dw").get_weights()[0]
-        state[p + "_depthwise_conv.weight"] = _contiguous(
+        state[p + "_depthwise_conv.weight"] = contiguous(
             str(next(key)), dw.transpose(2, 3, 0, 1)
         )
         bn(f"block{block}_bn1", p + "_bn1")
@@ -267,8 +105,8 @@ def _state_dict_of(model, variant):
     conv("head_conv", "_conv_head.weight")
     bn("head_bn", "_bn1")
     kernel, bias = model.get_layer("predictions").get_weights()
-    state["_fc.weight"] = _contiguous(str(next(key)), kernel.T)
-    state["_fc.bias"] = _contiguous(str(next(key)), bias)
+    state["_fc.weight"] = contiguous(str(next(key)), kernel.T)
+    state["_fc.bias"] = contiguous(str(next(key)), bias)
     return state
 
 
@@ -307,6 +145,13 @@ def test_assigned_weights_reproduce_the_source_model(tmp_path):
     # Another variant's file is refused with the layer named.
     with pytest.raises(ValueError, match="lite0.pth.*stem_bn|lite0.pth.*block"):
         lite.build_classifier("efficientnet_lite2", (48, 48), weights_path=str(path))
+    # A file under the package file's own name must have that file's sha256;
+    # under any other name (above) it has no known hash and is parsed by the
+    # hardened reader only.
+    official = tmp_path / lite.VARIANTS["efficientnet_lite0"][3]
+    shutil.copy(path, official)
+    with pytest.raises(ValueError, match=r"efficientnet-lite0-57934424\.pth.*sha256"):
+        build_backbone("efficientnet_lite0", (48, 48), weights_path=str(official))
 
 
 def test_missing_weights_package_says_what_to_install(monkeypatch):
@@ -356,7 +201,9 @@ def test_real_weights_classify_osie_photos(osie_dir):
         photos.append(image.astype("float32"))
     for variant in ("efficientnet_lite0", "efficientnet_lite2"):
         path = _weights_or_skip(variant)
-        state = lite.read_torch_legacy_state_dict(path, lite.VARIANTS[variant][4])
+        state = torch_legacy.read_torch_legacy_state_dict(
+            path, lite.VARIANTS[variant][4]
+        )
         numbers = sum(v.size for k, v in state.items() if not k.endswith("tracked"))
         classifier = lite.build_classifier(variant, (224, 224), weights_path=path)
         assert numbers == classifier.count_params()
