@@ -14,7 +14,11 @@ setuptools.setup(
     python_requires=">=3.11",
     packages=setuptools.find_packages(include=["aesthal", "aesthal.*"]),
     include_package_data=True,
-    package_data={"aesthal.datasets": ["*/dummy_data/**/*", "*/*.txt", "*/*.tsv"]},
+    package_data={
+        "aesthal.datasets": ["*/dummy_data/**/*", "*/*.txt", "*/*.tsv"],
+        # The page of `python -m aesthal.serve` (no CDN: every file is here).
+        "aesthal.serve": ["static/*"],
+    },
     install_requires=[
         "tensorflow>=2.21,<2.22",
         "keras>=3.15,<4",
@@ -38,6 +42,7 @@ setuptools.setup(
         ],
         # experiments/study.py and figures.py draw their charts with matplotlib.
         "experiments": ["matplotlib"],
-        "test": ["pytest", "dill", "matplotlib"],
+        # tests/test_serve_browser.py drives Chromium through Selenium.
+        "test": ["pytest", "dill", "matplotlib", "selenium"],
     },
 )
