@@ -272,6 +272,17 @@ def test_other_ratios_reuse_the_prediction(server, photos):
     assert again["crops"]["1:1"] == first["crops"]["1:1"]
 
 
+def test_kept_maps_stay_within_their_pixel_budget(server, photos):
+    # photo.jpg has 160x120 = 19,200 pixels, portrait.png 90x150 = 13,500.
+    service = PredictionService(server.service.predictor, cache_pixels=30_000)
+    for name in ["photo.jpg", "portrait.png", "photo.jpg"]:
+        service.predict((photos / name).read_bytes(), name)
+        assert len(service._cache) == 1  # two would be 32,700 pixels
+    service.cache_pixels = 40_000
+    service.predict((photos / "portrait.png").read_bytes(), "portrait.png")
+    assert [e["width"] for e in service._cache.values()] == [160, 90]
+
+
 def _photo(photos, name):
     return {"image": (name, (photos / name).read_bytes())}
 

@@ -11,7 +11,8 @@ docs/images/serve.png with AESTHAL_WRITE_DOCS_SCREENSHOT=1).
 
 Chromium and its driver are Debian's `chromium` and `chromium-driver`
 (tools/install_test_browser.sh, run by the README's test command); where
-they are missing the browser test is skipped with the reason.
+they are missing the browser test is skipped with the reason
+($AESTHAL_CHROMIUM and $AESTHAL_CHROMEDRIVER name other binaries).
 """
 
 from __future__ import annotations
@@ -109,8 +110,16 @@ def test_command_serves_the_api(served, photos):
 # ---------------------------------------------------------------- browser
 def _chromium(profile: pathlib.Path, monkeypatch):
     """A headless Chromium under Selenium, or a skip that says why."""
-    chromium = shutil.which("chromium") or "/usr/bin/chromium"
-    driver_path = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+    chromium = (
+        os.environ.get("AESTHAL_CHROMIUM")
+        or shutil.which("chromium")
+        or "/usr/bin/chromium"
+    )
+    driver_path = (
+        os.environ.get("AESTHAL_CHROMEDRIVER")
+        or shutil.which("chromedriver")
+        or "/usr/bin/chromedriver"
+    )
     for name, path in [("chromium", chromium), ("chromedriver", driver_path)]:
         if not os.access(path, os.X_OK):
             pytest.skip(

@@ -3,9 +3,10 @@
 `PredictionService` holds one `aesthal.inference.Predictor` (or `Ensemble`),
 loaded once, and answers uploads from any number of server threads: the
 model runs under a lock, one image at a time (a photo fills the machine's
-cores by itself; the lock also bounds memory to one prediction). The answer
-of the last few uploads is kept by the bytes' SHA-256, so that choosing
-other crop ratios for a photo on the page does not run the model again.
+cores by itself; the lock also bounds memory to one prediction). The map
+of the last few uploads (`cache_size`, `cache_pixels` in all) is kept by the
+bytes' SHA-256, so that choosing other crop ratios for a photo on the page
+does not run the model again.
 
     service = PredictionService(aesthal.Predictor("model.keras"))
     answer = service.predict(jpeg_bytes, "photo.jpg", ratios=["1:1", "16:9"])
@@ -37,6 +38,8 @@ from aesthal.inference import Predictor
 DEFAULT_MAX_UPLOAD_BYTES = 64 * 2**20
 # Decoded pixels past this are refused (a small PNG can hold 12000x12000).
 DEFAULT_MAX_PIXELS = 100_000_000
+# Map pixels the answers of recent uploads keep (about 200 MB of float32).
+DEFAULT_CACHE_PIXELS = 50_000_000
 # Crop ratios per request: the page offers a handful.
 MAX_RATIOS = 16
 
@@ -123,6 +126,8 @@ class PredictionService:
         max_upload_bytes: the largest photo file taken, in bytes.
         max_pixels: the most pixels a photo may decode to.
         cache_size: how many recent uploads keep their prediction.
+        cache_pixels: the most pixels of maps kept in all (the newest is
+            always kept); a map costs 4 bytes a pixel.
 
     Attributes:
         tasks: the tasks the model was trained on; the score is given only
@@ -136,6 +141,7 @@ class PredictionService:
         max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         cache_size: int = 4,
+        cache_pixels: int = DEFAULT_CACHE_PIXELS,
     ):
         if max_upload_bytes < 1 or max_pixels < 1:
             raise ValueError(
@@ -148,6 +154,7 @@ class PredictionService:
         self.max_upload_bytes = int(max_upload_bytes)
         self.max_pixels = int(max_pixels)
         self.cache_size = int(cache_size)
+        self.cache_pixels = int(cache_pixels)
         self._model_lock = threading.Lock()
         self._cache: collections.OrderedDict[str, dict[str, Any]] = (
             collections.OrderedDict()
@@ -233,8 +240,12 @@ class PredictionService:
     def _store(self, key: str, entry: dict[str, Any]) -> None:
         with self._model_lock:
             self._cache[key] = entry
-            while len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
+            pixels = sum(e["width"] * e["height"] for e in self._cache.values())
+            while len(self._cache) > 1 and (
+                len(self._cache) > self.cache_size or pixels > self.cache_pixels
+            ):
+                _, dropped = self._cache.popitem(last=False)
+                pixels -= dropped["width"] * dropped["height"]
 
 
 def crop_boxes(saliency: np.ndarray, ratios: list[str]) -> dict[str, list[int] | None]:
