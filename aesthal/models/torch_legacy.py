@@ -410,7 +410,7 @@ def _check_geometry(
     """
 
     def refuse(problem):
-        return _Refused(f"{path!r}: tensor {name!r} {problem}")
+        return _Refused(f"{path!r}: tensor {_REPR.repr(name)} {problem}")
 
     offset, size, stride = record.offset, record.size, record.stride
     if type(size) not in (tuple, list) or type(stride) not in (tuple, list):

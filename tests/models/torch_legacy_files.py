@@ -134,11 +134,11 @@ def read_in_capped_child(paths, work_dir, timeout_s=120):
     `CHILD_MEMORY_BYTES`, so a crash is a result, not a dead test runner.
 
     Returns:
-        `(returncode, {path: outcome}, output)`. An outcome is
-        `{"error": type name, "is_value_error": bool, "message": str}` or `{"arrays": {name:
-        {"shape", "dtype", "hex" (the bytes, or None when large)}}}`; files
-        after a crash have none. `returncode` is negative for a signal (-11:
-        segmentation fault).
+        `(returncode, {path: outcome}, output)`. An outcome is `{"error":
+        type name, "is_value_error": bool, "message": str}` or `{"arrays":
+        {name: {"type", "shape", "dtype", "hex" (the bytes, or None when
+        large)}}}`; files after a crash have none. `returncode` is negative
+        for a signal (-11: segmentation fault).
     """
     work_dir = pathlib.Path(work_dir)
     manifest, results = work_dir / "cases.json", work_dir / "results.jsonl"
