@@ -370,3 +370,166 @@ def test_rerun_with_another_config_is_one_line_and_keeps_the_record(tiny_run):
     assert "holds a training run with another configuration" in result.stderr
     assert "train.learning_rate" in result.stderr
     assert (out / "flags.txt").read_text() == flags_before
+
+
+# Locks `argv[1]`'s run.lock as aesthal.training.output_lock does, says so,
+# then waits for stdin to close (plain Python: no TensorFlow).
+_LOCK_HOLDER = r"""
+import fcntl, os, sys
+handle = os.open(os.path.join(sys.argv[1], "run.lock"), os.O_RDWR | os.O_CREAT)
+fcntl.flock(handle, fcntl.LOCK_EX)
+os.ftruncate(handle, 0)
+os.write(handle, f"{os.getpid()}\n".encode())
+print("locked", flush=True)
+sys.stdin.read()
+"""
+
+
+def _keep_half_the_arrays(path) -> None:
+    """Rewrites an HDF5 weights file with the first half of its arrays only."""
+    import h5py
+
+    with h5py.File(path, "r") as source:
+        names = []
+        source.visititems(
+            lambda name, item: (
+                names.append(name) if isinstance(item, h5py.Dataset) else None
+            )
+        )
+        arrays = {name: source[name][()] for name in names[: len(names) // 2]}
+    with h5py.File(path, "w") as target:
+        for name, value in arrays.items():
+            target[name] = value
+
+
+def _weights(path):
+    import aesthal
+
+    return aesthal.load_model(path).get_weights()
+
+
+@background_fixture
+def refused_and_recovered_runs(tmp_path):
+    """Issue 24, items 6, 8 and 10 through run.py, in the background
+    (conftest.background_fixture): `{name: CompletedProcess}` and the
+    weights after each training."""
+    import subprocess
+
+    out, data_dir = tmp_path / "out", tmp_path / "tfds"
+    command = (
+        f"--flagfile={TINY}",
+        f"--output_dir={out}",
+        f"--data_dir={data_dir}",
+        "--noexport",
+        "--noevaluate",
+    )
+    runs, weights = {}, {}
+    runs["straight"] = _run(*command)
+    assert runs["straight"].returncode == 0, runs["straight"].stderr[-3000:]
+    weights["straight"] = _weights(out / "model.keras")
+    backup = out / "backup"
+    # Ctrl-C during epoch 2's backup, as it was left when Keras wrote the
+    # backups in place: a valid HDF5 file holding half the arrays (every
+    # rerun then failed: "... objects could not be loaded"); no model.keras.
+    _keep_half_the_arrays(backup / "latest.weights.h5")
+    (out / "model.keras").unlink()
+    runs["resumed"] = _run(*command)
+    weights["resumed"] = _weights(out / "model.keras")
+    runs["resumed_history"] = json.loads((out / "history.json").read_text())
+    # Nothing readable left.
+    for name in ("latest.weights.h5", "previous.weights.h5"):
+        (backup / name).write_bytes(b"\0" * 4096)
+    (out / "model.keras").unlink()
+    runs["unreadable"] = _run(*command)
+    runs["start_over"] = _run(*command, "--start_over")
+    weights["start_over"] = _weights(out / "model.keras")
+    runs["start_over_history"] = json.loads((out / "history.json").read_text())
+    # Another process holds the folder.
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _LOCK_HOLDER, str(out)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        flags_before = (out / "flags.txt").read_text()
+        runs["locked"] = _run(*command, "--start_over")
+        runs["locked_flags_kept"] = (out / "flags.txt").read_text() == flags_before
+        runs["holder_pid"] = holder.pid
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=60)
+    # Batches larger than the splits (train 24, validation 8).
+    for batch in (100000, 16):
+        other = tmp_path / f"batch{batch}"
+        runs[f"batch{batch}"] = _run(
+            f"--flagfile={TINY}",
+            f"--output_dir={other}",
+            f"--data_dir={data_dir}",
+            f"--batch_size={batch}",
+        )
+        runs[f"batch{batch}_files"] = sorted(p.name for p in other.iterdir())
+    return runs, weights
+
+
+def _one_line_error(result) -> str:
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, result.stderr[-3000:]
+    return lines[0]
+
+
+def _assert_close(a, b):
+    for mine, theirs in zip(a, b, strict=True):
+        np.testing.assert_allclose(mine, theirs, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_a_half_written_backup_resumes_from_the_previous_one(
+    refused_and_recovered_runs,
+):
+    runs, weights = refused_and_recovered_runs
+    assert runs["resumed"].returncode == 0, runs["resumed"].stderr[-3000:]
+    # Epoch 2 redone from epoch 1's backup: the uninterrupted run's weights.
+    _assert_close(weights["resumed"], weights["straight"])
+    assert len(runs["resumed_history"]["loss"]) == 2
+
+
+@pytest.mark.slow
+def test_no_readable_backup_is_one_line_and_start_over_trains_again(
+    refused_and_recovered_runs,
+):
+    runs, weights = refused_and_recovered_runs
+    line = _one_line_error(runs["unreadable"])
+    assert "no training backup in" in line and "latest.weights.h5:" in line
+    assert "--start_over" in line
+    assert runs["start_over"].returncode == 0, runs["start_over"].stderr[-3000:]
+    _assert_close(weights["start_over"], weights["straight"])
+    assert len(runs["start_over_history"]["loss"]) == 2
+
+
+@pytest.mark.slow
+def test_a_second_run_on_a_locked_folder_is_refused_in_one_line(
+    refused_and_recovered_runs,
+):
+    runs, _ = refused_and_recovered_runs
+    line = _one_line_error(runs["locked"])
+    assert "is in use by another training run" in line
+    assert f"process {runs['holder_pid']}," in line
+    assert runs["locked_flags_kept"]  # refused before it wrote anything
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "batch, split", [(100000, "training split"), (16, "validation split")]
+)
+def test_a_batch_larger_than_a_split_is_one_line_before_training(
+    refused_and_recovered_runs, batch, split
+):
+    runs, _ = refused_and_recovered_runs
+    line = _one_line_error(runs[f"batch{batch}"])
+    assert f"batch_size {batch} is larger than the {split}" in line
+    assert "history.json" not in runs[f"batch{batch}_files"]
+    assert "config.json" not in runs[f"batch{batch}_files"]
