@@ -1,8 +1,10 @@
-r"""Runs the "extra data or multi-task?" study and rebuilds its table and plot.
+r"""Runs the "extra data or multi-task?" study and rebuilds its tables and plots.
 
     python experiments/study.py --output_dir=runs/study              # everything
     python experiments/study.py --output_dir=runs/study --conditions=1,3 --seeds=0
-    python experiments/study.py --output_dir=runs/study --table_only
+    python experiments/study.py --output_dir=runs/study28 \
+        --conditions=1,3,5,7,1n,7n --seeds=0-9                      # issue 28
+    python experiments/study.py --output_dir=runs/study --table_only --docs=docs
 
 Each condition is one flagfile in experiments/configs/study/; each (condition,
 seed) run is `experiments/run.py` in a subprocess, writing to
@@ -10,10 +12,22 @@ seed) run is `experiments/run.py` in a subprocess, writing to
 run again, so the script resumes after an interruption (and run.py itself
 resumes a half-finished run from its backup). The seed sets both the training
 seed and the label seed: conditions share their labelled images seed by seed,
-so differences against condition 1 are paired.
+so differences against condition 1 are paired. `--seeds` takes a list and/or
+ranges (`0-9`, `0,1,5-7`). Runs go seed-major: every chosen condition of the
+first seed, then of the next, so that a run stopped early leaves complete
+pairs (conditions 6a-6c last: they need 2 and 3 at every seed).
 
-The table (`study.md`), a JSON summary and a plot (`study.png`) go to
-`--output_dir`; `--docs` also copies the table and plot into docs/.
+The tables (`study.md`), a JSON summary and a plot (`study.png`) go to
+`--output_dir`. `study.md` opens with issue 28's pre-registered comparisons
+(`PREREGISTERED`: paired over seeds, 95% t-interval, the verdict by the rule
+stated in docs/experiments.md before the runs). `--docs=docs` writes the table
+as `docs/study_table.md` and the plot as `docs/study.png`, and replaces the
+block of `docs/experiments.md` between `<!-- begin study_table.md ... -->` and
+`<!-- end study_table.md -->` with the same text (likewise `scarcity_table.md`
+and `reverse_table.md`), so the docs' tables are this script's output.
+
+Conditions 1n and 7n (issue 28's batch-norm test) are 1 and 7 with the tiny
+trunk's batch norm replaced by group norm (`--backbone=tiny_gn`).
 
 The scarcity sweep (issue 13) runs conditions 1, 3, 5 and 7 at several saliency
 label counts N, with the aesthetics labels nested around them (the same N images
@@ -23,7 +37,11 @@ plus `--extra_aesthetics` others), each N in `<output_dir>/n<N>/`:
         --saliency_labels=50,100,200,400 --conditions=1,3,5,7
 
 and writes `scarcity.md`, `scarcity.json` and `scarcity.png` (the paired ΔCC
-against condition 1 at each N, with 95% t-intervals over seeds).
+against condition 1 at each N, with 95% t-intervals over seeds). The study's
+own N (200, with 2,000 extra aesthetics images) is not a folder `n200/`: at
+that N the sweep reads and runs the study's runs in `<output_dir>/` itself,
+with the study's flagfiles unchanged, so the sweep's N = 200 and the study
+are the same runs and cannot disagree (point `--output_dir` at the study's).
 
 Sharing and balancing (issue 13, "the study, extended", part 1): conditions
 9a-9f are condition 3 plus one change (soft sharing, cross-stitch, DWA,
@@ -47,11 +65,14 @@ main (saliency) table: whenever runs of them exist, any invocation (also
 `--table_only`) writes `reverse.md`, `reverse.json` and `reverse.png`
 (aesthetics SRCC, PLCC, accuracy and EMD with paired-by-seed Δ against R1);
 `--docs` copies the table and plot as `reverse_table.md` and `reverse.png`.
-Without `--conditions`, every condition, 9a-9f and R* included, is run.
+`reverse.md` opens with its pre-registered comparisons (`REVERSE_PREREGISTERED`,
+secondary). Without `--conditions`, every condition, 9a-9f, 1n/7n and R*
+included, is run.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pathlib
@@ -66,7 +87,9 @@ _OUTPUT_DIR = flags.DEFINE_string("output_dir", "runs/study", "Where the runs go
 _CONDITIONS = flags.DEFINE_list(
     "conditions", None, "Condition prefixes to run (default: all), e.g. 1,3,6a."
 )
-_SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds.")
+_SEEDS = flags.DEFINE_list(
+    "seeds", ["0", "1", "2"], "Seeds: a list and/or ranges, e.g. 0,1,2 or 0-9."
+)
 _TABLE_ONLY = flags.DEFINE_bool("table_only", False, "Only rebuild the table.")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data directory.")
 _EXTRA_FLAGS = flags.DEFINE_list(
@@ -102,6 +125,11 @@ CONDITIONS = {
     "6c": ("6c_side_heads", "6c best of 2/3 + side heads"),
     "7": ("7_extra_images_no_aesthetics_loss", "7 as 3, aesthetics loss weight 0"),
     "8": ("8_saliency_only_small_batches", "8 as 1, batches of 2"),
+    "1n": ("1n_saliency_only_group_norm", "1n as 1, group norm in the trunk"),
+    "7n": (
+        "7n_extra_images_no_aesthetics_loss_group_norm",
+        "7n as 7, group norm in the trunk",
+    ),
     "9a": ("9a_soft_sharing", "9a as 3, soft sharing"),
     "9b": ("9b_cross_stitch", "9b as 3, cross-stitch"),
     "9c": ("9c_dwa", "9c as 3, DWA"),
@@ -133,6 +161,131 @@ SALIENCY_METRICS = (
 )
 AESTHETICS_METRICS = ("accuracy", "srcc", "plcc", "emd_r2")
 LOWER_IS_BETTER = {"kld", "emd_r2", "mean_score_mse", "emd_r1"}
+# The study's own label budgets (common.flags, the flagfiles of 1/3/5/7): the
+# scarcity sweep's runs at this N are the study's runs.
+STUDY_SALIENCY_LABELS = 200
+STUDY_EXTRA_AESTHETICS = 2000
+
+
+@dataclasses.dataclass(frozen=True)
+class Comparison:
+    """A pre-registered paired comparison: a signed sum of conditions per seed.
+
+    Attributes:
+        name: its name in docs/experiments.md (`"C1"`).
+        label: the formula as written there (`"3 − 1"`).
+        terms: `(sign, condition)` pairs; seed s's value is
+            `sum(sign * metric(condition, s))` over the terms, for the seeds
+            where every term's run exists.
+        question: what it asks, as stated before the runs.
+    """
+
+    name: str
+    label: str
+    terms: tuple[tuple[int, str], ...]
+    question: str
+
+
+# Issue 28, stated in docs/experiments.md before the runs ("Issue 28: the
+# comparisons, stated before the runs"): five comparisons on test CC (NSS and
+# IG secondary), each verdict by `verdict` with X = PREREGISTERED_MARGIN.
+# "C5 part" (7n − 1n) is reported as a component of C5, not a sixth comparison.
+PREREGISTERED = (
+    Comparison(
+        "C1",
+        "3 − 1",
+        ((1, "3"), (-1, "1")),
+        "does the multi-task setting with the 2,000 extra images help?",
+    ),
+    Comparison(
+        "C2",
+        "7 − 1",
+        ((1, "7"), (-1, "1")),
+        "do the extra images help without the aesthetics loss?",
+    ),
+    Comparison(
+        "C3",
+        "3 − 5",
+        ((1, "3"), (-1, "5")),
+        "do the true aesthetics labels matter, against permuted ones?",
+    ),
+    Comparison(
+        "C4",
+        "3 − 7",
+        ((1, "3"), (-1, "7")),
+        "does the aesthetics loss add to the extra images?",
+    ),
+    Comparison(
+        "C5",
+        "(7 − 1) − (7n − 1n)",
+        ((1, "7"), (-1, "1"), (-1, "7n"), (1, "1n")),
+        "batch-norm test: do the extra images help through batch statistics?",
+    ),
+    Comparison(
+        "C5 part",
+        "7n − 1n",
+        ((1, "7n"), (-1, "1n")),
+        "do the extra images help with group norm (no batch statistics)?",
+    ),
+)
+PREREGISTERED_METRICS = ("saliency", "cc", ("nss", "ig"))  # task, primary, others
+PREREGISTERED_MARGIN = 0.02  # X, the smallest effect of interest in CC
+# The reverse direction (secondary): the mirror comparisons on test SRCC.
+REVERSE_PREREGISTERED = (
+    Comparison(
+        "R-C1",
+        "R3 − R1",
+        ((1, "R3"), (-1, "R1")),
+        "does multi-task with 2,000 extra saliency images help aesthetics?",
+    ),
+    Comparison(
+        "R-C2",
+        "R7 − R1",
+        ((1, "R7"), (-1, "R1")),
+        "do the extra images help without the saliency loss?",
+    ),
+    Comparison(
+        "R-C3",
+        "R3 − R5",
+        ((1, "R3"), (-1, "R5")),
+        "do the true saliency labels matter, against permuted ones?",
+    ),
+    Comparison(
+        "R-C4",
+        "R3 − R7",
+        ((1, "R3"), (-1, "R7")),
+        "does the saliency loss add to the extra images?",
+    ),
+)
+REVERSE_METRICS = ("aesthetics", "srcc", ("plcc", "emd_r2"))
+REVERSE_MARGIN = 0.05  # X in SRCC
+
+
+def parse_seeds(items: list[str]) -> list[str]:
+    """`["0-2", "5"]` -> `["0", "1", "2", "5"]`: seeds and inclusive ranges.
+
+    Raises:
+        app.UsageError: an item is neither a seed (an int >= 0) nor a range
+            `a-b` with a <= b, or a seed appears twice.
+    """
+    seeds = []
+    for item in items:
+        first, _, last = item.strip().partition("-")
+        try:
+            low, high = int(first), int(last or first)
+        except ValueError:
+            raise app.UsageError(
+                f"--seeds: {item!r} is neither a seed nor a range like 0-9."
+            ) from None
+        if low < 0 or high < low:
+            raise app.UsageError(
+                f"--seeds: {item!r} must be a seed >= 0 or a range a-b with a <= b."
+            )
+        seeds += [str(s) for s in range(low, high + 1)]
+    repeated = sorted({s for s in seeds if seeds.count(s) > 1}, key=int)
+    if repeated:
+        raise app.UsageError(f"--seeds: seeds {repeated} are given twice.")
+    return seeds
 
 
 def _root() -> pathlib.Path:
@@ -316,18 +469,189 @@ def _summarise_condition(
     return entry
 
 
+# ------------------------------------------- the pre-registered comparisons
+def _model_metric(run: dict | None, task: str, name: str) -> float | None:
+    """A run's test value of `task/name` (mean over the images), or None."""
+    value = (run or {}).get(task, {}).get("metrics", {}).get("model", {})
+    return value.get(name, {}).get("mean")
+
+
+def verdict(low: float | None, high: float | None, margin: float, n: int) -> str:
+    """The pre-registered reading of a 95% interval `[low, high]`.
+
+    The rule stated in docs/experiments.md before issue 28's runs, with `margin`
+    the smallest effect of interest X: "> 0" if low > 0 ("> 0, below X" when
+    also high < X); "< 0" if high < 0 ("< 0, above −X" when also low > −X);
+    "no effect beyond ±X" if −X < low and high < X; otherwise "not resolved".
+
+    Args:
+        low, high: the interval's bounds (None for fewer than 2 seeds).
+        margin: X, > 0.
+        n: the seeds behind the interval.
+    """
+    if n == 0:
+        return "no runs"
+    if low is None or high is None:
+        return "n < 2: no interval"
+    x = f"{margin:g}"
+    if low > 0:
+        return f"> 0, below {x}" if high < margin else "> 0"
+    if high < 0:
+        return f"< 0, above −{x}" if low > -margin else "< 0"
+    if -margin < low and high < margin:
+        return f"no effect beyond ±{x}"
+    return "not resolved"
+
+
+def compare(
+    comparisons: tuple[Comparison, ...],
+    seeds: list[str],
+    root: pathlib.Path | None,
+    metrics: tuple[str, str, tuple[str, ...]],
+    margin: float,
+) -> list[dict]:
+    """Each comparison's per-seed values, mean, 95% t-interval and verdict.
+
+    Args:
+        comparisons: e.g. `PREREGISTERED`.
+        seeds: the seeds to read.
+        root: the folder holding `<condition>/seed<k>/`; None = `--output_dir`.
+        metrics: `(task, primary, secondary)` metric names.
+        margin: X of `verdict`, in the primary metric's units.
+
+    Returns:
+        One dict per comparison (JSON types): `name`, `label`, `question`,
+        `metric`, `margin`, `seeds` (those with every term's run), `per_seed`,
+        `n`, `mean`, `ci_low`, `ci_high` (None below 2 seeds), `verdict`, and
+        `secondary`: `{metric: {"mean", "ci_half", "n"}}`.
+    """
+    from aesthal.metrics import confidence_interval
+
+    task, primary, secondary = metrics
+    loaded = {}
+    for comparison in comparisons:
+        for _, condition in comparison.terms:
+            if condition not in loaded:
+                loaded[condition] = _load(condition, seeds, root) or {}
+
+    def per_seed(comparison, name):
+        values = {}
+        for seed in seeds:
+            parts = [
+                _model_metric(loaded[c].get(seed), task, name)
+                for _, c in comparison.terms
+            ]
+            if all(part is not None for part in parts):
+                values[seed] = sum(
+                    sign * part
+                    for (sign, _), part in zip(comparison.terms, parts, strict=True)
+                )
+        return values
+
+    results = []
+    for comparison in comparisons:
+        values = per_seed(comparison, primary)
+        interval = confidence_interval(list(values.values()))
+        others = {}
+        for name in secondary:
+            other = per_seed(comparison, name)
+            if other:
+                mean, half = _t_interval(list(other.values()))
+                others[name] = {"mean": mean, "ci_half": half, "n": len(other)}
+        results.append(
+            {
+                "name": comparison.name,
+                "label": comparison.label,
+                "question": comparison.question,
+                "metric": f"{task}/{primary}",
+                "margin": margin,
+                "seeds": list(values),
+                "per_seed": values,
+                "n": len(values),
+                "mean": interval["mean"],
+                "ci_low": interval["ci_low"],
+                "ci_high": interval["ci_high"],
+                "verdict": verdict(
+                    interval["ci_low"], interval["ci_high"], margin, len(values)
+                ),
+                "secondary": others,
+            }
+        )
+    return results
+
+
+def comparisons_markdown(results: list[dict], secondary: tuple[str, ...]) -> str:
+    """The comparisons table: one row per comparison, in the stated order."""
+    if not results:
+        return ""
+    metric = results[0]["metric"].split("/")[1]
+    x = f"{results[0]['margin']:g}"
+    arrow = lambda m: "↓" if m in LOWER_IS_BETTER else "↑"  # noqa: E731
+    lines = [
+        'Pre-registered comparisons (docs/experiments.md, "Issue 28: the '
+        "comparisons, stated before the runs\"): per seed, the comparison's "
+        f"test {metric.upper()} (each seed's value the mean over the 500 test "
+        "images); mean over the n seeds that have every run it needs, 95% "
+        f"t-interval, and the verdict by the stated rule with X = {x}. "
+        + ", ".join(m.upper() for m in secondary)
+        + ": secondary, mean ± 95% half-width, no verdict.",
+        "",
+        f"| # | comparison | question | n | Δ{metric} {arrow(metric)} "
+        f"| 95% interval | verdict (X = {x}) | "
+        + " | ".join(f"Δ{m} {arrow(m)}" for m in secondary)
+        + " |",
+        "|---" * (7 + len(secondary)) + "|",
+    ]
+    for result in results:
+        if result["mean"] is None:
+            estimate = interval = "—"
+        else:
+            estimate = f"{result['mean']:+.3f}"
+            interval = (
+                "—"
+                if result["ci_low"] is None
+                else f"[{result['ci_low']:+.3f}, {result['ci_high']:+.3f}]"
+            )
+        others = []
+        for name in secondary:
+            other = result["secondary"].get(name)
+            others.append(
+                "—"
+                if other is None
+                else (
+                    f"{other['mean']:+.3f}"
+                    if other["ci_half"] is None
+                    else f"{other['mean']:+.3f} ± {other['ci_half']:.3f}"
+                )
+            )
+        lines.append(
+            f"| {result['name']} | {result['label']} | {result['question']} | "
+            f"{result['n']} | {estimate} | {interval} | {result['verdict']} | "
+            + " | ".join(others)
+            + " |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def summarise(seeds: list[str], root: pathlib.Path | None = None) -> dict:
     """Per condition: per-seed means, mean ± CI over seeds, paired diffs vs 1.
 
     Saliency metrics are paired against condition 1 (`diff_vs_1`); conditions
     9a-9f are also paired against condition 3 on both tasks (`diff_vs_3`).
+    `comparisons` holds issue 28's pre-registered comparisons (`compare`).
     The reverse direction's conditions are left to `reverse_summary`.
 
     Args:
         seeds: the seeds to read.
         root: the folder holding `<condition>/seed<k>/`; default `--output_dir`.
     """
-    summary: dict = {"seeds": seeds, "conditions": {}}
+    summary: dict = {
+        "seeds": seeds,
+        "comparisons": compare(
+            PREREGISTERED, seeds, root, PREREGISTERED_METRICS, PREREGISTERED_MARGIN
+        ),
+        "conditions": {},
+    }
     base = _load("1", seeds, root)
     three = _load("3", seeds, root)
     for condition in EVALUATED:
@@ -375,10 +699,20 @@ def _means_rows(
     return lines
 
 
+def _comparisons_lines(summary: dict, secondary: tuple[str, ...]) -> list[str]:
+    """The comparisons table and a blank line, if any comparison has a run."""
+    results = summary.get("comparisons", [])
+    if not any(result["n"] for result in results):
+        return []
+    return [comparisons_markdown(results, secondary).rstrip("\n"), ""]
+
+
 def markdown(summary: dict) -> str:
-    """The study's tables: metrics per condition, then differences vs condition 1."""
+    """The study's tables: the pre-registered comparisons (when their runs
+    exist), metrics per condition, then differences vs condition 1."""
     conditions = summary["conditions"]
     lines = [
+        *_comparisons_lines(summary, PREREGISTERED_METRICS[2]),
         f"Mean ± 95% t-interval over seeds {', '.join(summary['seeds'])} "
         "(each seed's value is the mean over the 500 test images).",
         "",
@@ -517,6 +851,59 @@ def plot(summary: dict, path: pathlib.Path, metrics=("cc", "nss", "ig")) -> None
     _bar_panels(summary, path, "saliency", metrics, EVALUATED, str.upper, centre)
 
 
+# ------------------------------------------------------------------ docs/
+DOCS_PAGE = "experiments.md"
+
+
+def _markers(name: str) -> tuple[str, str]:
+    return (
+        f"<!-- begin {name}: written by experiments/study.py --docs -->",
+        f"<!-- end {name} -->",
+    )
+
+
+def docs_block(page: str, name: str) -> str | None:
+    """The text between `name`'s markers in a docs page, or None if none.
+
+    Raises:
+        ValueError: the begin marker is there without its end marker.
+    """
+    begin, end = _markers(name)
+    if begin not in page:
+        return None
+    rest = page.split(begin, 1)[1]
+    if end not in rest:
+        raise ValueError(f"{begin!r} has no {end!r} after it; put it back.")
+    return rest.split(end, 1)[0].removeprefix("\n\n").removesuffix("\n")
+
+
+def write_docs(docs: pathlib.Path, name: str, text: str) -> None:
+    """Writes `docs/<name>` and, where `docs/experiments.md` has `name`'s
+    markers, the same text between them (the docs' copy of the table).
+
+    Raises:
+        ValueError: `docs/experiments.md` has the begin marker but not the end
+            (named with the file).
+    """
+    docs.mkdir(parents=True, exist_ok=True)
+    (docs / name).write_text(text)
+    page = docs / DOCS_PAGE
+    if not page.exists():
+        return
+    content = page.read_text()
+    try:
+        old = docs_block(content, name)
+    except ValueError as error:
+        raise ValueError(f"{page}: {error}") from None
+    if old is None:
+        logging.warning("%s has no block for %s; only the file written", page, name)
+        return
+    begin, end = _markers(name)
+    head, rest = content.split(begin, 1)
+    tail = rest.split(end, 1)[1]
+    page.write_text(f"{head}{begin}\n\n{text}\n{end}{tail}")
+
+
 # ---------------------------------------------------- the reverse direction
 def reverse_summary(seeds: list[str], root: pathlib.Path | None = None) -> dict:
     """Conditions R1-R7: aesthetics metrics, paired by seed against R1.
@@ -526,10 +913,17 @@ def reverse_summary(seeds: list[str], root: pathlib.Path | None = None) -> dict:
         root: the folder holding `<condition>/seed<k>/`; default `--output_dir`.
 
     Returns:
-        `{"seeds", "conditions": {id: entry}}` as `summarise`, with
-        `diff_vs_R1` on the aesthetics metrics of R3, R5 and R7.
+        `{"seeds", "comparisons", "conditions": {id: entry}}` as `summarise`,
+        with `diff_vs_R1` on the aesthetics metrics of R3, R5 and R7 and the
+        comparisons of `REVERSE_PREREGISTERED`.
     """
-    summary: dict = {"seeds": seeds, "conditions": {}}
+    summary: dict = {
+        "seeds": seeds,
+        "comparisons": compare(
+            REVERSE_PREREGISTERED, seeds, root, REVERSE_METRICS, REVERSE_MARGIN
+        ),
+        "conditions": {},
+    }
     base = _load("R1", seeds, root)
     for condition in REVERSE_CONDITIONS:
         runs = _load(condition, seeds, root)
@@ -550,6 +944,7 @@ def reverse_markdown(summary: dict) -> str:
     """The reverse direction's tables: aesthetics per condition, then Δ vs R1."""
     conditions = summary["conditions"]
     lines = [
+        *_comparisons_lines(summary, REVERSE_METRICS[2]),
         "Reverse direction (does saliency help aesthetics?): aesthetics on 200 "
         "labelled images; mean ± 95% t-interval over seeds "
         f"{', '.join(summary['seeds'])} (each seed's value is over the 500 test "
@@ -599,8 +994,7 @@ def _write_reverse(seeds: list[str], out: pathlib.Path) -> str | None:
     reverse_plot(summary, out / "reverse.png")
     if _DOCS.value:
         docs = pathlib.Path(_DOCS.value)
-        docs.mkdir(parents=True, exist_ok=True)
-        (docs / "reverse_table.md").write_text(table)
+        write_docs(docs, "reverse_table.md", table)
         if (out / "reverse.png").exists():
             shutil.copy(out / "reverse.png", docs / "reverse.png")
     return table
@@ -610,13 +1004,32 @@ def _write_reverse(seeds: list[str], out: pathlib.Path) -> str | None:
 SWEEP_CONDITIONS = ("3", "5", "7")  # compared with condition 1 at each N
 
 
-def scarcity_summary(counts: list[int], seeds: list[str], root: pathlib.Path) -> dict:
+def sweep_dir(
+    root: pathlib.Path, count: int, extra_aesthetics: int = STUDY_EXTRA_AESTHETICS
+) -> pathlib.Path:
+    """Where the sweep's runs at `count` saliency labels live.
+
+    At the study's own budgets (200 saliency labels, 2,000 extra aesthetics
+    images) that is `root` itself, the study's layout: the sweep's N = 200 is
+    the study's runs. Any other N (or extra) is `root / f"n{N}"`.
+    """
+    own = (count, extra_aesthetics) == (STUDY_SALIENCY_LABELS, STUDY_EXTRA_AESTHETICS)
+    return root if own else root / f"n{count}"
+
+
+def scarcity_summary(
+    counts: list[int],
+    seeds: list[str],
+    root: pathlib.Path,
+    extra_aesthetics: int = STUDY_EXTRA_AESTHETICS,
+) -> dict:
     """Paired ΔCC (and ΔNSS, ΔIG) against condition 1 at each label count.
 
     Args:
-        counts: saliency label counts N, each read from `root / f"n{N}"`.
+        counts: saliency label counts N, each read from `sweep_dir(root, N)`.
         seeds: the seeds to read.
         root: the sweep's output folder.
+        extra_aesthetics: aesthetics-only images beside the N.
 
     Returns:
         `{"seeds", "counts", "by_count": {N: summarise(...)}}` (JSON types).
@@ -624,7 +1037,10 @@ def scarcity_summary(counts: list[int], seeds: list[str], root: pathlib.Path) ->
     return {
         "seeds": seeds,
         "counts": counts,
-        "by_count": {str(n): summarise(seeds, root / f"n{n}") for n in counts},
+        "by_count": {
+            str(n): summarise(seeds, sweep_dir(root, n, extra_aesthetics))
+            for n in counts
+        },
     }
 
 
@@ -719,17 +1135,34 @@ def scarcity_plot(sweep: dict, path: pathlib.Path, metric: str = "cc") -> None:
 
 def _sweep(counts: list[int], seeds: list[str], chosen: list[str]) -> None:
     root = _root()
+    extra = _EXTRA_AESTHETICS.value
+    if (root / f"n{STUDY_SALIENCY_LABELS}").exists() and extra == (
+        STUDY_EXTRA_AESTHETICS
+    ):
+        logging.warning(
+            "%s is not read: the sweep's N = %d is the study's runs in %s "
+            "(move its condition folders there to use them)",
+            root / f"n{STUDY_SALIENCY_LABELS}",
+            STUDY_SALIENCY_LABELS,
+            root,
+        )
     if not _TABLE_ONLY.value:
         for seed in seeds:  # one seed at every N first: early results span N
             for n in counts:
+                where = sweep_dir(root, n, extra)
+                # At the study's own N: exactly the study's run (its flagfile).
                 label_flags = (
-                    f"--saliency_labels={n}",
-                    f"--aesthetics_labels={n + _EXTRA_AESTHETICS.value}",
+                    ()
+                    if where == root
+                    else (
+                        f"--saliency_labels={n}",
+                        f"--aesthetics_labels={n + extra}",
+                    )
                 )
                 for condition in [c for c in CONDITIONS if c in chosen]:
-                    if not _done(condition, seed, root / f"n{n}"):
-                        _run(condition, seed, seeds, root / f"n{n}", label_flags)
-    sweep = scarcity_summary(counts, seeds, root)
+                    if not _done(condition, seed, where):
+                        _run(condition, seed, seeds, where, label_flags)
+    sweep = scarcity_summary(counts, seeds, root, extra)
     root.mkdir(parents=True, exist_ok=True)
     (root / "scarcity.json").write_text(json.dumps(sweep, indent=2) + "\n")
     table = scarcity_markdown(sweep)
@@ -737,18 +1170,31 @@ def _sweep(counts: list[int], seeds: list[str], chosen: list[str]) -> None:
     scarcity_plot(sweep, root / "scarcity.png")
     if _DOCS.value:
         docs = pathlib.Path(_DOCS.value)
-        docs.mkdir(parents=True, exist_ok=True)
-        (docs / "scarcity_table.md").write_text(table)
+        write_docs(docs, "scarcity_table.md", table)
         (docs / "scarcity.json").write_text(json.dumps(sweep, indent=2) + "\n")
         if (root / "scarcity.png").exists():
             shutil.copy(root / "scarcity.png", docs / "scarcity.png")
     print(table)
 
 
+def run_order(chosen: list[str], seeds: list[str]) -> list[tuple[str, str]]:
+    """`(condition, seed)` in the order they run: seed-major (every condition
+    of a seed, in `CONDITIONS` order, then the next seed), so that a run
+    stopped early leaves complete pairs; 4a comes before 4b within a seed, and
+    6a-6c come last, seed by seed (their best of 2/3 needs 2 and 3 at every
+    seed)."""
+    order = [c for c in CONDITIONS if c in chosen]
+    late = [c for c in order if c.startswith("6")]
+    early = [c for c in order if c not in late]
+    return [(c, s) for s in seeds for c in early] + [
+        (c, s) for s in seeds for c in late
+    ]
+
+
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    seeds = list(_SEEDS.value)
+    seeds = parse_seeds(list(_SEEDS.value))
     default = ["1", *SWEEP_CONDITIONS] if _SALIENCY_LABELS.value else list(CONDITIONS)
     chosen = _CONDITIONS.value or default
     unknown = [c for c in chosen if c not in CONDITIONS]
@@ -774,11 +1220,9 @@ def main(argv: list[str]) -> None:
     if "4b" in chosen and "4a" not in chosen and not all(_done("4a", s) for s in seeds):
         chosen = ["4a", *chosen]
     if not _TABLE_ONLY.value:
-        order = [c for c in CONDITIONS if c in chosen]  # 4a before 4b, 2/3 before 6x
-        for condition in order:
-            for seed in seeds:
-                if not _done(condition, seed):
-                    _run(condition, seed, seeds)
+        for condition, seed in run_order(chosen, seeds):
+            if not _done(condition, seed):
+                _run(condition, seed, seeds)
     summary = summarise(seeds)
     out = pathlib.Path(_OUTPUT_DIR.value)
     out.mkdir(parents=True, exist_ok=True)
@@ -788,8 +1232,7 @@ def main(argv: list[str]) -> None:
     plot(summary, out / "study.png")
     if _DOCS.value:
         docs = pathlib.Path(_DOCS.value)
-        docs.mkdir(parents=True, exist_ok=True)
-        (docs / "study_table.md").write_text(table)
+        write_docs(docs, "study_table.md", table)
         if (out / "study.png").exists():
             shutil.copy(out / "study.png", docs / "study.png")
     print(table)
