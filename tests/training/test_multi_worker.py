@@ -19,7 +19,8 @@ the background from the session's start (`conftest.background_fixture`).
   error after the collective timeout; the same commands again resume from the
   last backup and end with the uninterrupted run's weights.
 - A bad `TF_CONFIG`: clear errors, and a worker that never comes up ends the
-  run after `--startup_timeout_s`, not a hang.
+  run after `--startup_timeout_s` with exit status 1, not a hang; so does
+  every worker when the chief refuses a run directory another run holds.
 """
 
 from __future__ import annotations
@@ -423,12 +424,67 @@ def lone_worker(tmp_path):
 
 def test_a_worker_that_never_comes_up_ends_the_run_in_bounded_time(lone_worker):
     result, seconds, tmp_path = lone_worker
-    # Ended by the start-up watchdog (TensorFlow waits in C++ without a deadline).
-    assert result.returncode == -signal.SIGKILL, result.stderr[-3000:]
+    # Ended by the start-up watchdog (TensorFlow waits in C++ without a
+    # deadline), with exit status 1 (issue 24, item 12: it was SIGKILL, 137).
+    assert result.returncode == 1, result.stderr[-3000:]
     assert "worker 1 at 127.0.0.1:" in result.stderr
     assert "did not come up within 5 s" in result.stderr, result.stderr[-2000:]
     assert seconds < 120
     assert not (tmp_path / "out" / "model.keras").exists()
+
+
+# Locks `argv[1]`'s run.lock as aesthal.training.output_lock does, says so,
+# then waits for stdin to close (plain Python: no TensorFlow).
+_LOCK_HOLDER = r"""
+import fcntl, os, sys
+os.makedirs(sys.argv[1], exist_ok=True)
+handle = os.open(os.path.join(sys.argv[1], "run.lock"), os.O_RDWR | os.O_CREAT)
+fcntl.flock(handle, fcntl.LOCK_EX)
+print("locked", flush=True)
+sys.stdin.read()
+"""
+
+
+@background_fixture
+def refused_chief(tmp_path):
+    """Two workers on a run directory another process has locked, in the
+    background (conftest.background_fixture): `[(result, seconds)] * 2`."""
+    out = tmp_path / "out"
+    holder = background_popen(
+        [sys.executable, "-c", _LOCK_HOLDER, str(out)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout.readline().strip() == "locked"
+    command = _run_flags(out, tmp_path / "tfds", "--distribution=multi_worker")
+    command.append("--startup_timeout_s=5")
+
+    def run(tf_config):  # forked from conftest's fork server
+        start = time.monotonic()
+        result = fork_run(command, timeout=120, env=_env(tf_config=tf_config))
+        return result, time.monotonic() - start
+
+    try:
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            return list(pool.map(run, _tf_configs(2)))
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=60)
+
+
+def test_a_locked_run_directory_ends_every_worker_with_status_1(refused_chief):
+    (chief, _), (worker, seconds) = refused_chief
+    # The chief refuses before the cluster forms (issue 24, item 10) ...
+    assert chief.returncode == 1, chief.stderr[-3000:]
+    assert "is in use by another training run" in chief.stderr
+    # ... and the other worker, whose chief never comes up, ends after the
+    # start-up timeout with status 1 and a message naming it (item 12), not
+    # in a collective that waits for ever.
+    assert worker.returncode == 1, worker.stderr[-3000:]
+    assert "worker 0 at 127.0.0.1:" in worker.stderr
+    assert "did not come up within 5 s" in worker.stderr
+    assert seconds < 100
 
 
 # ----------------------------------------- a bad share of the batch, 2 replicas
