@@ -206,6 +206,22 @@ def test_multipart_keeps_binary_content_byte_for_byte():
             f"multipart/form-data; boundary={BOUNDARY}",
             "no name",
         ),
+        (
+            f"--{BOUNDARY}\r\n\r\n1\r\n--{BOUNDARY}--".encode(),
+            f"multipart/form-data; boundary={BOUNDARY}",
+            "no headers",
+        ),
+        (
+            f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=a\r\n1\r\n"
+            f"--{BOUNDARY}--".encode(),
+            f"multipart/form-data; boundary={BOUNDARY}",
+            "no end to them",
+        ),
+        (
+            f"--{BOUNDARY}junk\r\n".encode(),
+            f"multipart/form-data; boundary={BOUNDARY}",
+            "cut short",
+        ),
     ],
 )
 def test_multipart_refuses_malformed_bodies(body, content_type, message):

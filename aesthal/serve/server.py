@@ -15,10 +15,11 @@ person on their own machine: `http.server.ThreadingHTTPServer` serves that
 with no dependency, so `pip install aesthal` users who never serve install
 nothing for it, and those who do need no extra either. The one piece the
 standard library no longer offers, a `multipart/form-data` reader (`cgi` is
-deprecated and removed in Python 3.13), is `aesthal.serve.multipart`: fifty
-lines that cut the body at its boundary, tested on its own and by Chromium's
-own uploads in tests/test_serve_browser.py. A framework (Flask) would add a
-dependency and a WSGI server for the same three routes.
+deprecated and removed in Python 3.13; `email.parser` is slow on large
+files), is `aesthal.serve.multipart`: about 75 lines that cut the body at its
+boundary, tested on its own and by Chromium's own uploads in
+tests/test_serve_browser.py. A framework (Flask) would add a dependency and
+a WSGI server for the same few routes.
 
 Limits are checked before the body is read: the request's Content-Length
 against the service's `max_upload_bytes` (a 413 without reading further),
