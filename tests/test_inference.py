@@ -233,7 +233,8 @@ def test_predict_one_gray_image_equals_its_rgb_copy(model):
     gray = np.random.default_rng(1).integers(0, 256, (30, 20), dtype=np.uint8)
     predictor = Predictor(model)
     a, b = predictor.predict(gray), predictor.predict(np.stack([gray] * 3, -1))
-    np.testing.assert_array_equal(a["saliency"], b["saliency"])
+    # The same input, the same batch size: equal but for threading's rounding.
+    np.testing.assert_allclose(a["saliency"], b["saliency"], rtol=1e-6, atol=1e-12)
     assert a["saliency"].shape == (30, 20)
 
 
@@ -265,7 +266,8 @@ def test_keras_files_load_in_safe_mode(tmp_path):
     unsafe = keras.Sequential([keras.Input((2,)), keras.layers.Lambda(lambda x: x * 2)])
     path = tmp_path / "unsafe.keras"
     unsafe.save(path)
-    with pytest.raises(ValueError, match="safe_mode"):
+    # Refused before Keras deserialises anything (safe mode stays on behind).
+    with pytest.raises(ValueError, match="holds a keras.Sequential, not an Aesthal"):
         load_model(path)
     plain = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     plain.save(tmp_path / "plain.keras")
@@ -305,8 +307,9 @@ def test_ensemble_map_is_the_mean_of_its_members_maps(model, trained_model):
     outputs = list(ensemble.predict_many(images, batch_size=2))
     assert len(outputs) == len(images)
     for a, b, out in zip(one, two, outputs, strict=True):
-        # The two members' maps differ, so the mean is neither of them.
-        assert np.abs(a["saliency"] - b["saliency"]).max() > 1e-4
+        # The two members' maps differ (by 20 to 30 % of their peak), so the
+        # mean is neither of them.
+        assert np.abs(a["saliency"] - b["saliency"]).max() > 0.05 * a["saliency"].max()
         np.testing.assert_allclose(
             out["saliency"], (a["saliency"] + b["saliency"]) / 2, rtol=1e-5, atol=1e-9
         )
@@ -323,7 +326,8 @@ def test_mirror_averages_the_mirrored_prediction_back(trained_model):
     plain = Predictor(trained_model)
     direct = plain.predict(image)["saliency"]
     flipped = plain.predict(image[:, ::-1])["saliency"][:, ::-1]
-    assert np.abs(direct - flipped).max() > 1e-4  # the model is not symmetric
+    # The model is not symmetric (the maps differ by 29 % of their peak).
+    assert np.abs(direct - flipped).max() > 0.05 * direct.max()
     mirrored = aesthal.Ensemble([trained_model], mirror=True)
     out = mirrored.predict(image)["saliency"]
     np.testing.assert_allclose(out, (direct + flipped) / 2, rtol=1e-5, atol=1e-9)
@@ -403,9 +407,18 @@ def test_predict_command_line_takes_an_ensemble_and_mirror(
     np.testing.assert_allclose(
         float(row["mean_score"]), want["aesthetics_mean"], atol=1e-4
     )
-    box = aesthal.crop.best_crops(want["saliency"], ["9:16"])["9:16"]
-    got = tuple(int(row[f"crop_9x16_{f}"]) for f in ("top", "left", "height", "width"))
-    assert got == box
+    # The heaviest 9:16 window of the ensemble's map, up to float rounding (the
+    # command's and this prediction may differ in the last bits, which can
+    # tip a near tie to a neighbouring window of the same mass).
+    saliency = want["saliency"].astype(np.float64)
+    top, left, height, width = (
+        int(row[f"crop_9x16_{f}"]) for f in ("top", "left", "height", "width")
+    )
+    assert (height, width) == aesthal.crop.window_size(saliency.shape, "9:16")
+    masses = aesthal.crop.window_masses(
+        aesthal.crop.summed_area_table(saliency), height, width
+    )
+    assert masses[top, left] >= masses.max() - 1e-5
 
 
 # --------------------------------------------------------------- multi-scale
@@ -429,10 +442,10 @@ def test_predictor_at_another_input_size_is_the_model_rebuilt_there(
     assert at_48.input_size == (48, 72)
     assert at_48.model is not trained_model
     assert trained_model.config.input_size == (32, 48)  # the original is unchanged
+    # Batches of 3 against batches of 8: the same maps to float rounding (the
+    # batch size changes the order of the sums; they once differed by 1.2e-7).
     outputs = list(at_48.predict_many(images, batch_size=3))
-    for out, expected in zip(outputs, want, strict=True):
-        np.testing.assert_array_equal(out["saliency"], expected["saliency"])
-        np.testing.assert_array_equal(out["aesthetics"], expected["aesthetics"])
+    _assert_same_outputs(outputs, want)
     # A .keras file is rebuilt the same way.
     path = tmp_path / "m.keras"
     trained_model.save(path)
@@ -528,13 +541,30 @@ def test_multi_scale_errors(trained_model, saved_models):
         ("", "no scale given"),
         ("1,x", "scale 'x' is not a number"),
         ((0.5,), r"would run at 16x24, but each side must be >= 32"),
+        # Issue 24, item 9: a 240x320 model at scale 100 would need 24000x32000.
+        ((1, 100), r"scale 100 is outside 0\.25\.\.4: give factors"),
+        ("1,4.5", r"scale 4\.5 is outside 0\.25\.\.4"),
+        ((0.2,), r"scale 0\.2 is outside 0\.25\.\.4"),
     ]:
         with pytest.raises(ValueError, match=match):
             aesthal.Ensemble([trained_model], scales=scales)
-    with pytest.raises(ValueError, match="each side must be >= 32"):
-        Predictor(trained_model, input_size=(31, 48))
+    # The ends of the range are allowed (4 x 32x48 = 128x192).
+    assert [
+        c.input_size for c in aesthal.Ensemble([trained_model], scales=(4,)).components
+    ] == [(128, 192)]
+    for size, match in [
+        ((31, 48), "each side must be >= 32"),
+        ((4097, 64), "each side must be <= 4096 px"),
+        ((2049, 2049), "4198401 px is too many"),
+    ]:
+        with pytest.raises(ValueError, match=match) as info:
+            Predictor(trained_model, input_size=size)
+        assert "allowed: 32..4096 px a side and at most 4194304 px" in str(info.value)
     with pytest.raises(ValueError, match="two ints"):
         Predictor(trained_model, input_size=(32.5, 48))
+    # The same check for a model's own size (so for a .keras file's too).
+    with pytest.raises(ValueError, match=r"ModelConfig\.input_size=\(40000, 40000\)"):
+        aesthal.ModelConfig(input_size=(40000, 40000))
 
 
 def test_make_predictor_takes_scales_as_a_comma_string(trained_model, tmp_path):
@@ -589,12 +619,41 @@ def test_predict_command_line_takes_scales(trained_model, tmp_path, capsys):
     )
     # A bad --scales is a usage error (exit status 2), before any work.
     for bad, message in [
-        ("0", "--scales: scale 0 is not a finite number > 0: give factors > 0"),
-        ("a", "--scales: scale 'a' is not a number: give factors > 0"),
+        ("0", "--scales: scale 0 is not a finite number > 0: give factors"),
+        ("a", "--scales: scale 'a' is not a number: give factors"),
         ("1,1", "--scales: scale 1 is given twice: give each scale once"),
+        ("1,100", "--scales: scale 100 is outside 0.25..4: give factors of the"),
     ]:
         with pytest.raises(SystemExit) as info:
             predict.main([*args, f"--scales={bad}", f"--output={tmp_path / 'bad'}"])
         assert info.value.code == 2
         assert message in capsys.readouterr().err
         assert not (tmp_path / "bad").exists()
+
+
+def test_every_command_line_bounds_scales_alike(tmp_path):
+    """Issue 24, item 9: run.py and figures.py take --scales through the same
+    parser as aesthal.predict (checked before any model is loaded)."""
+    import sys
+
+    from conftest import fork_run
+
+    for script, args in [
+        ("run.py", ["--mode=evaluate", f"--output_dir={tmp_path / 'o'}"]),
+        ("figures.py", [f"--output={tmp_path / 'f.png'}"]),
+    ]:
+        result = fork_run(
+            [
+                sys.executable,
+                str(REPO / "experiments" / script),
+                f"--model={tmp_path}",
+                "--scales=1,100",
+                *args,
+            ],
+            timeout=300,
+        )
+        assert result.returncode != 0, script
+        assert "--scales: scale 100 is outside 0.25..4" in result.stderr, (
+            script,
+            result.stderr[-2000:],
+        )

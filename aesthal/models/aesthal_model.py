@@ -1251,7 +1251,30 @@ class AesthalModel(keras.Model):
 
     @classmethod
     def from_config(cls, config):
-        return cls(**config)
+        """Rebuilds the model from `get_config()`, reading no file.
+
+        A saved model's trunk weights are in the saved file: the
+        `backbone_weights` of its `ModelConfig` (`"imagenet"`, `"hed"`, a
+        path) are never resolved, read or downloaded here, whatever the
+        config's `load_backbone_weights` says (a crafted `.keras` file could
+        name any file there); the trunk is built with random weights, which
+        loading then replaces. Keys other than those `get_config` writes are
+        refused.
+
+        Raises:
+            ValueError: an unknown key, or an invalid `ModelConfig`.
+        """
+        known = {"name", "trainable", "config", "load_backbone_weights"}
+        unknown = sorted(set(config) - known)
+        if unknown:
+            raise ValueError(f"AesthalModel config: unknown keys {unknown}")
+        return cls(
+            config["config"],
+            load_backbone_weights=False,
+            name=config.get("name", "aesthal_model"),
+            trainable=config.get("trainable", True),
+        )
+
 
 
 class TrainingStatsLogger(keras.callbacks.Callback):
