@@ -9,9 +9,10 @@ r"""Predicts saliency and aesthetics for an image file or a folder of images.
 needs `.keras` files) average their maps (`aesthal.inference.Ensemble`).
 
 For every image under `--input` (a file, or a folder searched recursively for
-.jpg, .jpeg, .png, .bmp, .webp; any size; grayscale and RGBA are converted to
-RGB, 16-bit to 8-bit, EXIF orientation is applied) it writes, under
-`--output`, mirroring the input folder's layout:
+the extensions of `aesthal.image_io.FORMATS`: JPEG, PNG, GIF, BMP, TIFF, WebP;
+any size up to `--max_pixels`; grayscale and RGBA are converted to RGB, 16-bit
+to 8-bit, EXIF orientation is applied) it writes, under `--output`, mirroring
+the input folder's layout:
 
     <name>_saliency.png   the saliency map at the image's own size, a 16-bit
                           grayscale PNG scaled so that the map's maximum is 65535
@@ -19,7 +20,8 @@ RGB, 16-bit to 8-bit, EXIF orientation is applied) it writes, under
     <name>_crop_<a>x<b>.<ext>  with --crops=a:b,...: the image cropped to the
                           window of ratio a:b (width:height) that holds the most
                           predicted fixation mass (`aesthal.crop.best_crops`),
-                          in the input's format
+                          in the input's format (PNG for a file without
+                          an image extension)
     predictions.csv       one row per image: file, height, width, p1..p10 (the
                           aesthetics distribution over scores 1..10), mean_score;
                           with --crops, crop_<a>x<b>_top/_left/_height/_width
@@ -38,7 +40,11 @@ Heights, widths and crop boxes are those of the image as a person sees it
 
 Images are streamed: a few are decoded ahead, one batch is predicted at a time,
 so a folder of any size runs in constant memory. Unreadable files (empty,
-truncated, not an image) are reported, skipped and counted in the summary.
+truncated, not an image) are reported, skipped and counted in the summary. So
+is an image of more than `--max_pixels` pixels (default 50 megapixels): its
+size is read from the file's header, before anything is decoded (a small
+compressed file can hold gigabytes of pixels); named alone as `--input`, it is
+a usage error.
 """
 
 from __future__ import annotations
@@ -46,8 +52,10 @@ from __future__ import annotations
 import argparse
 import collections
 import concurrent.futures
+import contextlib
 import csv
 import dataclasses
+import errno
 import json
 import os
 import pathlib
@@ -60,10 +68,11 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from aesthal import crop
+from aesthal import crop, image_io
 from aesthal.config import SCORES, TASKS
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+#: The extensions listed in a folder: those of every format `read_image` reads.
+IMAGE_EXTENSIONS = image_io.IMAGE_EXTENSIONS
 OVERLAY_ALPHA = 0.5
 CSV_HEADER = ["file", "height", "width", *(f"p{s}" for s in SCORES), "mean_score"]
 BOX_FIELDS = ("top", "left", "height", "width")
@@ -89,13 +98,15 @@ class PredictSummary:
         found: image files found (by extension).
         written: images whose outputs were written.
         skipped: `{file (relative to the input folder): reason}` for the files
-            that could not be read.
+            that could not be read or were over the pixel limit.
+        too_large: how many of `skipped` were over the pixel limit.
         seconds: wall time of the run.
     """
 
     found: int = 0
     written: int = 0
     skipped: dict[str, str] = dataclasses.field(default_factory=dict)
+    too_large: int = 0
     seconds: float = 0.0
     tasks: tuple[str, ...] = TASKS
 
@@ -104,6 +115,7 @@ class PredictSummary:
             "found": self.found,
             "written": self.written,
             "skipped": len(self.skipped),
+            "too_large": self.too_large,
             "skipped_files": self.skipped,
             "seconds": round(self.seconds, 3),
             "tasks": list(self.tasks),
@@ -145,21 +157,27 @@ def list_images(
     return sorted(files)
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
+def read_image(
+    path: str | os.PathLike, max_pixels: int = image_io.DEFAULT_MAX_PIXELS
+) -> np.ndarray:
     """Decodes an image file to uint8 RGB `[h, w, 3]`.
 
-    EXIF orientation is applied (the map matches the image as viewers show
-    it); alpha is dropped; grayscale is repeated; 16-bit is scaled to 8-bit.
+    The formats read are `aesthal.image_io.FORMATS`, recognised by content.
+    The image's size is read from its header first: one of more than
+    `max_pixels` pixels is refused before anything is decoded. EXIF
+    orientation is applied (the map matches the image as viewers show it);
+    alpha is dropped; grayscale is repeated; 16-bit is scaled to 8-bit.
 
     Raises:
-        ValueError: the file is empty or cannot be decoded (truncated,
-            corrupt, not an image), naming it.
+        aesthal.image_io.ImageTooLargeError: over `max_pixels` (a ValueError).
+        ValueError: the file is empty, of another format, or cannot be decoded
+            (truncated, corrupt, not an image), naming it.
+        OSError: the file cannot be read.
     """
     from aesthal.inference import as_rgb_uint8
 
-    data = np.fromfile(path, dtype=np.uint8)
-    if data.size == 0:
-        raise ValueError(f"{path}: empty file")
+    *_, data = image_io.read_checked(path, max_pixels)
+    data = np.frombuffer(data, dtype=np.uint8)
     try:
         image = cv2.imdecode(data, cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR)
     except cv2.error as error:
@@ -223,27 +241,33 @@ def _decoded(
     summary: PredictSummary,
     bar: tqdm,
     read_ahead: int,
+    max_pixels: int,
 ) -> Iterator[tuple[tuple[pathlib.Path, np.ndarray], np.ndarray]]:
     """Yields `((file, image), image)` in order, decoding up to `read_ahead` ahead.
 
-    Unreadable files are recorded in `summary` and skipped.
+    Unreadable files, and images over `max_pixels`, are recorded in `summary`
+    and skipped.
     """
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
         pending = collections.deque()
         queue = iter(files)
         for path in queue:
-            pending.append((path, pool.submit(read_image, path)))
+            pending.append((path, pool.submit(read_image, path, max_pixels)))
             if len(pending) >= read_ahead:
                 break
         while pending:
             path, future = pending.popleft()
             next_path = next(queue, None)
             if next_path is not None:
-                pending.append((next_path, pool.submit(read_image, next_path)))
+                pending.append(
+                    (next_path, pool.submit(read_image, next_path, max_pixels))
+                )
             try:
                 image = future.result()
             except (ValueError, OSError) as error:
                 summary.skipped[str(path.relative_to(root))] = str(error)
+                if isinstance(error, image_io.ImageTooLargeError):
+                    summary.too_large += 1
                 bar.update(1)
                 continue
             yield (path, image), image
@@ -258,6 +282,7 @@ def predict_folder(
     crops: list[str] | tuple[str, ...] = (),
     mirror: bool = False,
     scales: Sequence[float] | str = (1.0,),
+    max_pixels: int = image_io.DEFAULT_MAX_PIXELS,
 ) -> PredictSummary:
     """Writes maps, overlays and `predictions.csv` for every image under `input_path`.
 
@@ -281,19 +306,30 @@ def predict_folder(
             its input size (`aesthal.inference.Ensemble`; numbers or a string
             "1,1.25,1.5"; other than 1 needs `.keras` files); ignored when
             `model` is a `Predictor`.
+        max_pixels: images of more pixels (height x width, read from the
+            file's header) are skipped with the reason, undecoded.
 
     Returns:
         A `PredictSummary`; also written to `output_dir/summary.json`.
 
     Raises:
         FileNotFoundError: `input_path` does not exist.
-        ValueError: no image files under `input_path`, a bad model path, a
-            malformed ratio in `crops` or bad `scales` (checked before any
-            image is read).
+        ValueError: no image files under `input_path`, a single `input_path`
+            file over `max_pixels` (`aesthal.image_io.ImageTooLargeError`), a
+            bad `max_pixels`, a model that cannot be loaded
+            (`aesthal.inference.ModelLoadError`), a malformed ratio in `crops`
+            or bad `scales` (all checked before any image is decoded).
+        OSError: an output file cannot be written (naming it).
     """
     from aesthal.inference import Ensemble, Predictor, make_predictor, parse_scales
 
     scales = parse_scales(scales)
+    if (
+        isinstance(max_pixels, bool)
+        or not isinstance(max_pixels, int)
+        or max_pixels < 1
+    ):
+        raise ValueError(f"max_pixels must be an int >= 1, got {max_pixels!r}")
     crops = list(dict.fromkeys(crops))
     for ratio in crops:
         crop.parse_ratio(ratio)
@@ -309,6 +345,15 @@ def predict_folder(
         raise ValueError(
             f"--input {input_path}: no image files ({', '.join(IMAGE_EXTENSIONS)})"
         )
+    if input_path.is_file():
+        # One image over the limit is a usage error, before the model loads
+        # (an unreadable one is reported below, as in a folder).
+        try:
+            image_io.check_pixels(input_path, max_pixels)
+        except image_io.ImageTooLargeError:
+            raise
+        except (ValueError, OSError):
+            pass
     if isinstance(model, Predictor):
         predictor = model
     elif isinstance(model, str | os.PathLike):
@@ -329,13 +374,20 @@ def predict_folder(
     if "aesthetics" in tasks:
         header += CSV_HEADER[3:]
     bar = tqdm(total=len(files), unit="img", disable=None if progress else True)
-    with open(out / "predictions.csv", "w", newline="") as handle:
+    table = out / "predictions.csv"
+    with _naming(table):
+        handle = open(table, "w", newline="")
+    try:
         writer = csv.writer(handle)
-        writer.writerow(header + crop_columns(crops))
-        decoded = _decoded(files, root, summary, bar, read_ahead=2 * batch_size)
+        with _naming(table):
+            writer.writerow(header + crop_columns(crops))
+        decoded = _decoded(
+            files, root, summary, bar, read_ahead=2 * batch_size, max_pixels=max_pixels
+        )
         for (path, image), outputs in predictor.predict_pairs(decoded, batch_size):
             name = names[path]
-            (out / name.parent).mkdir(parents=True, exist_ok=True)
+            with _naming(out / name.parent):
+                (out / name.parent).mkdir(parents=True, exist_ok=True)
             prefix = str(out / name)
             row = [str(path.relative_to(root)), *image.shape[:2]]
             if "aesthetics" in outputs:
@@ -343,19 +395,77 @@ def predict_folder(
                 row += [f"{float(outputs['aesthetics_mean']):.4f}"]
             if "saliency" in outputs:
                 saliency = outputs["saliency"]
-                if not (
-                    cv2.imwrite(prefix + "_saliency.png", saliency_png(saliency))
-                    and cv2.imwrite(prefix + "_overlay.jpg", overlay(image, saliency))
-                ):
-                    raise OSError(f"cannot write the outputs of {path} under {out}")
+                write_image(prefix + "_saliency.png", saliency_png(saliency))
+                write_image(prefix + "_overlay.jpg", overlay(image, saliency))
                 row += _write_crops(image, saliency, crops, prefix, path.suffix)
-            writer.writerow(row)
+            with _naming(table):
+                writer.writerow(row)
             summary.written += 1
             bar.update(1)
+    finally:
+        with _naming(table):
+            handle.close()
     bar.close()
     summary.seconds = time.perf_counter() - start
-    (out / "summary.json").write_text(json.dumps(summary.to_dict(), indent=2) + "\n")
+    text = json.dumps(summary.to_dict(), indent=2) + "\n"
+    write_file(out / "summary.json", text.encode())
     return summary
+
+
+class OutputWriteError(OSError):
+    """An output file could not be written; the message names it."""
+
+
+def write_file(path: str | os.PathLike, data: bytes) -> None:
+    """Writes `data` to `path`.
+
+    Raises:
+        OutputWriteError: naming `path` and the reason (e.g. a full disk,
+            which the operating system reports without a file name).
+    """
+    with _naming(path):
+        with open(path, "wb") as handle:
+            handle.write(data)
+
+
+def write_image(
+    path: str | os.PathLike, image: np.ndarray, params: Sequence[int] = ()
+) -> None:
+    """Encodes `image` (as `cv2.imwrite` takes it) in the format of `path`'s
+    extension and writes it.
+
+    Raises:
+        OutputWriteError: naming `path`: the image cannot be encoded in that
+            format, or the file cannot be written.
+    """
+    try:
+        encoded, buffer = cv2.imencode(pathlib.Path(path).suffix, image, list(params))
+    except cv2.error as error:
+        encoded, reason = False, error.err
+    else:
+        reason = "the encoder failed"
+    if not encoded:
+        raise OutputWriteError(
+            f"cannot write {path}: cannot encode the image ({reason})"
+        )
+    write_file(path, buffer.tobytes())
+
+
+@contextlib.contextmanager
+def _naming(path: str | os.PathLike) -> Iterator[None]:
+    """Turns an `OSError` inside into an `OutputWriteError` naming `path`."""
+    try:
+        yield
+    except OutputWriteError:
+        raise
+    except OSError as error:
+        reason = error.strerror or str(error)
+        fix = (
+            "free some space or give another --output"
+            if error.errno == errno.ENOSPC
+            else "give an --output folder you can write to"
+        )
+        raise OutputWriteError(f"cannot write {path} ({reason}): {fix}") from error
 
 
 def _write_crops(
@@ -384,17 +494,17 @@ def _write_crops(
         if box is None:
             cells += [""] * len(BOX_FIELDS)
             continue
-        path = f"{prefix}_crop_{crop_tag(ratio)}{suffix.lower()}"
+        suffix = suffix.lower() if suffix.lower() in IMAGE_EXTENSIONS else ".png"
+        path = f"{prefix}_crop_{crop_tag(ratio)}{suffix}"
         bgr = cv2.cvtColor(
             np.ascontiguousarray(crop.crop_image(image, box)), cv2.COLOR_RGB2BGR
         )
         params = (
             [cv2.IMWRITE_JPEG_QUALITY, CROP_JPEG_QUALITY]
-            if suffix.lower() in (".jpg", ".jpeg")
+            if suffix in image_io.FORMATS["JPEG"]
             else []
         )
-        if not cv2.imwrite(path, bgr, params):
-            raise OSError(f"cannot write {path}")
+        write_image(path, bgr, params)
         cells += [str(v) for v in box]
     return cells
 
@@ -439,9 +549,10 @@ def main(argv: list[str] | None = None) -> int:
     but none could be read (each is reported); 2: a usage or environment
     error, as one line on stderr: a bad or missing flag (argparse), no such
     `--input` or no image files in it, `--output` that is the input, an
-    existing file or not writable, a missing, truncated or foreign model,
-    `--crops` for a model without saliency, or an output write failing
-    during the run.
+    existing file or not writable, a model that cannot be loaded (missing,
+    truncated, corrupt, foreign: `aesthal.inference.ModelLoadError`), a single
+    `--input` image over `--max_pixels`, `--crops` for a model without
+    saliency, or an output write failing during the run (naming the file).
     """
     parser = argparse.ArgumentParser(
         prog="python -m aesthal.predict",
@@ -476,6 +587,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no_progress", action="store_true", help="no progress bar")
     parser.add_argument(
+        "--max_pixels",
+        type=int,
+        default=image_io.DEFAULT_MAX_PIXELS,
+        help="skip images of more pixels (height x width, read from the file's "
+        "header before decoding); default %(default)s (50 megapixels, about 2 GB "
+        "of memory per image)",
+    )
+    parser.add_argument(
         "--crops",
         default="",
         help="aspect ratios width:height, comma-separated (e.g. 1:1,16:9,9:16,4:5): "
@@ -490,6 +609,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--crops: {error}")
     if args.batch_size < 1:
         parser.error(f"--batch_size must be >= 1, got {args.batch_size}")
+    if args.max_pixels < 1:
+        parser.error(f"--max_pixels must be >= 1, got {args.max_pixels}")
     from aesthal.inference import parse_scales
 
     try:
@@ -512,11 +633,12 @@ def main(argv: list[str] | None = None) -> int:
                 crops=crops,
                 mirror=args.mirror,
                 scales=scales,
+                max_pixels=args.max_pixels,
             )
     except (OSError, ValueError) as error:
-        # A usage or environment error (checked before any prediction), or the
-        # output folder failing later (a full disk): one line, status 2.
-        print(f"error: {error}", file=sys.stderr)
+        # A usage or environment error (checked before any prediction), or an
+        # output file failing later (a full disk): one line, status 2.
+        print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
     omitted = [t for t in TASKS if t not in summary.tasks]
     if omitted:
@@ -532,9 +654,12 @@ def main(argv: list[str] | None = None) -> int:
         )
     for name, reason in summary.skipped.items():
         print(f"skipped {name}: {reason}", file=sys.stderr)
+    too_large = (
+        f", {summary.too_large} of them over --max_pixels" if summary.too_large else ""
+    )
     print(
         f"{summary.found} image file(s): wrote {summary.written} prediction(s) to "
-        f"{args.output}, skipped {len(summary.skipped)} unreadable "
+        f"{args.output}, skipped {len(summary.skipped)} unreadable{too_large} "
         f"({summary.seconds:.1f} s)"
     )
     return 0 if summary.written else 1

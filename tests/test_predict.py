@@ -552,3 +552,130 @@ def test_truncated_keras_file_and_looping_symlink(models, photos, tmp_path, caps
     summary = json.loads((out / "summary.json").read_text())
     assert (summary["found"], summary["written"], summary["skipped"]) == (2, 1, 1)
     assert "symbolic links" in summary["skipped_files"]["loop.jpg"]
+
+
+# ---------------------------------------------------------------- issue 24
+def test_folders_take_every_format_the_reader_takes(models, tmp_path, capsys):
+    # Item 11: .gif and .tif files in a folder were silently left out.
+    from aesthal import image_io
+
+    folder = tmp_path / "in"
+    rng = np.random.default_rng(3)
+    names = [f"x{i}{ext}" for i, ext in enumerate(image_io.IMAGE_EXTENSIONS)]
+    names += ["upper.GIF", "upper.TIF"]
+    for name in names:
+        _write(folder / name, rng.integers(0, 256, (20, 30, 3), dtype=np.uint8))
+    assert {pathlib.Path(n).suffix.lower() for n in names} == set(
+        image_io.IMAGE_EXTENSIONS
+    )
+    out = tmp_path / "out"
+    assert (
+        _main(f"--model={models['keras']}", f"--input={folder}", f"--output={out}") == 0
+    )
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["found"], summary["written"]) == (len(names), len(names))
+    assert set(_csv_rows(out / "predictions.csv")) == set(names)
+    # Each is read as when named alone.
+    for name in ("x0.jpg", "upper.GIF"):
+        assert predict.list_images(folder / name) == [folder / name]
+
+
+def _guard_decoder(monkeypatch, forbidden: pathlib.Path) -> None:
+    """Makes decoding the bytes of `forbidden` fail the test (instead of
+    taking gigabytes)."""
+    real = cv2.imdecode
+    size = forbidden.stat().st_size
+
+    def guarded(data, flags):
+        assert len(data) != size, f"{forbidden} was decoded"
+        return real(data, flags)
+
+    monkeypatch.setattr(cv2, "imdecode", guarded)
+
+
+def test_pixel_bomb_in_a_folder_is_a_counted_skip(
+    models, tmp_path, capsys, monkeypatch
+):
+    # Item 7: a 12000x12000 PNG of < 1 MB cost 5.1 GB in predict.
+    from test_image_io import png_of_zeros
+
+    folder = tmp_path / "in"
+    _write(folder / "good.png", np.zeros((20, 30, 3), np.uint8))
+    bomb = png_of_zeros(folder / "bomb.png", 12000, 12000)
+    _guard_decoder(monkeypatch, bomb)
+    out = tmp_path / "out"
+    assert (
+        _main(f"--model={models['keras']}", f"--input={folder}", f"--output={out}") == 0
+    )
+    printed = capsys.readouterr()
+    assert (
+        "2 image file(s): wrote 1 prediction(s)" in printed.out
+        and "skipped 1 unreadable, 1 of them over --max_pixels" in printed.out
+    )
+    assert f"skipped bomb.png: {bomb}: 12000x12000 pixels" in printed.err
+    assert "--max_pixels=144000000" in printed.err
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["written"], summary["skipped"], summary["too_large"]) == (1, 1, 1)
+    assert "over the limit of 50 megapixels" in summary["skipped_files"]["bomb.png"]
+    # Named alone, it is a usage error, found before the model is looked at.
+    status = _main(
+        "--model=/no/such/model.keras", f"--input={bomb}", f"--output={tmp_path / 'o'}"
+    )
+    err = capsys.readouterr().err
+    assert status == 2
+    assert err.startswith(f"error: {bomb}: 12000x12000 pixels (144.0 megapixels)")
+    assert len(err.strip().splitlines()) == 1, err
+
+
+def test_max_pixels_flag(models, tmp_path, capsys):
+    folder = tmp_path / "in"
+    _write(folder / "a.png", np.zeros((100, 100, 3), np.uint8))  # 10000 px
+    _write(folder / "b.png", np.zeros((50, 50, 3), np.uint8))  # 2500 px
+    args = (f"--model={models['keras']}", f"--input={folder}")
+    assert _main(*args, f"--output={tmp_path / 'o1'}", "--max_pixels=9999") == 0
+    summary = json.loads((tmp_path / "o1" / "summary.json").read_text())
+    assert (summary["written"], summary["too_large"]) == (1, 1)
+    assert list(summary["skipped_files"]) == ["a.png"]
+    assert _main(*args, f"--output={tmp_path / 'o2'}", "--max_pixels=10000") == 0
+    summary = json.loads((tmp_path / "o2" / "summary.json").read_text())
+    assert (summary["written"], summary["too_large"]) == (2, 0)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as info:
+        _main(*args, f"--output={tmp_path / 'o3'}", "--max_pixels=0")
+    assert info.value.code == 2
+    assert "--max_pixels must be >= 1, got 0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "x_saliency.png",
+        "x_overlay.jpg",
+        "x_crop_1x1.png",
+        "predictions.csv",
+        "summary.json",
+    ],
+)
+def test_a_full_disk_names_the_file_that_could_not_be_written(
+    models, tmp_path, capsys, name
+):
+    # Item 12: the error named no path. /dev/full fails every write with ENOSPC.
+    if not pathlib.Path("/dev/full").exists():
+        pytest.skip("no /dev/full on this machine")
+    folder = tmp_path / "in"
+    _write(folder / "x.png", np.zeros((20, 30, 3), np.uint8))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / name).symlink_to("/dev/full")
+    status = _main(
+        f"--model={models['keras']}",
+        f"--input={folder}",
+        f"--output={out}",
+        "--crops=1:1",
+    )
+    err = capsys.readouterr().err
+    assert status == 2
+    assert err.strip() == (
+        f"error: cannot write {out / name} (No space left on device): free some "
+        "space or give another --output"
+    )
