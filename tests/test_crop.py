@@ -148,6 +148,12 @@ def _brute_force(saliency, win_h, win_w):
     return min(candidates)
 
 
+def _order(top, left, win_h, win_w, shape):
+    """The tie rule's key: distance of the centres, then top, then left."""
+    distance = (2 * top + win_h - shape[0]) ** 2 + (2 * left + win_w - shape[1]) ** 2
+    return distance, top, left
+
+
 class BruteForceTest(parameterized.TestCase):
     @parameterized.parameters(
         ((7, 9), "1:1", 1.0),
@@ -167,17 +173,32 @@ class BruteForceTest(parameterized.TestCase):
             self.assertEqual(boxes[ratio], (top, left, win_h, win_w))
 
     def test_random_float_maps(self):
+        # The table and the direct sums add in other orders: compare masses
+        # with a tolerance, and the tie rule only among clear ties.
         rng = np.random.default_rng(0)
         for shape, ratio in itertools.product(
             [(15, 20), (20, 15), (16, 16)], OSIE_RATIOS
         ):
             saliency = rng.random(shape).astype(np.float32) ** 4
             win_h, win_w = crop.window_size(shape, ratio)
-            neg_mass, _, top, left = _brute_force(
-                saliency.astype(np.float64), win_h, win_w
-            )
+            direct = saliency.astype(np.float64)
+            tol = crop.TIE_TOLERANCE * direct.sum()
+            neg_mass, *_ = _brute_force(direct, win_h, win_w)
             box = crop.best_crops(saliency, [ratio])[ratio]
-            self.assertEqual(box, (top, left, win_h, win_w))
+            top, left = box[:2]
+            self.assertEqual(box[2:], (win_h, win_w))
+            mass = direct[top : top + win_h, left : left + win_w].sum()
+            self.assertGreaterEqual(mass, -neg_mass - 1.5 * tol)
+            # No window clearly tied with the best is before it in the order.
+            for t, c in itertools.product(
+                range(shape[0] - win_h + 1), range(shape[1] - win_w + 1)
+            ):
+                other = direct[t : t + win_h, c : c + win_w].sum()
+                if other >= -neg_mass - 0.5 * tol:
+                    self.assertLessEqual(
+                        _order(top, left, win_h, win_w, shape),
+                        _order(t, c, win_h, win_w, shape),
+                    )
             self.assertAlmostEqual(
                 crop.crop_image(saliency.astype(np.float64), box).sum(),
                 -neg_mass,
