@@ -847,6 +847,27 @@ class AesthalModel(keras.Model):
                     logs[f"{task}_{metric.name}"] = result
         return logs
 
+    def headline_logs(self) -> dict[str, str]:
+        """The logs a progress line shows, with their short names.
+
+        The total loss, each trained task's loss and its first metric (the
+        order `compile` was given them in): `{"loss": "loss",
+        "saliency_loss": "saliency", "saliency_cc": "cc", "aesthetics_loss":
+        "aesthetics", "aesthetics_emd": "emd"}` by default. Every other log
+        (side heads, the other metrics) still reaches the callbacks
+        (`History`, TensorBoard): `aesthal.training.progress.ProgressLine`.
+        A metric name that two tasks share keeps its task prefix.
+        """
+        pairs = [("loss", "loss")]
+        for task in self.tasks:
+            pairs.append((f"{task}_loss", task))
+            for metric in self.task_metrics.get(task, [])[:1]:
+                result = metric.result()
+                key = next(iter(result)) if isinstance(result, Mapping) else metric.name
+                pairs.append((f"{task}_{key}", key))
+        shorts = [short for _, short in pairs]
+        return {log: short if shorts.count(short) == 1 else log for log, short in pairs}
+
     def _step_logs(self) -> dict:
         """`_logs()` as a step returns them to `fit`/`evaluate`.
 
@@ -1274,7 +1295,6 @@ class AesthalModel(keras.Model):
             name=config.get("name", "aesthal_model"),
             trainable=config.get("trainable", True),
         )
-
 
 
 class TrainingStatsLogger(keras.callbacks.Callback):

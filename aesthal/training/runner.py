@@ -54,10 +54,16 @@ from aesthal.inference import load_model
 from aesthal.models import AesthalModel, TrainingStatsLogger, build_model
 from aesthal.models.priors import centre_bias_log_density
 from aesthal.training import callbacks as callbacks_lib
-from aesthal.training import distribute, output_lock
+from aesthal.training import distribute, output_lock, progress
 from aesthal.training.best_epoch import RestoreBestEpoch
 
 _LOG = logging.getLogger("aesthal")
+
+# Printed once before the first epoch (`progress.ProgressLine`).
+_PROGRESS_LEGEND = (
+    "Shown: the loss, each task's loss and first metric, as training/validation; "
+    "every value is in history.json and TensorBoard."
+)
 
 
 def build_optimizers(train: TrainConfig) -> dict[str, keras.optimizers.Optimizer]:
@@ -409,6 +415,7 @@ def _train(
         keras.callbacks.TensorBoard(str(own / "tensorboard"), update_freq="epoch"),
         callbacks_lib.StopOnNonFinite(),
         skip,
+        progress.ProgressLine(legend=_PROGRESS_LEGEND),
     ]
     if val_ds is not None and config.train.tensorboard_images > 0:
         callbacks.append(
