@@ -68,6 +68,16 @@ MAX_INPUT_SIDE = 4096
 MAX_INPUT_PIXELS = 2048 * 2048
 MIN_SCALE = 0.25
 MAX_SCALE = 4.0
+# Upper bounds of a ModelConfig's other sizes, far above any recipe's, so that
+# a crafted `.keras` config cannot make building the model take gigabytes:
+# channels per layer (decoder, readout), readout layers, side heads, centre
+# prior grid cells per side, and the readout blur's sigma (its kernel spans
+# 8 sigma + 1 pixels).
+MAX_CHANNELS = 4096
+MAX_READOUT_LAYERS = 8
+MAX_SIDE_HEADS = 16
+MAX_PRIOR_GRID_SIDE = 1024
+MAX_READOUT_BLUR = 512.0
 
 # Tap names per trunk, shallow to deep. The spatial stride of `stageK` is
 # 2**K for every trunk except vgg16, whose `stage1` is at full resolution.
@@ -310,8 +320,16 @@ class ModelConfig:
                 raise ValueError(
                     f"ModelConfig.side_heads: loss weight {weight} must be >= 0."
                 )
-        if self.decoder_channels < 1:
-            raise ValueError("ModelConfig.decoder_channels must be >= 1.")
+        if not 1 <= self.decoder_channels <= MAX_CHANNELS:
+            raise ValueError(
+                f"ModelConfig.decoder_channels={self.decoder_channels} must be in "
+                f"1..{MAX_CHANNELS}."
+            )
+        if len(self.side_heads) > MAX_SIDE_HEADS:
+            raise ValueError(
+                f"ModelConfig.side_heads: {len(self.side_heads)} heads; at most "
+                f"{MAX_SIDE_HEADS}."
+            )
         self._check_readout_fields(taps)
         self._check_sharing_fields(taps)
         if not 0.0 <= self.aesthetics_dropout < 1.0:
@@ -355,23 +373,35 @@ class ModelConfig:
                     f"ModelConfig.readout_taps={self.readout_taps} must be a "
                     f"non-empty subset of backbone {self.backbone!r}'s taps {taps}."
                 )
-        if not self.readout_channels or min(self.readout_channels) < 1:
+        if (
+            not 1 <= len(self.readout_channels) <= MAX_READOUT_LAYERS
+            or min(self.readout_channels) < 1
+            or max(self.readout_channels) > MAX_CHANNELS
+        ):
             raise ValueError(
-                f"ModelConfig.readout_channels={self.readout_channels} must be "
-                "one or more widths >= 1."
+                f"ModelConfig.readout_channels={self.readout_channels[:10]} must be "
+                f"1..{MAX_READOUT_LAYERS} widths in 1..{MAX_CHANNELS}."
             )
-        if self.readout_blur is not None and not self.readout_blur > 0:
+        if self.readout_blur is not None and not (
+            0 < self.readout_blur <= MAX_READOUT_BLUR
+        ):
             raise ValueError(
-                f"ModelConfig.readout_blur={self.readout_blur} must be > 0 (sigma "
-                "in readout pixels) or None for no blur."
+                f"ModelConfig.readout_blur={self.readout_blur} must be in "
+                f"(0, {MAX_READOUT_BLUR:g}] (sigma in readout pixels) or None for "
+                "no blur."
             )
         if self.readout_learn_blur and self.readout_blur is None:
             raise ValueError(
                 "ModelConfig.readout_learn_blur needs an initial readout_blur sigma."
             )
-        if len(self.prior_grid) != 2 or min(self.prior_grid) < 1:
+        if (
+            len(self.prior_grid) != 2
+            or min(self.prior_grid) < 1
+            or max(self.prior_grid) > MAX_PRIOR_GRID_SIDE
+        ):
             raise ValueError(
-                f"ModelConfig.prior_grid={self.prior_grid} must be (rows, cols) >= 1."
+                f"ModelConfig.prior_grid={self.prior_grid[:4]} must be (rows, cols), "
+                f"each in 1..{MAX_PRIOR_GRID_SIDE}."
             )
         if self.frozen_up_to is not None and self.frozen_up_to not in taps:
             raise ValueError(

@@ -344,17 +344,45 @@ def test_run_py_modes_refuse_a_crafted_file_in_one_line(crafted_system, tmp_path
     assert not marker.exists()
 
 
-def test_a_crafted_model_size_is_refused_before_it_is_built(saved, tmp_path):
-    # A 100000x100000 trunk would take terabytes: ModelConfig's bounds refuse
-    # it (aesthal.config.check_input_size) before any layer is built.
+@pytest.mark.parametrize(
+    "changes, match",
+    [
+        # A 100000x100000 trunk would take terabytes.
+        ({"input_size": [100000, 100000]}, r"each side must be <= 4096 px"),
+        ({"decoder_channels": 10**7}, r"decoder_channels=10000000 must be in"),
+        (
+            {"saliency_head": "readout", "readout_channels": [8] * 10**5},
+            r"readout_channels=.* must be 1\.\.8 widths",
+        ),
+        (
+            {"saliency_head": "readout", "readout_blur": 1e9},
+            r"readout_blur=1000000000.0 must be in \(0, 512\]",
+        ),
+        (
+            {
+                "saliency_head": "readout",
+                "centre_prior": "learned",
+                "prior_grid": [10**6, 10**6],
+            },
+            r"prior_grid=.* each in 1\.\.1024",
+        ),
+        ({"side_heads": [["saliency", "stage2", 1.0]] * 1000}, r"1000 heads"),
+    ],
+)
+def test_crafted_model_sizes_are_refused_before_anything_is_built(
+    saved, tmp_path, changes, match
+):
+    # ModelConfig's bounds (aesthal.config) refuse sizes that would make
+    # building the model take gigabytes, before any layer is built.
     def edit(config):
-        config["config"]["config"]["input_size"] = [100000, 100000]
+        config["config"]["config"].update(changes)
         return config
 
     crafted = tmp_path / "huge.keras"
     _craft(saved["tiny"][1], crafted, edit)
-    with pytest.raises(ModelLoadError, match=r"each side must be <= 4096 px"):
+    with pytest.raises(ModelLoadError, match=match) as info:
         load_model(crafted)
+    assert len(str(info.value)) < 1000
 
 
 @pytest.mark.parametrize("weighting", aesthal.config.LOSS_WEIGHTINGS)
