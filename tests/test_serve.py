@@ -11,6 +11,7 @@ import http.client
 import json
 import pathlib
 import socket
+import struct
 import sys
 import threading
 import time
@@ -152,6 +153,12 @@ def photos(tmp_path_factory) -> pathlib.Path:
     # Zeros compress to a small file of many pixels: 160,000 > MAX_PIXELS.
     assert cv2.imwrite(str(folder / "many_pixels.png"), np.zeros((400, 400), np.uint8))
     assert (folder / "many_pixels.png").stat().st_size < 10_000
+    # A PNG whose header says 12000x12000 (and whose data is cut off): refused
+    # from the header, as python -m aesthal.predict refuses it, never decoded.
+    ihdr = b"IHDR" + struct.pack(">IIBBBBB", 12000, 12000, 8, 0, 0, 0, 0)
+    (folder / "bomb.png").write_bytes(
+        b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + ihdr + b"\0" * 4 + b"IDAT"
+    )
     jpeg = (folder / "photo.jpg").read_bytes()
     (folder / "truncated.jpg").write_bytes(jpeg[:200])
     (folder / "notes.jpg").write_text("not an image, just text\n")
@@ -309,7 +316,8 @@ def _photo(photos, name):
         ("notes.jpg", 400, "notes.jpg: not a readable image"),
         ("truncated.jpg", 400, "truncated.jpg: "),
         ("empty.jpg", 400, "empty.jpg: empty file"),
-        ("many_pixels.png", 413, "many_pixels.png: 400x400"),
+        ("many_pixels.png", 413, "many_pixels.png: 400x400 pixels (0.2 megapixels)"),
+        ("bomb.png", 413, "bomb.png: 12000x12000 pixels (144.0 megapixels) is over"),
         ("large.bmp", 413, "large.bmp: the file is 0.2 MiB, over this server's limit"),
         ("no image field", 400, "no 'image' field"),
         ("bad ratio", 400, "ratios: aspect ratio '16/9'"),

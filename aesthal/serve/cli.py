@@ -59,7 +59,8 @@ _MAX_UPLOAD_MB = flags.DEFINE_float(
 _MAX_PIXELS = flags.DEFINE_integer(
     "max_pixels",
     service_lib.DEFAULT_MAX_PIXELS,
-    "The most pixels (width x height) a photo may have (more get a 413).",
+    "The most pixels (width x height) a photo may have, read from its header "
+    "before decoding (more get a 413); the limit of python -m aesthal.predict.",
 )
 
 

@@ -15,7 +15,10 @@ does not run the model again.
 
 Uploads are read by `aesthal.predict.read_image`, the reader of `python -m
 aesthal.predict`, so a photo gives the same map, orientation (EXIF applied)
-and crops on the page as on the command line.
+and crops on the page as on the command line, and meets the same limit: a
+photo of more than `max_pixels` pixels (default
+`aesthal.image_io.DEFAULT_MAX_PIXELS`, 50 megapixels) is refused from its
+header, before anything is decoded.
 """
 
 from __future__ import annotations
@@ -31,13 +34,14 @@ from typing import Any
 import cv2
 import numpy as np
 
-from aesthal import crop, predict
+from aesthal import crop, image_io, predict
 from aesthal.inference import Predictor
 
 # A photo file larger than this is refused before it is read.
 DEFAULT_MAX_UPLOAD_BYTES = 64 * 2**20
-# Decoded pixels past this are refused (a small PNG can hold 12000x12000).
-DEFAULT_MAX_PIXELS = 100_000_000
+# Photos of more pixels are refused from their header, before decoding (a
+# small PNG can hold 12000x12000): `python -m aesthal.predict`'s limit.
+DEFAULT_MAX_PIXELS = image_io.DEFAULT_MAX_PIXELS
 # Map pixels the answers of recent uploads keep (about 200 MB of float32).
 DEFAULT_CACHE_PIXELS = 50_000_000
 # Crop ratios per request: the page offers a handful.
@@ -79,6 +83,10 @@ def parse_ratios(text: str) -> list[str]:
 def read_upload(data: bytes, name: str, max_pixels: int) -> np.ndarray:
     """Decodes an uploaded file as `python -m aesthal.predict` reads a file.
 
+    The file goes through `aesthal.predict.read_image` itself (from a private
+    temporary folder), so an upload meets the same formats, header check and
+    pixel limit as a file on the command line.
+
     Args:
         data: the file's bytes.
         name: how messages name it (the upload's file name).
@@ -88,25 +96,20 @@ def read_upload(data: bytes, name: str, max_pixels: int) -> np.ndarray:
         uint8 RGB `[h, w, 3]`, EXIF orientation applied.
 
     Raises:
-        UploadError: 400 for an empty or undecodable file, 413 for more than
-            `max_pixels` pixels; the message names `name`.
+        UploadError: 413 for more than `max_pixels` pixels (read from the
+            header; nothing is decoded), 400 for an empty, undecodable or
+            unknown file; the message names `name`.
     """
     with tempfile.TemporaryDirectory(prefix="aesthal_serve_") as folder:
         path = os.path.join(folder, "upload")
         with open(path, "wb") as handle:
             handle.write(data)
         try:
-            image = predict.read_image(path)
-        except ValueError as error:
+            return predict.read_image(path, max_pixels=max_pixels)
+        except image_io.ImageTooLargeError as error:
+            raise UploadError(413, str(error).replace(path, name)) from None
+        except (OSError, ValueError) as error:
             raise UploadError(400, str(error).replace(path, name)) from None
-    height, width = image.shape[:2]
-    if height * width > max_pixels:
-        raise UploadError(
-            413,
-            f"{name}: {width}x{height} is {height * width:,} pixels, over the "
-            f"limit of {max_pixels:,}: send a smaller copy of the photo",
-        )
-    return image
 
 
 def encode_png(array: np.ndarray) -> str:
