@@ -866,11 +866,13 @@ def docs_block(page: str, name: str) -> str | None:
     """The text between `name`'s markers in a docs page, or None if none.
 
     Raises:
-        ValueError: the begin marker is there without its end marker.
+        ValueError: the begin marker is there twice, or without its end marker.
     """
     begin, end = _markers(name)
     if begin not in page:
         return None
+    if page.count(begin) > 1:
+        raise ValueError(f"{begin!r} is there twice; keep one block.")
     rest = page.split(begin, 1)[1]
     if end not in rest:
         raise ValueError(f"{begin!r} has no {end!r} after it; put it back.")

@@ -503,6 +503,9 @@ def test_docs_blocks_are_replaced_by_the_written_table(study, tmp_path):
     (docs / "experiments.md").write_text(f"{begin}\n\nold\n")
     with pytest.raises(ValueError, match="experiments.md.*<!-- end study_table.md"):
         study.write_docs(docs, "study_table.md", "y\n")
+    (docs / "experiments.md").write_text(f"{begin}\n\n{end}\n{begin}\n\n{end}\n")
+    with pytest.raises(ValueError, match="experiments.md.*is there twice"):
+        study.write_docs(docs, "study_table.md", "y\n")
 
 
 def test_docs_study_tables_are_study_py_output(study):
