@@ -15,6 +15,8 @@ the background from the session's start (`conftest.background_fixture`).
   for every other loss weighting: `uncertainty`, `dwa`, `pcgrad`, `gradnorm`
   and `cagrad` (the runs above use `fixed`), uneven labels between
   the workers' halves of the batch (the all-reduced labelled counts).
+- Cached features (`--cache_features`) on 2 workers sharing one cache
+  folder: the same cache file and the one-process run's weights.
 - A worker SIGKILLed in the middle of an epoch: the chief ends with a clear
   error after the collective timeout; the same commands again resume from the
   last backup and end with the uninterrupted run's weights.
@@ -280,6 +282,71 @@ def test_killed_worker_ends_the_others_and_the_rerun_resumes(runs, killed):
     assert gap <= 1e-6 * scale, (gap, scale)
     history = json.loads((out / "history.json").read_text())
     assert len(history["loss"]) == 2
+
+
+# ------------------------------------------------- cached features, 2 workers
+@background_fixture
+def cached_runs(tmp_path):
+    """Issue 30, item 3: `--cache_features` (frozen trunk up to stage1) in one
+    process, then on 2 workers that share one feature cache folder (each
+    computes the features and writes the same file), in the background
+    (conftest.background_fixture): `root`."""
+    root = tmp_path
+    data_dir = root / "tfds"
+    extra = ("--frozen_up_to=stage1", "--cache_features", "--noevaluate")
+    one = fork_run(
+        _run_flags(
+            root / "one", data_dir, *extra, f"--feature_cache_dir={root / 'cache1'}"
+        ),
+        timeout=TIMEOUT_S,
+        env=_env(),
+    )
+    assert one.returncode == 0, one.stderr[-3000:]
+    two = root / "two"
+    codes = _run_workers(
+        two,
+        data_dir,
+        root / "tmp_two",
+        *extra,
+        f"--feature_cache_dir={root / 'cache2'}",
+    )
+    assert codes == [0, 0], (_log(two, 0), _log(two, 1))
+    return root
+
+
+def test_cached_features_on_two_workers_train_like_one_process(cached_runs):
+    root = cached_runs
+    # One cache file, with the features the one-process run computed.
+    (mine,) = (root / "cache2").glob("features_*.npz")
+    (theirs,) = (root / "cache1").glob("features_*.npz")
+    assert mine.name == theirs.name
+    with np.load(mine) as a, np.load(theirs) as b:
+        assert sorted(a.files) == sorted(b.files)
+        for name in a.files:
+            if name.startswith("features/"):
+                # The prefix's float16 output, computed in other processes
+                # (thread pools): one float16 step (2**-10 relative) apart at most.
+                np.testing.assert_allclose(
+                    a[name].astype(np.float32),
+                    b[name].astype(np.float32),
+                    rtol=2**-10,
+                    atol=1e-6,
+                    err_msg=name,
+                )
+            elif name != "key":  # the data set's targets and weights, copied
+                np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    gap, scale = _max_gap(
+        _weights(root / "one" / "model.keras"), _weights(root / "two" / "model.keras")
+    )
+    # As for the image stream above: float32 round-off of the all-reduce,
+    # within 3e-5 of the largest weight after 6 Adam steps.
+    assert gap <= 3e-5 * scale, (gap, scale)
+    one = json.loads((root / "one" / "history.json").read_text())
+    two = json.loads((root / "two" / "history.json").read_text())
+    for name in ("loss", "saliency_loss", "aesthetics_loss", "val_loss"):
+        np.testing.assert_allclose(two[name], one[name], rtol=1e-4, err_msg=name)
+    assert (root / "two" / "saved_model" / "saved_model.pb").exists()
+    assert list((root / "tmp_two" / "worker1").iterdir()) == []
 
 
 # ---------------------------------------------------- the library, per method
