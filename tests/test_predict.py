@@ -679,3 +679,23 @@ def test_a_full_disk_names_the_file_that_could_not_be_written(
         f"error: cannot write {out / name} (No space left on device): free some "
         "space or give another --output"
     )
+
+
+def test_run_py_predict_mode_passes_max_pixels(models, tmp_path):
+    folder = tmp_path / "in"
+    _write(folder / "a.png", np.zeros((100, 100, 3), np.uint8))
+    run = pathlib.Path(__file__).resolve().parents[1] / "experiments" / "run.py"
+    result = fork_run(
+        [
+            sys.executable,
+            str(run),
+            "--mode=predict",
+            f"--model={models['keras']}",
+            f"--input={folder / 'a.png'}",
+            f"--output_dir={tmp_path / 'out'}",
+            "--max_pixels=9999",
+        ],
+        timeout=300,
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "a.png: 100x100 pixels (0.0 megapixels) is over the limit" in result.stderr
