@@ -10,8 +10,9 @@ The server listens on 127.0.0.1 (this machine only) unless `--host` says
 otherwise; `--port=0` picks a free port. Ctrl-C stops it.
 
 Exit status: 0 after Ctrl-C; 2 for a usage or start-up error, as one line on
-stderr (no model, a model that cannot be loaded, a port in use). The flags
-are defined here only; the library (`aesthal.serve.server`,
+stderr (no model, a model that cannot be loaded, a port in use, a flag out of
+range); 1 for a flag absl cannot parse (`--port=abc`), with absl's message.
+The flags are defined here only; the library (`aesthal.serve.server`,
 `aesthal.serve.service`) never reads them.
 """
 
