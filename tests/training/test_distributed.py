@@ -10,6 +10,7 @@ before combining them), in the background from the start of the session.
 import concurrent.futures
 import json
 import os
+import pathlib
 import sys
 
 import pytest
@@ -159,3 +160,106 @@ def test_mirrored_strategy_equals_one_device_with_per_task_trunks(
     assert out["steps"] == 2
     if case == "fixed:soft":  # the coupling, at its global value
         assert out["two_logs"]["coupling_loss"] > 0
+
+
+# Issue 30, item 2: `--distribution=mirrored` through the runner's own code
+# path (`runner.train` and `export.export_run`, as experiments/run.py calls
+# them), on two logical CPUs, against the default strategy (one device).
+# `distribute.make_strategy("mirrored")` takes the local GPUs, or the one CPU
+# where there are none, so the two devices are named here.
+_RUNNER_SCRIPT = r"""
+import json, pathlib, sys
+import tensorflow as tf
+
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(
+    cpu, [tf.config.LogicalDeviceConfiguration()] * 2
+)
+import numpy as np
+import aesthal
+from aesthal.config import DataConfig, ExperimentConfig, TrainConfig
+from aesthal.export import export_run
+from aesthal.training import runner
+
+root = pathlib.Path(sys.argv[1])
+
+
+def config(name):
+    return ExperimentConfig(
+        output_dir=str(root / name),
+        model=aesthal.ModelConfig(
+            input_size=(32, 48), side_heads=(("saliency", "stage2", 0.3),)
+        ),
+        data=DataConfig(
+            dataset="synthetic_scenes/tiny", data_dir=str(root / "tfds"), batch_size=4
+        ),
+        train=TrainConfig(epochs=2, steps_per_epoch=3, validation_steps=1),
+    )
+
+
+one = runner.train(config("one"), verbose=0)
+export_run(one, root / "one")
+mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+two = runner.train(config("two"), verbose=0, strategy=mirrored)
+export_run(two, root / "two")
+print("RESULT" + json.dumps({"replicas": mirrored.num_replicas_in_sync}))
+"""
+
+
+@background_fixture
+def mirrored_runner(tmp_path):
+    """The script above, in the background (conftest.background_fixture):
+    `(root, replicas)`."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
+    result = fork_run(
+        [sys.executable, "-c", _RUNNER_SCRIPT, str(tmp_path)],
+        cwd=tmp_path,
+        timeout=900,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    replicas = json.loads(result.stdout.split("RESULT", 1)[1])["replicas"]
+    return tmp_path, replicas
+
+
+@pytest.mark.slow
+def test_the_runner_under_mirrored_strategy_equals_one_device(mirrored_runner):
+    import numpy as np
+
+    from aesthal.inference import Predictor, load_model
+
+    root, replicas = mirrored_runner
+    one, two = root / "one", root / "two"
+    assert replicas == 2
+    times = json.loads((two / "train_time.json").read_text())
+    assert (times["strategy"], times["replicas"]) == ("MirroredStrategy", 2)
+    # One history and one export, for the run (not one per replica).
+    assert [p.relative_to(two) for p in two.rglob("history.json")] == [
+        pathlib.Path("history.json")
+    ]
+    assert [p.relative_to(two) for p in two.rglob("saved_model.pb")] == [
+        pathlib.Path("saved_model/saved_model.pb")
+    ]
+    history = json.loads((two / "history.json").read_text())
+    reference = json.loads((one / "history.json").read_text())
+    assert set(history) == set(reference)
+    for name, values in reference.items():
+        assert len(history[name]) == 2, name
+        # The per-replica losses are summed over the replicas: float32
+        # round-off only.
+        np.testing.assert_allclose(
+            history[name], values, rtol=1e-4, atol=1e-7, err_msg=name
+        )
+    # The same weights: each global batch of 4 is split 2 + 2 and the
+    # gradients all-reduced; float32 summation order apart, 6 Adam steps
+    # stay within 3e-5 of the largest weight (as test_multi_worker's).
+    a = load_model(one / "model.keras").get_weights()
+    b = load_model(two / "model.keras").get_weights()
+    gap = max(float(np.max(np.abs(u - v))) for u, v in zip(a, b, strict=True))
+    scale = max(float(np.max(np.abs(u))) for u in a)
+    assert gap <= 3e-5 * scale, (gap, scale)
+    # And the exports give the same maps.
+    image = np.random.default_rng(0).integers(0, 256, (40, 60, 3), dtype=np.uint8)
+    mine = Predictor(str(two / "saved_model")).predict(image)["saliency"]
+    theirs = Predictor(str(one / "saved_model")).predict(image)["saliency"]
+    np.testing.assert_allclose(mine, theirs, rtol=1e-3, atol=1e-4 * float(theirs.max()))
