@@ -484,7 +484,7 @@ def test_command_without_a_shipped_model_or_with_a_bad_one(tmp_path):
     )
 
 
-def test_command_on_a_port_in_use(models):
+def test_command_on_a_port_in_use_or_out_of_range(models):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -494,7 +494,9 @@ def test_command_on_a_port_in_use(models):
     [line] = _error_lines(result.stderr)
     assert line.startswith(f"error: cannot listen on 127.0.0.1:{port} (")
     assert line.endswith("pass another --port (0 picks a free one)")
-    # The untrained head is said once, as a note, not as a warning's traceback.
-    assert "note: " in result.stderr and "aesthetics outputs are left out" in (
-        result.stderr
+    assert "loading" not in result.stderr  # said before the model is loaded
+    result = _serve(f"--model={models['saliency']}", "--port=70000")
+    assert (result.returncode, _error_lines(result.stderr)) == (
+        2,
+        ["error: --port=70000: give a port in 0..65535"],
     )

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import socket
 import sys
 import warnings
 from collections.abc import Sequence
@@ -130,6 +131,17 @@ def main(argv: Sequence[str]) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         config = _config()
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    try:
+        # A port in use is said now, not after loading the model (minutes
+        # for a large ensemble); the server binds it again below.
+        _probe(config.host, config.port)
+    except OSError as error:
+        print(_listen_error(config, error), file=sys.stderr)
+        return 2
+    try:
         print(f"loading {config.model} ...", file=sys.stderr, flush=True)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", UserWarning)
@@ -150,11 +162,7 @@ def main(argv: Sequence[str]) -> int:
     try:
         server = Server(service, config.host, config.port)
     except OSError as error:
-        print(
-            f"error: cannot listen on {config.host}:{config.port} "
-            f"({error.strerror or error}): pass another --port (0 picks a free one)",
-            file=sys.stderr,
-        )
+        print(_listen_error(config, error), file=sys.stderr)
         return 2
     if not server.loopback_only:
         print(
@@ -170,6 +178,25 @@ def main(argv: Sequence[str]) -> int:
     finally:
         server.server_close()
     return 0
+
+
+def _probe(host: str, port: int) -> None:
+    """Binds `host:port` and lets it go, as the server will bind it.
+
+    Raises:
+        OSError: the port is in use, or the address is not this machine's.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((host, port))
+
+
+def _listen_error(config: ServeConfig, error: OSError) -> str:
+    return (
+        f"error: cannot listen on {config.host}:{config.port} "
+        f"({error.strerror or error}): pass another --port (0 picks a free one)"
+    )
 
 
 def run() -> None:
