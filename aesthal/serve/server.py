@@ -165,11 +165,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
         try:
             status, answer = 200, self._predict(body)
         except UploadError as error:
-            status, answer = error.status, {"error": str(error)}
+            self._send_error(error.status, str(error))
+            return
         except Exception as error:  # noqa: BLE001 (one line to the page, all to stderr)
             traceback.print_exc(file=sys.stderr)
-            status = 500
-            answer = {"error": f"the server failed: {type(error).__name__}: {error}"}
+            self._send_error(500, f"the server failed: {type(error).__name__}: {error}")
+            return
         self._send_json(status, answer)
 
     def handle_expect_100(self) -> bool:
@@ -226,7 +227,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         """Whether the Host header names this machine, where that is required."""
         if not self.server.loopback_only:
             return True
-        host = urllib.parse.urlsplit("//" + self.headers.get("Host", "")).hostname
+        try:
+            host = urllib.parse.urlsplit("//" + self.headers.get("Host", "")).hostname
+        except ValueError:  # such as an unclosed "[" of an IPv6 address
+            host = None
         if host is not None and is_loopback(host):
             return True
         self._refuse(
@@ -256,7 +260,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             pass
 
     def _send_error(self, status: int, reason: str, close: bool = False) -> None:
-        self._send_json(status, {"error": reason}, close=close)
+        self._send_json(status, {"error": " ".join(reason.split())}, close=close)
 
     def _send_json(self, status: int, payload: dict, close: bool = False) -> None:
         body = json.dumps(payload).encode("utf-8")
