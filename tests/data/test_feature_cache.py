@@ -89,6 +89,8 @@ def test_a_prefix_with_other_weights_gets_its_own_cache(data, tmp_path):
     read = prepare.load_or_compute_cached_features(data, changed)
     assert len(_files(tmp_path)) == 2
     own = prepare.compute_cached_features(data, changed)
+    # Exact: the same prefix on the same images in the same batches, twice in
+    # this process, on one CPU.
     np.testing.assert_array_equal(read["features/stage3"], own["features/stage3"])
     assert not np.allclose(
         read["features/stage3"].astype(np.float32),

@@ -123,6 +123,8 @@ def test_deterministic_given_seed():
         return [x.numpy() for x, _, _ in ds.take(10)]
 
     a, b, c = first_batches(5), first_batches(5), first_batches(6)
+    # Exact: the same per-example ops on the same examples in the same order
+    # (no reduction across examples), twice in this process.
     for x, y in zip(a, b, strict=True):
         np.testing.assert_array_equal(x, y)
     assert any(not np.array_equal(x, y) for x, y in zip(a, c, strict=True))

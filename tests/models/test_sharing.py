@@ -166,6 +166,7 @@ def test_split_backbone_stages_compose_to_the_trunk():
     second = stages[1](first["stage1"])
     third = stages[2](second["stage3"])
     assert list(first) == ["stage1"] and list(second) == ["stage2", "stage3"]
+    # Exact: the same layers on the same batch, eagerly, on one CPU.
     for tap, value in {**first, **second, **third}.items():
         np.testing.assert_array_equal(value, whole[tap])
     assert len(split_backbone_stages(trunk, ["stage4"])) == 1
@@ -206,6 +207,8 @@ def test_identity_cross_stitch_reproduces_two_independent_trunks():
         alone.backbone.set_weights(trunk.get_weights())
         head = f"{task}_head"
         getattr(alone, head).set_weights(getattr(stitched, head).get_weights())
+        # Exact: at initialisation alpha is [[1, 0], [0, 1]] and 1 * x + 0 * y
+        # is x; the rest is the same layers on the same batch, on one CPU.
         np.testing.assert_array_equal(alone(images)[task], outputs[task])
 
 
@@ -284,6 +287,7 @@ def test_fit_keras_round_trip_and_saved_model(sharing, tmp_path):
     expected = model.predict(images, verbose=0)
     got = loaded.predict(images, verbose=0)
     for task in ("saliency", "aesthetics"):
+        # Exact: the same weights on the same batch, on one CPU.
         np.testing.assert_array_equal(got[task], expected[task])
     for group in GROUPS:
         a = model.group_optimizers[group].variables

@@ -218,6 +218,7 @@ def test_keras_round_trip_restores_weights_and_all_optimizer_state(tmp_path):
     loaded = keras.models.load_model(path)
     assert isinstance(loaded, aesthal.AesthalModel)
     images = batch[0]
+    # Exact: the same weights on the same batch, eagerly, on one CPU.
     for key, value in model(images).items():
         np.testing.assert_array_equal(loaded(images)[key].numpy(), value.numpy())
     for group in GROUP_NAMES:
