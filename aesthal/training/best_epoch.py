@@ -29,8 +29,9 @@ class RestoreBestEpoch(keras.callbacks.Callback):
     """Saves the weights whenever `monitor` improves; restores them at the end.
 
     Files in `folder`: `best.weights.h5` (the weights) and `best.json`
-    (`{"monitor", "value", "epoch"}`, epoch 1-based), written after the
-    weights so that the record never names weights that are not there. A run
+    (`{"monitor", "value", "epoch"}`, epoch 1-based), each written under
+    another name and renamed (a kill leaves the previous file whole), the
+    weights first, so that the record never names weights that are not there. A run
     resumed in the same folder reads `best.json` first and keeps comparing
     against it. Non-finite values never count as an improvement.
 
@@ -69,7 +70,10 @@ class RestoreBestEpoch(keras.callbacks.Callback):
         if not (math.isfinite(value) and value < self.best):
             return
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.model.save_weights(self.weights_path)
+        # Written whole or not at all: a kill while saving keeps the last best.
+        writing = self.folder / ("writing-" + WEIGHTS_FILE)
+        self.model.save_weights(writing, overwrite=True)
+        os.replace(writing, self.weights_path)
         self.best, self.best_epoch = value, epoch + 1
         record = {"monitor": self.monitor, "value": value, "epoch": epoch + 1}
         temporary = self.folder / (RECORD_FILE + ".tmp")
