@@ -17,9 +17,12 @@ SavedModel (`aesthal.export.export_run`), evaluates on the test split
 also scores saliency-aware crops (`aesthal.metrics.crop_report`: `crops.md`
 beside `metrics.md`). Every artefact goes to
 `--output_dir` (the run directory is described in `aesthal.training.runner`).
-Killed and started again with the same command, a training run resumes from its
-last backup; run again once finished, it trains nothing, keeps its record and
-only redoes a missing export or evaluation. A flag error is printed alone
+Killed (or stopped with Ctrl-C) and started again with the same command, a
+training run resumes from its last readable backup (`--start_over` trains from
+epoch 1 instead); run again once finished, it trains nothing, keeps its record
+and only redoes a missing export or evaluation. A second training run on the
+same `--output_dir` at once is refused, as is a `--batch_size` larger than the
+training or validation split. A flag error is printed alone
 (exit status 1, as absl's own flag errors). `--mode=predict` is
 `python -m aesthal.predict` (same outputs, same exit status: 0 written, 1
 nothing written, 2 bad arguments or input). A `--model` that cannot be loaded
