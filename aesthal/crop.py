@@ -45,7 +45,7 @@ Evaluation (`evaluate_crops`, `evaluate_centre_crops`,
 `evaluate_human_ceiling`, `format_markdown_table`): for each ratio, the score
 of an image is the share of its fixations (all observers pooled) inside the
 crop (`fixation_share`); the result is the mean over images with a 95%
-t-interval (`aesthal.metrics.evaluation.confidence_interval`). The human
+t-interval (`aesthal.stats.confidence_interval`). The human
 ceiling crops on the blurred fixation counts of all observers but one and
 scores the held-out observer's fixations, averaged over observers. On OSIE's
 test split (1601-1700) the centre crop and the ceiling reproduce issue 14's
@@ -58,7 +58,7 @@ table to 3 decimals (tests/test_crop.py, `real_data`):
     4:5     0.817         0.887
 
 A model on a whole split, with these baselines, is scored by
-`aesthal.metrics.crop_report.evaluate` (`experiments/run.py --mode=evaluate
+`aesthal.evaluation.crop_report.evaluate` (`experiments/run.py --mode=evaluate
 --crops=1:1,16:9,9:16,4:5`); the per-observer fixations it needs for the
 ceiling come from the TFDS feature `fixations/observer` (`osie` >= 1.1.0).
 """
@@ -72,7 +72,7 @@ from typing import Any, Final
 import numpy as np
 
 from aesthal import fixations as fixlib
-from aesthal.metrics.evaluation import confidence_interval
+from aesthal.stats import confidence_interval
 
 Box = tuple[int, int, int, int]
 """`(top, left, height, width)` in integer pixels."""

@@ -11,6 +11,9 @@ The formats read are those `image_size` can measure (`FORMATS`); every tool
 that lists image files in a folder takes `IMAGE_EXTENSIONS`, so a format that
 is read when named is also found in a folder. The format is recognised by the
 file's first bytes, not its extension.
+
+A decoded image becomes the uint8 RGB `[h, w, 3]` every model takes with
+`as_rgb_uint8` (grayscale, RGBA, 16-bit and float arrays converted).
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from __future__ import annotations
 import os
 import struct
 from typing import BinaryIO, Final
+
+import numpy as np
 
 #: The formats read, and the file extensions (lower case) listed in folders.
 FORMATS: Final[dict[str, tuple[str, ...]]] = {
@@ -333,3 +338,42 @@ _READERS = {
     "TIFF": _tiff,
     "WebP": _webp,
 }
+
+
+def as_rgb_uint8(image: np.ndarray, name: str = "image") -> np.ndarray:
+    """Converts a decoded image to uint8 RGB `[h, w, 3]`.
+
+    Grayscale (`[h, w]` or `[h, w, 1]`) is repeated to 3 channels, RGBA drops
+    its alpha channel (colours kept as stored), uint16 is scaled to 8 bits
+    (`round(v / 257)`), other numeric types are taken as values in 0..255.
+
+    Raises:
+        ValueError: naming `name`: a shape that is no image, an empty image, or
+            non-uint8/uint16 values that are NaN/Inf or outside 0..255.
+    """
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = image[..., None]
+    if image.ndim != 3 or image.shape[-1] not in (1, 3, 4):
+        raise ValueError(
+            f"{name}: expected an image [h, w], [h, w, 1], [h, w, 3] or [h, w, 4]; "
+            f"got shape {image.shape}"
+        )
+    if min(image.shape[:2]) < 1:
+        raise ValueError(f"{name}: the image is empty (shape {image.shape})")
+    if image.dtype == np.uint16:
+        image = np.round(image.astype(np.float32) / 257.0).astype(np.uint8)
+    elif image.dtype != np.uint8:
+        if not (np.issubdtype(image.dtype, np.number) or image.dtype == bool):
+            raise ValueError(f"{name}: dtype {image.dtype} is not an image type")
+        values = image.astype(np.float64)
+        if not np.all(np.isfinite(values)):
+            raise ValueError(f"{name}: the image has NaN or Inf values")
+        if values.min() < 0 or values.max() > 255:
+            raise ValueError(
+                f"{name}: values must be in 0..255; got {values.min()}..{values.max()}"
+            )
+        image = np.round(values).astype(np.uint8)
+    if image.shape[-1] == 1:
+        image = np.repeat(image, 3, axis=-1)
+    return np.ascontiguousarray(image[..., :3])

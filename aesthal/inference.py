@@ -54,6 +54,7 @@ from aesthal.config import (
     check_input_size,
     input_size_problem,
 )
+from aesthal.image_io import as_rgb_uint8
 from aesthal.models import AesthalModel
 
 _SCORES = np.asarray(SCORES, dtype=np.float32)
@@ -222,45 +223,6 @@ def _one_line(error: BaseException, limit: int = 300) -> str:
     """`Type: message` on one line, at most `limit` characters."""
     text = " ".join(f"{type(error).__name__}: {error}".split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def as_rgb_uint8(image: np.ndarray, name: str = "image") -> np.ndarray:
-    """Converts a decoded image to uint8 RGB `[h, w, 3]`.
-
-    Grayscale (`[h, w]` or `[h, w, 1]`) is repeated to 3 channels, RGBA drops
-    its alpha channel (colours kept as stored), uint16 is scaled to 8 bits
-    (`round(v / 257)`), other numeric types are taken as values in 0..255.
-
-    Raises:
-        ValueError: naming `name`: a shape that is no image, an empty image, or
-            non-uint8/uint16 values that are NaN/Inf or outside 0..255.
-    """
-    image = np.asarray(image)
-    if image.ndim == 2:
-        image = image[..., None]
-    if image.ndim != 3 or image.shape[-1] not in (1, 3, 4):
-        raise ValueError(
-            f"{name}: expected an image [h, w], [h, w, 1], [h, w, 3] or [h, w, 4]; "
-            f"got shape {image.shape}"
-        )
-    if min(image.shape[:2]) < 1:
-        raise ValueError(f"{name}: the image is empty (shape {image.shape})")
-    if image.dtype == np.uint16:
-        image = np.round(image.astype(np.float32) / 257.0).astype(np.uint8)
-    elif image.dtype != np.uint8:
-        if not (np.issubdtype(image.dtype, np.number) or image.dtype == bool):
-            raise ValueError(f"{name}: dtype {image.dtype} is not an image type")
-        values = image.astype(np.float64)
-        if not np.all(np.isfinite(values)):
-            raise ValueError(f"{name}: the image has NaN or Inf values")
-        if values.min() < 0 or values.max() > 255:
-            raise ValueError(
-                f"{name}: values must be in 0..255; got {values.min()}..{values.max()}"
-            )
-        image = np.round(values).astype(np.uint8)
-    if image.shape[-1] == 1:
-        image = np.repeat(image, 3, axis=-1)
-    return np.ascontiguousarray(image[..., :3])
 
 
 class Predictor:
@@ -565,7 +527,7 @@ class Ensemble(Predictor):
                   "runs/s2/model.keras"], mirror=True, scales=(1, 1.25, 1.5))
 
     `Ensemble` is a `Predictor`: everything that takes one (`aesthal.predict`,
-    `aesthal.metrics.report.evaluate`, `aesthal.metrics.crop_report.evaluate`)
+    `aesthal.evaluation.report.evaluate`, `aesthal.evaluation.crop_report.evaluate`)
     takes an ensemble. It costs one forward pass per member, scale and
     mirror.
 

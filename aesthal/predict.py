@@ -70,10 +70,10 @@ from tqdm import tqdm
 
 from aesthal import crop, image_io
 from aesthal.config import SCORES, TASKS
+from aesthal.drawing import overlay, saliency_png
 
 #: The extensions listed in a folder: those of every format `read_image` reads.
 IMAGE_EXTENSIONS = image_io.IMAGE_EXTENSIONS
-OVERLAY_ALPHA = 0.5
 CSV_HEADER = ["file", "height", "width", *(f"p{s}" for s in SCORES), "mean_score"]
 BOX_FIELDS = ("top", "left", "height", "width")
 CROP_JPEG_QUALITY = 95
@@ -174,8 +174,6 @@ def read_image(
             (truncated, corrupt, not an image), naming it.
         OSError: the file cannot be read.
     """
-    from aesthal.inference import as_rgb_uint8
-
     *_, data = image_io.read_checked(path, max_pixels)
     data = np.frombuffer(data, dtype=np.uint8)
     try:
@@ -186,38 +184,7 @@ def read_image(
         raise ValueError(f"{path}: not a readable image (truncated or corrupt)")
     if image.ndim == 3:
         image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-    return as_rgb_uint8(image, name=str(path))
-
-
-def saliency_png(saliency: np.ndarray) -> np.ndarray:
-    """A density `[h, w]` as uint16, scaled so that its maximum is 65535."""
-    peak = float(saliency.max())
-    if not peak > 0:
-        return np.zeros(saliency.shape, np.uint16)
-    return np.round(saliency / peak * 65535.0).astype(np.uint16)
-
-
-def heat_map(maps: np.ndarray) -> np.ndarray:
-    """Non-negative maps `[N, H, W, 1]` to JET colours, uint8 RGB `[N, H, W, 3]`.
-
-    Each map is scaled to its own maximum (all-zero maps stay at the cold end).
-    """
-    maps = np.asarray(maps, np.float32)[..., 0]
-    peak = maps.reshape(len(maps), -1).max(axis=1).reshape(-1, 1, 1)
-    scaled = np.where(peak > 0, maps / np.maximum(peak, 1e-30), 0.0)
-    grey = np.round(np.clip(scaled, 0, 1) * 255).astype(np.uint8)
-    return np.stack([cv2.applyColorMap(g, cv2.COLORMAP_JET)[..., ::-1] for g in grey])
-
-
-def overlay(image: np.ndarray, saliency: np.ndarray) -> np.ndarray:
-    """RGB uint8 `[h, w, 3]` blended with a JET heat map of `saliency` `[h, w]`.
-
-    Returns:
-        BGR uint8 `[h, w, 3]` (for `cv2.imwrite`).
-    """
-    heat = heat_map(saliency[None, ..., None])[0, ..., ::-1]
-    bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-    return cv2.addWeighted(bgr, 1.0 - OVERLAY_ALPHA, heat, OVERLAY_ALPHA, 0.0)
+    return image_io.as_rgb_uint8(image, name=str(path))
 
 
 def output_names(files: list[pathlib.Path], root: pathlib.Path) -> list[pathlib.Path]:

@@ -4,7 +4,7 @@ Reads the `metrics.json` that `experiments/run.py` writes (train mode, or
 `--mode=evaluate`) for each row, all evaluated on the same split, and writes a
 markdown table: every row's metric means, then the paired difference of each
 row minus the previous one with its 95 % t-interval over the *same images*
-(`aesthal.metrics.confidence_interval` of the per-image differences). Images
+(`aesthal.stats.confidence_interval` of the per-image differences). Images
 a run skipped (no fixations, an all-zero map) are left out of the pairs that
 involve them; each Δ row prints the smallest pair count over its metrics.
 
@@ -63,7 +63,7 @@ def load_per_image(run: str | pathlib.Path, maps: str) -> tuple[str, dict]:
 
 def paired(a: Sequence[float | None], b: Sequence[float | None]) -> dict:
     """Mean and 95 % t-interval of `b - a` over the images both scored."""
-    from aesthal.metrics import confidence_interval
+    from aesthal.stats import confidence_interval
 
     if len(a) != len(b):
         raise ValueError(

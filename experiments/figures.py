@@ -92,7 +92,7 @@ def render_grid(rows, cell_height: int, path: pathlib.Path) -> tuple[int, int]:
     import numpy as np
     from matplotlib import pyplot as plt
 
-    from aesthal.predict import heat_map, overlay
+    from aesthal.drawing import heat_map, overlay
 
     dpi = 100
     aspect = max(image.shape[1] / image.shape[0] for image, _, _, _ in rows)
@@ -166,7 +166,7 @@ def render_crops(
     from matplotlib import pyplot as plt
 
     from aesthal import crop
-    from aesthal.predict import overlay
+    from aesthal.drawing import overlay
 
     dpi = 100
     image_h, image_w = image.shape[:2]

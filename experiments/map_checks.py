@@ -76,8 +76,8 @@ def cache_maps(model, data, split: str, output: pathlib.Path, mirror, scales) ->
     `[sum n_i, 2]` (every image's fixations, in order), `counts` (each image's
     n_i) and `files`; no pickled objects. Every image must have the same size
     (OSIE's 800x600). Returns the number of images."""
+    from aesthal.evaluation import report
     from aesthal.inference import Ensemble
-    from aesthal.metrics import report
 
     predictor = Ensemble([model], mirror=mirror, scales=scales)
     _, pairs = report.predict_split(predictor, data, split)
@@ -165,7 +165,7 @@ def observers_of(data, split: str, files: list[str]) -> list[list[np.ndarray]]:
     """Each cached image's fixations per observer, in the cache's order, from
     the data set's `fixations/observer` feature."""
     from aesthal.data import prepare
-    from aesthal.metrics import crop_report
+    from aesthal.evaluation import crop_report
 
     builder = prepare.prepare_data(data)
     prepare.check_split(builder, split)
@@ -204,7 +204,7 @@ def score_rows(
     """The markdown table of `--mode=score`; with `data` (a `DataConfig`) and
     `split`, the centre-crop and human-ceiling rows and each row's share of
     the gap between them follow."""
-    from aesthal.metrics.evaluation import confidence_interval
+    from aesthal.stats import confidence_interval
 
     names = list(ratios) + ["nss", "ll"]
     lines = [

@@ -13,8 +13,8 @@ r"""Trains, evaluates, exports or runs an aesthal model on images.
 
 `--mode=train` (the default) trains (`aesthal.training.runner`), exports the
 SavedModel (`aesthal.export.export_run`), evaluates on the test split
-(`aesthal.metrics.report`) and prints the results table; with `--crops` it
-also scores saliency-aware crops (`aesthal.metrics.crop_report`: `crops.md`
+(`aesthal.evaluation.report`) and prints the results table; with `--crops` it
+also scores saliency-aware crops (`aesthal.evaluation.crop_report`: `crops.md`
 beside `metrics.md`). Every artefact goes to
 `--output_dir` (the run directory is described in `aesthal.training.runner`).
 Killed (or stopped with Ctrl-C) and started again with the same command, a
@@ -318,7 +318,7 @@ _CROPS = flags.DEFINE_list(
     [],
     "Aspect ratios width:height, e.g. 1:1,16:9,9:16,4:5. evaluate/train: also "
     "score saliency-aware crops on the test split's fixations (crops.md/crops.json "
-    "beside metrics.md, aesthal.metrics.crop_report); predict: write each image's "
+    "beside metrics.md, aesthal.evaluation.crop_report); predict: write each image's "
     "crops and boxes (python -m aesthal.predict --crops).",
 )
 _CROP_CEILING = flags.DEFINE_bool(
@@ -486,16 +486,16 @@ def _configs():
 
 
 def _print_results(results, output_dir) -> None:
-    from aesthal.metrics import report
+    from aesthal.evaluation import report
 
     print(report.format_results(results))
     print(f"Results: {pathlib.Path(output_dir) / 'metrics.json'}")
 
 
 def _evaluate(model, data, output_dir) -> None:
-    """`aesthal.metrics.report.evaluate`, its table printed; with `--crops`, the
-    crops (`aesthal.metrics.crop_report.CropScorer`) in the same prediction pass."""
-    from aesthal.metrics import crop_report, report
+    """`aesthal.evaluation.report.evaluate`, its table printed; with `--crops`, the
+    crops (`aesthal.evaluation.crop_report.CropScorer`) in the same prediction pass."""
+    from aesthal.evaluation import crop_report, report
 
     # Before any prediction: the scorer checks the ratios.
     scorer = crop_report.CropScorer(_CROPS.value) if _CROPS.value else None

@@ -370,9 +370,9 @@ def _run(
 def _t_interval(values: list[float]) -> tuple[float, float | None]:
     """Mean and half-width of the 95% t-interval (None for fewer than 2).
 
-    `aesthal.metrics.confidence_interval`, as a half-width.
+    `aesthal.stats.confidence_interval`, as a half-width.
     """
-    from aesthal.metrics import confidence_interval
+    from aesthal.stats import confidence_interval
 
     interval = confidence_interval(values, level=0.95)
     if interval["ci_high"] is None:
@@ -525,7 +525,7 @@ def compare(
         `n`, `mean`, `ci_low`, `ci_high` (None below 2 seeds), `verdict`, and
         `secondary`: `{metric: {"mean", "ci_half", "n"}}`.
     """
-    from aesthal.metrics import confidence_interval
+    from aesthal.stats import confidence_interval
 
     task, primary, secondary = metrics
     loaded = {}

@@ -224,3 +224,39 @@ def test_truncated_and_mutated_headers_fail_only_as_value_errors(tmp_path):
                 data[position] = rng.integers(0, 256)
             check(bytes(data))
     assert outcomes["sized"] > 100 and outcomes["refused"] > 1000
+
+
+def test_as_rgb_uint8_conversions():
+    gray = np.array([[0, 128], [255, 7]], np.uint8)
+    np.testing.assert_array_equal(image_io.as_rgb_uint8(gray), np.stack([gray] * 3, -1))
+    np.testing.assert_array_equal(image_io.as_rgb_uint8(gray[..., None])[..., 1], gray)
+    rgba = np.zeros((2, 2, 4), np.uint8)
+    rgba[..., 0], rgba[..., 3] = 200, 10
+    assert image_io.as_rgb_uint8(rgba).shape == (2, 2, 3)
+    assert image_io.as_rgb_uint8(rgba)[0, 0].tolist() == [200, 0, 0]  # alpha dropped
+    deep = np.array([[0, 257, 65535, 385]], np.uint16)
+    assert image_io.as_rgb_uint8(deep)[0, :, 0].tolist() == [
+        0,
+        1,
+        255,
+        1,
+    ]  # 385/257=1.5 -> 1
+    floats = np.array([[0.4, 254.6]], np.float32)
+    assert image_io.as_rgb_uint8(floats)[0, :, 2].tolist() == [0, 255]
+
+
+@pytest.mark.parametrize(
+    "image, match",
+    [
+        (np.full((4, 4, 3), np.nan, np.float32), "NaN or Inf"),
+        (np.full((4, 4, 3), -1.0, np.float32), r"in 0\.\.255"),
+        (np.zeros((4, 4, 2), np.uint8), "got shape"),
+        (np.zeros((0, 4, 3), np.uint8), "empty"),
+        (np.zeros((4,), np.uint8), "got shape"),
+    ],
+)
+def test_as_rgb_uint8_rejects_bad_images_by_name(image, match):
+    with pytest.raises(ValueError, match=match):
+        image_io.as_rgb_uint8(image, name="photo.jpg")
+    with pytest.raises(ValueError, match="photo.jpg"):
+        image_io.as_rgb_uint8(image, name="photo.jpg")

@@ -1,4 +1,4 @@
-"""`aesthal.inference`: image conversion, `Predictor`, safe loading, no pickle."""
+"""`aesthal.inference`: `Predictor`, safe loading, no pickle."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import tensorflow as tf
 
 import aesthal
 from aesthal.export import INPUT_SIZE_SIGNATURE, MODEL_SIZE_SIGNATURE, serving_function
-from aesthal.inference import Predictor, as_rgb_uint8, load_model, predict_images
+from aesthal.inference import Predictor, load_model, predict_images
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -34,37 +34,6 @@ def _images() -> list[np.ndarray]:
         rng.integers(0, 256, (64, 33, 3), dtype=np.uint8),
         rng.integers(0, 256, (5, 7, 3), dtype=np.uint8),
     ]
-
-
-def test_as_rgb_uint8_conversions():
-    gray = np.array([[0, 128], [255, 7]], np.uint8)
-    np.testing.assert_array_equal(as_rgb_uint8(gray), np.stack([gray] * 3, -1))
-    np.testing.assert_array_equal(as_rgb_uint8(gray[..., None])[..., 1], gray)
-    rgba = np.zeros((2, 2, 4), np.uint8)
-    rgba[..., 0], rgba[..., 3] = 200, 10
-    assert as_rgb_uint8(rgba).shape == (2, 2, 3)
-    assert as_rgb_uint8(rgba)[0, 0].tolist() == [200, 0, 0]  # alpha dropped
-    deep = np.array([[0, 257, 65535, 385]], np.uint16)
-    assert as_rgb_uint8(deep)[0, :, 0].tolist() == [0, 1, 255, 1]  # 385/257=1.5 -> 1
-    floats = np.array([[0.4, 254.6]], np.float32)
-    assert as_rgb_uint8(floats)[0, :, 2].tolist() == [0, 255]
-
-
-@pytest.mark.parametrize(
-    "image, match",
-    [
-        (np.full((4, 4, 3), np.nan, np.float32), "NaN or Inf"),
-        (np.full((4, 4, 3), -1.0, np.float32), r"in 0\.\.255"),
-        (np.zeros((4, 4, 2), np.uint8), "got shape"),
-        (np.zeros((0, 4, 3), np.uint8), "empty"),
-        (np.zeros((4,), np.uint8), "got shape"),
-    ],
-)
-def test_as_rgb_uint8_rejects_bad_images_by_name(image, match):
-    with pytest.raises(ValueError, match=match):
-        as_rgb_uint8(image, name="photo.jpg")
-    with pytest.raises(ValueError, match="photo.jpg"):
-        as_rgb_uint8(image, name="photo.jpg")
 
 
 def test_mixed_sizes_batched_equal_the_serving_function_one_by_one(model):

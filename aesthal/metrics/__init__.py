@@ -1,5 +1,9 @@
-"""Metrics: numpy references (saliency, aesthetics), streaming Keras metrics,
-baselines and the per-image evaluation core. See docs/metrics.md."""
+"""Metrics: numpy references (saliency, aesthetics), streaming Keras metrics and
+the baselines' maps. See docs/metrics.md.
+
+Only metrics live here; scoring a model on a data set, with intervals and
+tables, is `aesthal.evaluation`.
+"""
 
 from aesthal.metrics.aesthetics import (
     binary_accuracy,
@@ -13,13 +17,6 @@ from aesthal.metrics.aesthetics import (
 from aesthal.metrics.baselines import (
     explainable_information_gain_share,
     fit_centre_bias,
-)
-from aesthal.metrics.evaluation import (
-    confidence_interval,
-    evaluate_aesthetics,
-    evaluate_saliency_maps,
-    format_markdown_table,
-    standard_baselines,
 )
 from aesthal.metrics.saliency import (
     auc_borji,
@@ -49,14 +46,10 @@ __all__ = [
     "auc_shuffled",
     "binary_accuracy",
     "cc",
-    "confidence_interval",
     "emd",
-    "evaluate_aesthetics",
-    "evaluate_saliency_maps",
     "explainable_information_gain_share",
     "fit_centre_bias",
     "fixation_points_to_map",
-    "format_markdown_table",
     "information_gain",
     "kld",
     "mean_score",
@@ -66,5 +59,4 @@ __all__ = [
     "plcc",
     "sim",
     "srcc",
-    "standard_baselines",
 ]

@@ -126,7 +126,7 @@ def _ground_truth_map(fixation_map: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------
 # Maps derived from a predicted density for one metric (Kuemmerer, Wallis,
 # Bethge, "Saliency Benchmarking Made Easy", ECCV 2018). The rule of each
-# metric is `aesthal.metrics.evaluation.METRIC_MAP_RULES`.
+# metric is `aesthal.evaluation.tables.METRIC_MAP_RULES`.
 
 
 def blurred_density(

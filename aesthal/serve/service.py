@@ -34,7 +34,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from aesthal import crop, image_io, predict
+from aesthal import crop, drawing, image_io, predict
 from aesthal.inference import Predictor
 
 # A photo file larger than this is refused before it is read.
@@ -215,7 +215,7 @@ class PredictionService:
             if "saliency" in outputs:
                 cached["saliency"] = outputs["saliency"]
                 cached["saliency_png"] = encode_png(
-                    predict.saliency_png(outputs["saliency"])
+                    drawing.saliency_png(outputs["saliency"])
                 )
             if "aesthetics_mean" in outputs:
                 cached["aesthetics_mean"] = float(outputs["aesthetics_mean"])

@@ -37,7 +37,7 @@ import numpy as np
 import tensorflow as tf
 
 from aesthal.config import GROUPS, TASKS
-from aesthal.predict import heat_map
+from aesthal.drawing import heat_map
 
 _LOG = logging.getLogger("aesthal")
 

@@ -7,7 +7,7 @@
         train=aesthal.config.TrainConfig(epochs=2, steps_per_epoch=50),
     )
     model = aesthal.training.runner.train(config)
-    results = aesthal.metrics.report.evaluate(model, config.data, config.output_dir)
+    results = aesthal.evaluation.report.evaluate(model, config.data, config.output_dir)
 
 A run directory holds:
 
@@ -27,7 +27,7 @@ A run directory holds:
     model.keras          the final model (weights + three optimizers' state)
     saved_model/         the SavedModel export (`aesthal.export.export_run`)
     metrics.json, metrics.md   test-split metrics with baselines
-                         (`aesthal.metrics.report.evaluate`)
+                         (`aesthal.evaluation.report.evaluate`)
 
 The learning rates go from `TrainConfig` to the optimizers in one place,
 `build_optimizers`; `AesthalModel.compile` holds them as

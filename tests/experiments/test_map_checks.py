@@ -10,6 +10,7 @@ from conftest import load_script
 import aesthal
 from aesthal.config import DataConfig
 from aesthal.datasets.osie import osie_dataset_builder
+from aesthal.evaluation import report
 from aesthal.inference import Ensemble
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -119,7 +120,7 @@ def test_cache_maps_holds_the_ensemble_prediction(tmp_path):
     assert count == 1
     maps, fixations, files = checks.mixture([str(tmp_path / "m.npz")])
     assert files == ["1601.jpg"]
-    _, pairs = aesthal.metrics.report.predict_split(
+    _, pairs = report.predict_split(
         Ensemble([model], mirror=True, scales=(1, 1.5)), data, "test"
     )
     example, prediction = next(iter(pairs))
@@ -141,7 +142,7 @@ def test_baselines_rows_and_share_of_the_gap(tmp_path):
     # observers, and a row's share is (row - centre) / (ceiling - centre).
     from aesthal import crop
     from aesthal.data import prepare
-    from aesthal.metrics import crop_report
+    from aesthal.evaluation import crop_report
 
     data, model = _dummy_osie(tmp_path)
     checks.cache_maps(model, data, "test", tmp_path / "m.npz", False, "1")

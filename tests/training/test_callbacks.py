@@ -13,6 +13,7 @@ import tensorflow as tf
 import aesthal
 from aesthal.config import DataConfig, ExperimentConfig, TrainConfig
 from aesthal.data import prepare
+from aesthal.drawing import heat_map
 from aesthal.training import callbacks as callbacks_lib
 from aesthal.training import runner
 
@@ -27,19 +28,6 @@ def _events(folder: pathlib.Path) -> dict[str, dict[int, np.ndarray]]:
             for value in event.summary.value:
                 out[value.tag][event.step] = tf.make_ndarray(value.tensor)
     return out
-
-
-def test_heat_map_scales_each_map_to_its_maximum():
-    maps = np.zeros((2, 2, 3, 1), np.float32)
-    maps[0, 0, 0], maps[0, 1, 2] = 2.0, 1.0
-    colours = callbacks_lib.heat_map(maps)
-    assert colours.shape == (2, 2, 3, 3) and colours.dtype == np.uint8
-    # JET: the maximum is dark red, zero is dark blue (RGB).
-    assert colours[0, 0, 0].tolist() == [128, 0, 0]
-    assert colours[0, 0, 1].tolist() == [0, 0, 128]
-    np.testing.assert_array_equal(
-        colours[1], colours[0, 0, 1][None, None].repeat(2, 0).repeat(3, 1)
-    )
 
 
 @pytest.mark.slow
@@ -95,7 +83,7 @@ def test_train_writes_losses_weights_learning_rates_and_map_panels(tmp_path):
         first[:, :48], np.round(image.numpy()).astype(np.uint8)
     )
     np.testing.assert_array_equal(
-        first[:, 48:96], callbacks_lib.heat_map(targets["saliency"].numpy()[None])[0]
+        first[:, 48:96], heat_map(targets["saliency"].numpy()[None])[0]
     )
     # The prediction panel changes as the model trains.
     earlier = tf.io.decode_png(panels[0][2]).numpy()

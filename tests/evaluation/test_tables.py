@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from aesthal import fixations as fixation_utils
-from aesthal.metrics import baselines, evaluation, saliency
+from aesthal.evaluation import tables
+from aesthal.metrics import baselines, saliency
 
 
 def _examples(num=3, shape=(24, 32), seed=0):
@@ -30,19 +31,6 @@ def _examples(num=3, shape=(24, 32), seed=0):
     return examples
 
 
-def test_confidence_interval_hand_worked():
-    # mean 2, sd 1, t_{0.975, 2} = 4.302653: half-width 4.302653 / sqrt(3).
-    summary = evaluation.confidence_interval([1.0, 2.0, 3.0])
-    assert summary["mean"] == 2.0
-    assert summary["n"] == 3
-    assert summary["ci_high"] - 2.0 == pytest.approx(4.302653 / np.sqrt(3), rel=1e-6)
-    assert summary["ci_low"] == pytest.approx(4.0 - summary["ci_high"])
-    assert evaluation.confidence_interval([5.0])["ci_low"] is None
-    assert evaluation.confidence_interval([])["mean"] is None
-    with pytest.raises(ValueError, match=r"positions \[1, 3\] are NaN or infinite"):
-        evaluation.confidence_interval([1.0, np.nan, 2.0, np.inf])
-
-
 def test_evaluate_saliency_maps_with_baselines():
     examples = _examples()
     examples.append(  # no fixations: skipped and counted
@@ -61,8 +49,8 @@ def test_evaluate_saliency_maps_with_baselines():
     centre = baselines.fit_centre_bias(
         [(ex["fixations"], (24, 32)) for ex in examples], (16, 16), 0.1
     )
-    result = evaluation.evaluate_saliency_maps(
-        preds, examples, evaluation.standard_baselines(centre, with_true_density=True)
+    result = tables.evaluate_saliency_maps(
+        preds, examples, tables.standard_baselines(centre, with_true_density=True)
     )
     json.dumps(result)  # serialisable as metrics.json
 
@@ -95,7 +83,7 @@ def test_evaluate_saliency_maps_with_baselines():
     assert all(len(v) == 3 for v in model.values())
     assert result["metrics"]["model"]["auc_judd"]["mean"] > 0.8
 
-    table = evaluation.format_markdown_table(result)
+    table = tables.format_markdown_table(result)
     lines = table.strip().split("\n")
     assert len(lines) == 2 + 4
     assert lines[0].startswith("| model | auc_judd ↑") and "kld ↓" in lines[0]
@@ -107,12 +95,10 @@ def test_evaluate_saliency_maps_with_baselines():
 def test_evaluate_without_centre_bias_uses_uniform_for_ig():
     examples = _examples(num=2)
     preds = [ex["true_density"] for ex in examples]
-    result = evaluation.evaluate_saliency_maps(preds, examples)
+    result = tables.evaluate_saliency_maps(preds, examples)
     assert result["ig_baseline"] == "uniform"
     assert result["ig_normalization"] == "min_max"
-    as_density = evaluation.evaluate_saliency_maps(
-        preds, examples, ig_normalization="sum"
-    )
+    as_density = tables.evaluate_saliency_maps(preds, examples, ig_normalization="sum")
     ig_sum = as_density["per_image"]["model"]["ig"][0]
     binary = saliency.fixation_points_to_map(examples[0]["fixations"], (24, 32))
     assert ig_sum == saliency.information_gain(
@@ -121,15 +107,15 @@ def test_evaluate_without_centre_bias_uses_uniform_for_ig():
     assert "explainable_information_gain_share" not in result
     assert result["metrics"]["model"]["ig"]["mean"] > 0
     with pytest.raises(ValueError, match="2 predicted maps for 1 examples"):
-        evaluation.evaluate_saliency_maps(preds, examples[:1])
+        tables.evaluate_saliency_maps(preds, examples[:1])
 
 
 def test_shuffled_auc_skipped_for_a_single_image():
     examples = _examples(num=1)
-    result = evaluation.evaluate_saliency_maps([examples[0]["true_density"]], examples)
+    result = tables.evaluate_saliency_maps([examples[0]["true_density"]], examples)
     assert result["per_image"]["model"]["auc_shuffled"] == [None]
     assert result["metrics"]["model"]["auc_shuffled"]["mean"] is None
-    assert "| — |" in evaluation.format_markdown_table(result)
+    assert "| — |" in tables.format_markdown_table(result)
 
 
 def test_evaluate_aesthetics():
@@ -137,13 +123,13 @@ def test_evaluate_aesthetics():
     y_true[[0, 1, 2], [3, 5, 8]] = 10  # means 4, 6, 9
     y_pred = np.zeros((3, 10))
     y_pred[[0, 1, 2], [4, 5, 7]] = 1  # means 5, 6, 8
-    result = evaluation.evaluate_aesthetics(y_true, y_pred)
+    result = tables.evaluate_aesthetics(y_true, y_pred)
     metrics = result["metrics"]["model"]
     assert metrics["accuracy"]["mean"] == pytest.approx(2 / 3)
     assert metrics["mean_score_mse"]["mean"] == pytest.approx(2 / 3)
     assert metrics["emd_r1"]["mean"] == pytest.approx(0.2 / 3)
     assert metrics["srcc"]["mean"] == pytest.approx(1.0)
-    assert "srcc ↑" in evaluation.format_markdown_table(result)
+    assert "srcc ↑" in tables.format_markdown_table(result)
 
 
 def test_blurred_fixation_maps_work_as_ground_truth():
@@ -152,7 +138,7 @@ def test_blurred_fixation_maps_work_as_ground_truth():
         binary = fixation_utils.points_to_binary_map(ex["fixations"], (24, 32))
         ex["fixation_map"] = fixation_utils.blur_fixation_map(binary, 2.0)
     preds = [ex["true_density"] for ex in examples]
-    result = evaluation.evaluate_saliency_maps(preds, examples)
+    result = tables.evaluate_saliency_maps(preds, examples)
     # The blurred map, not the true density, is the truth of CC, KLD and SIM.
     model = result["per_image"]["model"]
     for i, (pred, ex) in enumerate(zip(preds, examples, strict=True)):

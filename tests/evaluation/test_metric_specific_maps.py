@@ -9,7 +9,8 @@ from aesthal.datasets.mit1003 import mit1003_dataset_builder
 from aesthal.datasets.osie import osie_dataset_builder
 from aesthal.datasets.salicon import salicon_dataset_builder
 from aesthal.datasets.synthetic_scenes import synthetic_scenes_dataset_builder
-from aesthal.metrics import baselines, evaluation, report, saliency
+from aesthal.evaluation import report, tables
+from aesthal.metrics import baselines, saliency
 
 SHAPE = (40, 56)
 SIGMA = 3.0
@@ -57,7 +58,7 @@ def test_log_prior_ratio_hand_worked():
 def test_delta_density_scores_cc_1_with_its_metric_specific_map():
     binary, example = _delta_example()
     density = binary / binary.sum()  # the fixations themselves, as a density
-    result = evaluation.evaluate_saliency_maps(
+    result = tables.evaluate_saliency_maps(
         [density], [example], baselines={}, ground_truth_sigma=lambda shape: SIGMA
     )
     one = result["metrics"]["model"]
@@ -72,17 +73,17 @@ def test_delta_density_scores_cc_1_with_its_metric_specific_map():
     for metric in ("nss", "auc_judd", "auc_borji", "ig"):
         assert specific[metric] == one[metric]
     rules = result["metric_specific"]["rules"]
-    assert rules["cc"] == evaluation.BLURRED_RULE
-    assert rules["nss"] == evaluation.DENSITY_RULE
-    assert rules["auc_shuffled"] == evaluation.NO_PRIOR_RULE
+    assert rules["cc"] == tables.BLURRED_RULE
+    assert rules["nss"] == tables.DENSITY_RULE
+    assert rules["auc_shuffled"] == tables.NO_PRIOR_RULE
     assert result["metric_specific"]["ground_truth_sigma_px"] == [SIGMA]
 
 
 def test_unknown_blur_keeps_the_density_and_says_so():
     binary, example = _delta_example()
-    result = evaluation.evaluate_saliency_maps([binary], [example], baselines={})
+    result = tables.evaluate_saliency_maps([binary], [example], baselines={})
     specific = result["metric_specific"]
-    assert specific["rules"]["cc"] == evaluation.NO_BLUR_RULE
+    assert specific["rules"]["cc"] == tables.NO_BLUR_RULE
     assert specific["ground_truth_sigma_px"] is None
     assert specific["per_image"] == result["per_image"]
 
@@ -105,10 +106,10 @@ def test_shuffled_auc_of_the_prior_itself_is_chance():
                 "fixation_map": fixation_utils.blur_fixation_map(binary, SIGMA),
             }
         )
-    result = evaluation.evaluate_saliency_maps(
+    result = tables.evaluate_saliency_maps(
         [centre] * 4,
         examples,
-        baselines=evaluation.standard_baselines(centre_bias=centre),
+        baselines=tables.standard_baselines(centre_bias=centre),
         ground_truth_sigma=lambda shape: SIGMA,
     )
     specific = result["metric_specific"]
@@ -116,12 +117,12 @@ def test_shuffled_auc_of_the_prior_itself_is_chance():
         specific["rules"]["auc_shuffled"]
         == "log(density / shuffled prior (centre_bias))"
     )
-    for name in ("model", evaluation.CENTRE_BIAS):
+    for name in ("model", tables.CENTRE_BIAS):
         assert specific["per_image"][name]["auc_shuffled"] == [0.5] * 4
         # The one-map sAUC of the centre bias is not exactly chance.
         assert result["per_image"][name]["auc_shuffled"] != [0.5] * 4
     # Baselines get the same rules: the uniform map blurred like the truth.
-    uniform = specific["per_image"][evaluation.UNIFORM]
+    uniform = specific["per_image"][tables.UNIFORM]
     for i, example in enumerate(examples):
         blurred = saliency.blurred_density(np.ones((1, 1)), SHAPE, SIGMA)
         assert uniform["cc"][i] == pytest.approx(
@@ -131,7 +132,7 @@ def test_shuffled_auc_of_the_prior_itself_is_chance():
 
 def test_report_has_both_labelled_tables():
     binary, example = _delta_example()
-    saliency_result = evaluation.evaluate_saliency_maps(
+    saliency_result = tables.evaluate_saliency_maps(
         [binary], [example], baselines={}, ground_truth_sigma=lambda shape: SIGMA
     )
     text = report.format_results(
@@ -172,7 +173,7 @@ def test_a_prior_with_zeros_keeps_the_density_for_sauc():
     other = {"fixations": POINTS[::-1] + 3, "fixation_map": example["fixation_map"]}
     prior = np.ones((8, 8))
     prior[0, 0] = 0.0  # a centre bias fitted without a uniform floor
-    result = evaluation.evaluate_saliency_maps(
+    result = tables.evaluate_saliency_maps(
         [binary, binary], [example, other], baselines={"centre_bias": prior}
     )
     specific = result["metric_specific"]

@@ -11,7 +11,7 @@ Each row is a mean over images with a 95% t-interval; the paired differences
 the per-image differences.
 
     from aesthal.config import DataConfig
-    from aesthal.metrics import crop_report
+    from aesthal.evaluation import crop_report
 
     crop_report.evaluate(
         "runs/osie_vgg16_hed/model.keras",
@@ -39,10 +39,10 @@ import tensorflow_datasets as tfds
 from aesthal import crop
 from aesthal.config import DataConfig
 from aesthal.data import prepare
+from aesthal.evaluation import report
 from aesthal.inference import Predictor
-from aesthal.metrics import report
-from aesthal.metrics.evaluation import confidence_interval
 from aesthal.models import AesthalModel
+from aesthal.stats import confidence_interval
 
 OBSERVER_FEATURE: Final[str] = "fixations/observer"
 MODEL_ROW: Final[str] = "model"
@@ -88,7 +88,7 @@ class CropScorer:
     """Scores crops one `(example, prediction)` pair at a time; `finish` reports.
 
     The accumulator behind `evaluate`, so that one prediction pass can feed
-    both `aesthal.metrics.report.evaluate` and the crops (pass `add` as its
+    both `aesthal.evaluation.report.evaluate` and the crops (pass `add` as its
     `on_prediction`). Per image it keeps only the model's crop scores, the
     file, the shape and the fixations, not the map. The scoring is
     `aesthal.crop.evaluate_crops` (best window on the map, share of the

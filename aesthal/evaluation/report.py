@@ -4,7 +4,7 @@
 standard baselines, and writes `metrics.json` and `metrics.md`;
 `format_results` is the Markdown of its result. The saliency section has two
 labelled tables: one map for every metric, and the metric-specific maps of
-`evaluation.METRIC_MAP_RULES`, blurred with the data set's own ground-truth
+`tables.METRIC_MAP_RULES`, blurred with the data set's own ground-truth
 sigma (`ground_truth_sigma`).
 """
 
@@ -18,10 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from aesthal import metrics as metrics_lib
 from aesthal.config import DataConfig
 from aesthal.data import pipeline, prepare
+from aesthal.evaluation import tables
 from aesthal.inference import Predictor
+from aesthal.metrics import baselines as baseline_maps
 from aesthal.models import AesthalModel
 
 # Information gain compares densities (Kummerer et al. 2015): maps are divided
@@ -38,7 +39,7 @@ def _centre_bias(data: DataConfig) -> np.ndarray:
     examples = pipeline.iterate_eval_examples(
         data.dataset, split=data.train_split, data_dir=data.data_dir
     )
-    return metrics_lib.fit_centre_bias(
+    return baseline_maps.fit_centre_bias(
         ((ex.fixations, ex.image.shape[:2]) for ex in examples if len(ex.fixations)),
         uniform_weight=CENTRE_BIAS_UNIFORM_WEIGHT,
     )
@@ -148,10 +149,10 @@ def evaluate(
     }
     if records:
         has_truth = all(r["true_density"] is not None for r in records)
-        baselines = metrics_lib.standard_baselines(
+        baselines = tables.standard_baselines(
             centre_bias=_centre_bias(data), with_true_density=has_truth
         )
-        results["saliency"] = metrics_lib.evaluate_saliency_maps(
+        results["saliency"] = tables.evaluate_saliency_maps(
             maps,
             records,
             baselines=baselines,
@@ -159,7 +160,7 @@ def evaluate(
             ground_truth_sigma=ground_truth_sigma(builder),
         )
     if votes_true:
-        results["aesthetics"] = metrics_lib.evaluate_aesthetics(
+        results["aesthetics"] = tables.evaluate_aesthetics(
             np.stack(votes_true), np.stack(votes_pred)
         )
     out = pathlib.Path(output_dir)
@@ -186,14 +187,14 @@ def format_results(results: Mapping[str, Any]) -> str:
             "### One map for every metric\n\n"
             "Each row's map, as predicted, for every metric.\n\n"
         )
-        parts.append(metrics_lib.format_markdown_table(sal))
+        parts.append(tables.format_markdown_table(sal))
         if "metric_specific" in sal:
             parts.append(_format_metric_specific(sal["metric_specific"]))
     if "aesthetics" in results:
         parts.append(
             f"\n## Aesthetics ({results['aesthetics']['num_images']} images)\n\n"
         )
-        parts.append(metrics_lib.format_markdown_table(results["aesthetics"]))
+        parts.append(tables.format_markdown_table(results["aesthetics"]))
     return "".join(parts)
 
 
@@ -212,5 +213,5 @@ def _format_metric_specific(specific: Mapping[str, Any]) -> str:
     ]
     lines += [f"- {metric}: {rule}\n" for metric, rule in specific["rules"].items()]
     lines.append("\n")
-    lines.append(metrics_lib.format_markdown_table(specific))
+    lines.append(tables.format_markdown_table(specific))
     return "".join(lines)

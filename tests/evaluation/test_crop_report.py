@@ -1,4 +1,4 @@
-"""Tests for aesthal.metrics.crop_report on OSIE's dummy data (hand-worked crops)."""
+"""Tests for aesthal.evaluation.crop_report on OSIE's dummy data (hand-worked crops)."""
 
 import collections
 import json
@@ -10,8 +10,8 @@ import aesthal
 from aesthal import crop
 from aesthal.config import DataConfig
 from aesthal.datasets.osie import osie_dataset_builder
+from aesthal.evaluation import crop_report
 from aesthal.inference import Predictor
-from aesthal.metrics import crop_report
 
 DUMMY = osie_dataset_builder.__file__.rsplit("/", 1)[0] + "/dummy_data"
 
@@ -125,7 +125,7 @@ class CountingPredictor(Predictor):
 
 @pytest.mark.parametrize("split", ["test", "train"])
 def test_one_pass_feeds_metrics_and_crops(osie_dummy, tmp_path, split):
-    from aesthal.metrics import report
+    from aesthal.evaluation import report
 
     data, predictor = osie_dummy
     counting = CountingPredictor(predictor.model)
@@ -192,7 +192,7 @@ def test_scorer_without_fixations_says_so(osie_dummy, tmp_path):
 
 
 def test_aesthetics_only_model_keeps_its_metrics_then_says_so(osie_dummy, tmp_path):
-    from aesthal.metrics import report
+    from aesthal.evaluation import report
 
     data, _ = osie_dummy
     config = aesthal.ModelConfig(input_size=(32, 48), tasks=("aesthetics",))
