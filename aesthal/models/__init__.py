@@ -6,12 +6,6 @@ from aesthal.models.aesthal_model import (
     build_model,
 )
 from aesthal.models.aesthetics_head import AestheticsHead
-from aesthal.models.backbone import (
-    TrunkPreprocessing,
-    build_backbone,
-    imagenet_weights_file,
-    keras_cache_dir,
-)
 from aesthal.models.balancing import CAGrad, GradientBalancing, GradNorm, PCGrad
 from aesthal.models.loss_weighting import (
     DynamicWeightAverage,
@@ -38,14 +32,10 @@ __all__ = [
     "PCGrad",
     "SaliencyHead",
     "TrainingStatsLogger",
-    "TrunkPreprocessing",
     "UncertaintyWeighting",
-    "build_backbone",
     "build_model",
     "check_partition",
     "coupling_loss",
     "get_loss_weighting",
-    "imagenet_weights_file",
-    "keras_cache_dir",
     "validate_batch",
 ]

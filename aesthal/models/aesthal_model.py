@@ -65,13 +65,7 @@ from aesthal.config import (
     ModelConfig,
 )
 from aesthal.models.aesthetics_head import AestheticsHead
-from aesthal.models.backbone import (
-    build_backbone,
-    resolve_backbone_weights,
-    split_backbone,
-    split_backbone_stages,
-)
-from aesthal.models.balancing import first_replica_only, last_shared_layer
+from aesthal.models.balancing import first_replica_only
 from aesthal.models.loss_weighting import LossWeighting, get_loss_weighting
 from aesthal.models.readout import Readout
 from aesthal.models.saliency_head import SaliencyHead
@@ -85,6 +79,13 @@ from aesthal.models.validation import (
     validate_batch,
 )
 from aesthal.models.variable_groups import check_partition
+from aesthal.trunks import (
+    build_backbone,
+    last_shared_layer,
+    resolve_backbone_weights,
+    split_backbone,
+    split_backbone_stages,
+)
 
 
 @keras.saving.register_keras_serializable(package="aesthal")

@@ -195,57 +195,6 @@ def _unflatten(flat: tf.Tensor, like: Sequence[tf.Tensor]) -> list[tf.Tensor]:
     return [tf.reshape(p, t.shape) for p, t in zip(parts, like, strict=True)]
 
 
-def last_shared_layer(backbone: keras.Model, taps: Sequence[str]) -> keras.layers.Layer:
-    """The last trunk layer with a trainable kernel that the given taps depend on.
-
-    GradNorm's `W` ("the last shared layer of weights", Chen et al. 2018,
-    Sec. 3): among the ancestors of the tap tensors that the heads read, the
-    one latest in the trunk's (topological) layer order that has a trainable
-    `kernel`. With every head reading the deepest tap: `tiny_stage4_conv`
-    (tiny), `block5_conv3` (vgg16), `Conv_1` (mobilenet_v2),
-    `conv5_block3_3_conv` (resnet50).
-
-    Args:
-        backbone: a functional trunk returning `{tap: tensor}`.
-        taps: the tap names the heads read.
-
-    Returns:
-        The layer (its `kernel`, and `bias` if any, are `W`).
-
-    Raises:
-        ValueError: no ancestor of the taps has a trainable kernel (e.g. a
-            frozen trunk).
-    """
-    order = {id(layer): index for index, layer in enumerate(backbone.layers)}
-    outputs = backbone.output
-    stack = [outputs[tap] for tap in taps]
-    seen: set[int] = set()
-    best, best_index = None, -1
-    while stack:
-        tensor = stack.pop()
-        history = getattr(tensor, "_keras_history", None)
-        if history is None:
-            continue
-        layer, node_index = history.operation, history.node_index
-        if id(layer) in seen:
-            continue
-        seen.add(id(layer))
-        kernel = getattr(layer, "kernel", None)
-        trainable = {id(v) for v in layer.trainable_variables}
-        if kernel is not None and id(kernel) in trainable:
-            index = order.get(id(layer), -1)
-            if index > best_index:
-                best, best_index = layer, index
-        node = layer._inbound_nodes[node_index]
-        stack.extend(node.input_tensors)
-    if best is None:
-        raise ValueError(
-            f"no trainable layer with a kernel feeds the taps {list(taps)} of "
-            f"{backbone.name}: GradNorm needs shared weights (is the trunk frozen?)."
-        )
-    return best
-
-
 # --------------------------------------------------------------- strategies
 class GradientBalancing(LossWeighting):
     """Base class of the strategies that combine per-task shared gradients.

@@ -241,19 +241,6 @@ def test_gradnorm_weight_update_for_given_norms():
     assert float(strategy.has_initial_losses.numpy()) == 1.0
 
 
-def test_gradnorm_norm_layer_is_the_last_shared_conv_feeding_the_heads():
-    model = _model()
-    assert balancing.last_shared_layer(model.backbone, ["stage4"]).name == (
-        "tiny_stage4_conv"
-    )
-    assert balancing.last_shared_layer(model.backbone, ["stage2", "stage3"]).name == (
-        "tiny_stage3_conv"
-    )
-    model.backbone.trainable = False
-    with pytest.raises(ValueError, match="is the trunk frozen"):
-        balancing.last_shared_layer(model.backbone, ["stage4"])
-
-
 # -------------------------------------------------- the train_step hook
 def _per_task_gradients(model, batch):
     """Each task's gradient for the shared group and its head, by a separate tape."""

@@ -15,8 +15,8 @@ from conftest import background_fixture, fork_run
 
 import aesthal
 from aesthal.config import GROUPS, ExperimentConfig, ModelConfig, TrainConfig
-from aesthal.models.backbone import build_backbone, split_backbone_stages
 from aesthal.models.sharing import CrossStitchUnit, coupling_loss
+from aesthal.trunks import build_backbone, split_backbone_stages
 
 SIZE = (32, 32)
 REPO = pathlib.Path(__file__).resolve().parents[2]

@@ -1,4 +1,4 @@
-"""Tests for aesthal.models.efficientnet_lite: the architecture, the weight
+"""Tests for aesthal.trunks.efficientnet_lite: the architecture, the weight
 mapping, and the real ImageNet weights. The legacy torch.save reader has its
 own tests (test_torch_legacy_reader.py), and lends its file writer here."""
 
@@ -10,14 +10,14 @@ import pytest
 from torch_legacy_files import contiguous, write_legacy
 
 from aesthal.config import ModelConfig
-from aesthal.models import efficientnet_lite as lite
-from aesthal.models import torch_legacy
-from aesthal.models.backbone import (
+from aesthal.trunks import (
     TrunkPreprocessing,
     build_backbone,
     resolve_backbone_weights,
     split_backbone,
+    torch_legacy,
 )
+from aesthal.trunks import efficientnet_lite as lite
 
 # --- architecture ---------------------------------------------------------------
 

@@ -53,7 +53,7 @@ import struct
 
 import numpy as np
 
-from aesthal.models.checksums import verify_sha256
+from aesthal.trunks.checksums import verify_sha256
 
 # The caps, from efficientnet-lite2-9656183e.pth with a margin of 4 (see above).
 MAX_FILE_BYTES = 4 * 24_666_229

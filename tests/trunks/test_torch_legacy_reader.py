@@ -1,4 +1,4 @@
-"""Tests for aesthal.models.torch_legacy: the legacy torch.save reader.
+"""Tests for aesthal.trunks.torch_legacy: the legacy torch.save reader.
 
 Files are written here without PyTorch (`torch_legacy_files.write_legacy`), or
 crafted byte by byte. The crafted ones (issue 24: geometry that read outside
@@ -27,7 +27,7 @@ from torch_legacy_files import (
     write_legacy,
 )
 
-from aesthal.models import torch_legacy as tl
+from aesthal.trunks import torch_legacy as tl
 
 # --- files written like torch.save's ---------------------------------------------
 

