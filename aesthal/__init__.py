@@ -20,12 +20,12 @@ from aesthal.inference import (
     predict_images,
 )
 from aesthal.losses import SaliencyLoss
-from aesthal.models import (
-    AesthalModel,
+from aesthal.models import AesthalModel, build_model
+from aesthal.training import (
     FixedWeighting,
     LossWeighting,
+    Trainer,
     UncertaintyWeighting,
-    build_model,
     validate_batch,
 )
 
@@ -44,6 +44,7 @@ __all__ = [
     "ModelConfig",
     "SaliencyLoss",
     "TrainConfig",
+    "Trainer",
     "UncertaintyWeighting",
     "Ensemble",
     "Predictor",

@@ -47,7 +47,7 @@ SALIENCY_HEADS = ("decoder", "readout")
 CENTRE_PRIORS = ("none", "fixed", "learned")
 # `DataConfig.saliency_target`: the blurred map, or fixation counts.
 SALIENCY_TARGETS = ("map", "fixation_counts")
-# `AesthalModel.compile(loss_weighting=...)` by name: loss-level ("fixed",
+# `aesthal.training.Trainer.compile(loss_weighting=...)` by name: loss-level ("fixed",
 # "uncertainty", "dwa") and gradient-level ("gradnorm", "pcgrad", "cagrad");
 # see docs/balancing.md.
 LOSS_WEIGHTINGS = ("fixed", "uncertainty", "dwa", "gradnorm", "pcgrad", "cagrad")
@@ -574,7 +574,7 @@ class DataConfig:
             prefix, prefix weights and data split, reused by later runs; a
             run also reads its taps from a cache of a deeper prefix there,
             e.g. block4 features from a `frozen_up_to="stage5"` run's; see
-            `aesthal.data.prepare.load_or_compute_cached_features`); None
+            `aesthal.training.feature_cache.load_or_compute_cached_features`); None
             keeps them in memory for this run only.
     """
 

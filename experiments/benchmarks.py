@@ -58,6 +58,7 @@ import tensorflow_datasets as tfds
 from aesthal import losses as losses_lib
 from aesthal.config import GROUPS, LOSS_WEIGHTINGS, TAP_NAMES, ModelConfig
 from aesthal.models import AesthalModel
+from aesthal.training import Trainer
 
 # Forward FLOPs per output element, per MAC: 2 (one multiply, one add).
 _FLOPS_PER_MAC = 2
@@ -266,10 +267,12 @@ def build_aesthal(
     jit_compile: bool | str = False,
     steps_per_execution: int = 1,
     loss_weighting: str = "fixed",
-) -> AesthalModel:
-    """An `AesthalModel` compiled with three Adams (defaults: fixed weights, KLD)."""
+) -> Trainer:
+    """A `Trainer` of an `AesthalModel`, compiled with three Adams (defaults:
+    fixed weights, KLD); its network is `.network`."""
     keras.utils.set_random_seed(seed)
-    model = AesthalModel(ModelConfig(backbone=backbone, input_size=input_size))
+    network = AesthalModel(ModelConfig(backbone=backbone, input_size=input_size))
+    model = Trainer(network)
     model.compile(
         optimizers={g: keras.optimizers.Adam(1e-4) for g in GROUPS},
         loss_weighting=loss_weighting,
@@ -602,7 +605,7 @@ def serving(
     model = build_aesthal(backbone, input_size)
     out: dict[str, Any] = {"backbone": backbone, "input_size": list(input_size)}
     with tempfile.TemporaryDirectory() as folder:
-        path = export_saved_model(model, os.path.join(folder, "saved_model"))
+        path = export_saved_model(model.network, os.path.join(folder, "saved_model"))
         loaded = tf.saved_model.load(path)
         serve = loaded.signatures["serving_default"]
         rng = np.random.default_rng(0)
@@ -770,7 +773,7 @@ def cached_features(
     `frozen_up_to` (default: the deepest tap, i.e. whole). One trains on
     in-memory image batches, the other on the frozen prefix's float16
     features of the same batches (`AesthalModel.prefix_features`, what
-    `aesthal.data.prepare.cached_training_dataset` yields), timed
+    `aesthal.training.feature_cache.cached_training_dataset` yields), timed
     round-robin.
 
     Returns:
@@ -788,15 +791,16 @@ def cached_features(
     models = {}
     for name in ("uncached", "cached"):
         keras.utils.set_random_seed(0)
-        models[name] = AesthalModel(config)
+        models[name] = Trainer(AesthalModel(config))
         models[name].compile(
             optimizers={g: keras.optimizers.Adam(1e-4) for g in GROUPS}
         )
+    cached = models["cached"].network
     feature_batches = [
         (
             {
                 t: np.asarray(v).astype(np.float16)
-                for t, v in models["cached"].prefix_features(images).items()
+                for t, v in cached.prefix_features(images).items()
             },
             targets,
             weights,
@@ -816,7 +820,7 @@ def cached_features(
             "input_size": list(input_size),
             "batch_size": batch_size,
             "frozen_up_to": tap,
-            "cached_taps": list(models["cached"].cached_taps),
+            "cached_taps": list(cached.cached_taps),
             "feature_bytes_per_example": int(
                 sum(v[0].nbytes for v in feature_batches[0][0].values())
             ),

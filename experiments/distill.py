@@ -65,7 +65,7 @@ from aesthal.data import pipeline, prepare
 from aesthal.data.preprocess import stretch_images
 from aesthal.inference import make_predictor
 from aesthal.models.priors import centre_bias_log_density
-from aesthal.training.runner import compile_model, write_json
+from aesthal.training.runner import make_trainer, write_json
 
 _MODE = flags.DEFINE_enum("mode", None, ["teacher", "student"], "What to do.")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where to write.")
@@ -574,9 +574,9 @@ def run_student(out: pathlib.Path) -> None:
         lr_schedule="cosine",
         seed=_SEED.value,
     )
-    compile_model(model, train, tasks=("saliency",))
+    trainer = make_trainer(model, train, tasks=("saliency",))
     start = time.time()
-    history = model.fit(
+    history = trainer.fit(
         train_ds,
         epochs=train.epochs,
         steps_per_epoch=steps_per_epoch,

@@ -72,8 +72,10 @@ def _measure(threads: int, multi_worker: bool) -> dict:
     )
     keras.utils.set_random_seed(0)
     with strategy.scope():
-        model = aesthal.build_model(
-            aesthal.ModelConfig(backbone=_BACKBONE.value, input_size=size)
+        model = aesthal.Trainer(
+            aesthal.build_model(
+                aesthal.ModelConfig(backbone=_BACKBONE.value, input_size=size)
+            )
         )
         model.compile(jit_compile=False)
     model.fit(dataset, epochs=1, steps_per_epoch=3, verbose=0)  # warm-up, trace

@@ -44,11 +44,12 @@ def test_saved_model_reloads_without_aesthal(tmp_path):
             input_size=(32, 48), side_heads=(("saliency", "stage2", 1.0),)
         )
     )
-    model.compile(jit_compile=False)
+    trainer = aesthal.Trainer(model)
+    trainer.compile(jit_compile=False)
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (2, 32, 48, 3)).astype("uint8")
     # Train a step so that the heads are not at their near-uniform start.
-    model.fit(
+    trainer.fit(
         images.astype("float32"),
         {"saliency": rng.uniform(size=(2, 32, 48, 1)).astype("float32") ** 8},
         verbose=0,

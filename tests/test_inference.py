@@ -103,7 +103,8 @@ def trained_model() -> aesthal.AesthalModel:
     """A model fitted a few steps, so that its maps are far from uniform."""
     keras.utils.set_random_seed(0)
     model = aesthal.build_model(aesthal.ModelConfig(input_size=(32, 48)))
-    model.compile(
+    trainer = aesthal.Trainer(model)
+    trainer.compile(
         optimizers={
             group: keras.optimizers.Adam(0.03)
             for group in ("shared", "saliency", "aesthetics")
@@ -111,7 +112,7 @@ def trained_model() -> aesthal.AesthalModel:
         jit_compile=False,
     )
     rng = np.random.default_rng(0)
-    model.fit(
+    trainer.fit(
         rng.integers(0, 256, (2, 32, 48, 3)).astype("float32"),
         {
             "saliency": rng.uniform(size=(2, 32, 48, 1)).astype("float32") ** 8,

@@ -11,6 +11,7 @@ import io
 import json
 import pathlib
 import sys
+import warnings
 import zipfile
 
 import h5py
@@ -28,7 +29,9 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory) -> dict:
-    """A tiny compiled model (tiny and EfficientNet-Lite0 trunks) and its files."""
+    """A tiny network (tiny and EfficientNet-Lite0 trunks) and its files, the
+    tiny one with the compile config its trainer writes (as files written
+    before issue 25, when the network was its own trainer, have)."""
     folder = tmp_path_factory.mktemp("saved")
     keras.utils.set_random_seed(0)
     out = {}
@@ -36,11 +39,27 @@ def saved(tmp_path_factory) -> dict:
         model = aesthal.build_model(
             aesthal.ModelConfig(backbone=backbone, input_size=(32, 32))
         )
-        model.compile(jit_compile=False)
         path = folder / f"{backbone}.keras"
         model.save(path)
         out[backbone] = (model, path)
+    trainer = aesthal.Trainer(out["tiny"][0])
+    trainer.compile(jit_compile=False)
+    compiled = folder / "tiny_compiled.keras"
+    _craft(out["tiny"][1], compiled, _with_compile_config(trainer))
+    out["tiny"] = (out["tiny"][0], compiled)
     return out
+
+
+def _with_compile_config(trainer):
+    """An `edit` for `_craft`: the network's config.json with `trainer`'s
+    compile config, as the class wrote it when it was its own trainer."""
+    compile_config = json.loads(json.dumps(trainer.get_compile_config()))
+
+    def edit(config):
+        config["compile_config"] = compile_config
+        return config
+
+    return edit
 
 
 def _craft(source: pathlib.Path, target: pathlib.Path, edit=None, **replace) -> None:
@@ -386,15 +405,20 @@ def test_crafted_model_sizes_are_refused_before_anything_is_built(
 
 
 @pytest.mark.parametrize("weighting", aesthal.config.LOSS_WEIGHTINGS)
-def test_every_compiled_model_the_project_saves_still_loads(tmp_path, weighting):
-    """The compile-config check lets through what training writes: each loss
-    weighting, learning-rate schedules, aesthal's metrics."""
+def test_every_compile_config_a_trainer_writes_loads_and_is_ignored(
+    tmp_path, weighting
+):
+    """Files written before issue 25 carry their trainer's compile config: the
+    check lets through what training wrote (each loss weighting, learning-rate
+    schedules, aesthal's metrics), and loading restores the network alone,
+    without a warning, deserialising none of it."""
     keras.utils.set_random_seed(0)
     model = aesthal.build_model(
         aesthal.ModelConfig(backbone="tiny", input_size=(32, 32))
     )
+    trainer = aesthal.Trainer(model)
     schedules = keras.optimizers.schedules
-    model.compile(
+    trainer.compile(
         optimizers={
             "shared": keras.optimizers.Adam(schedules.CosineDecay(1e-3, 10)),
             "saliency": keras.optimizers.Adam(
@@ -410,13 +434,20 @@ def test_every_compiled_model_the_project_saves_still_loads(tmp_path, weighting)
         },
         jit_compile=False,
     )
+    plain = tmp_path / "plain.keras"
+    model.save(plain)
     path = tmp_path / "model.keras"
-    model.save(path)
-    loaded = load_model(path)
-    assert type(loaded.loss_weighting) is type(model.loss_weighting)
-    rate = loaded.shared_optimizer.get_config()["learning_rate"]
-    assert rate["class_name"] == "CosineDecay"
-    assert [type(m).__name__ for m in loaded.task_metrics["saliency"]] == [
-        "SaliencyCC",
-        "SaliencyNSS",
-    ]
+    _craft(plain, path, _with_compile_config(trainer))
+    with zipfile.ZipFile(path) as archive:
+        written = json.loads(archive.read("config.json"))["compile_config"]
+    assert written["loss_weighting"]["registered_name"].startswith("aesthal>")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loaded = load_model(path)
+    assert isinstance(loaded, aesthal.AesthalModel)
+    assert not hasattr(loaded, "loss_weighting")
+    images = np.random.default_rng(0).uniform(0, 255, (1, 32, 32, 3))
+    images = images.astype("float32")
+    np.testing.assert_array_equal(
+        loaded(images)["saliency"].numpy(), model(images)["saliency"].numpy()
+    )

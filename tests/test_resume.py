@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pathlib
@@ -33,6 +34,7 @@ from conftest import background_fixture, background_popen, fork_run
 
 import aesthal
 from aesthal.inference import load_model
+from aesthal.training import runner
 from aesthal.training.callbacks import (
     BackupUnreadableError,
     WorkerBackupAndRestore,
@@ -43,9 +45,12 @@ from aesthal.training.callbacks import (
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
-def _compiled_model(seed: int) -> aesthal.AesthalModel:
+def _compiled_model(seed: int) -> aesthal.Trainer:
+    """A compiled trainer of a new network (`.network`)."""
     keras.utils.set_random_seed(seed)
-    model = aesthal.build_model(aesthal.ModelConfig(input_size=(32, 32)))
+    model = aesthal.Trainer(
+        aesthal.build_model(aesthal.ModelConfig(input_size=(32, 32)))
+    )
     model.compile(
         optimizers={
             "shared": keras.optimizers.Adam(1e-3),
@@ -73,6 +78,18 @@ def _optimizer_state(model) -> dict[str, list[np.ndarray]]:
         group: [v.numpy() for v in optimizer.variables]
         for group, optimizer in model.group_optimizers.items()
     }
+
+
+def _trainer_from_backup(run: pathlib.Path) -> aesthal.Trainer:
+    """A trainer of a run's configuration with the run's latest backup loaded."""
+    config = aesthal.config.ExperimentConfig.from_dict(
+        json.loads((run / "config.json").read_text())
+    )
+    tasks = config.data.tasks
+    network = aesthal.build_model(dataclasses.replace(config.model, tasks=tasks))
+    trainer = runner.make_trainer(network, config.train, tasks=tasks)
+    trainer.load_weights(run / "backup" / "latest.weights.h5")
+    return trainer
 
 
 def test_backup_restores_weights_and_all_three_optimizers(tmp_path):
@@ -400,7 +417,9 @@ def test_sigkilled_run_resumes_to_the_uninterrupted_weights(killed_and_resumed):
         np.testing.assert_allclose(
             mine.numpy(), theirs.numpy(), rtol=1e-4, atol=1e-6, err_msg=mine.path
         )
-    mine, theirs = _optimizer_state(resumed), _optimizer_state(expected)
+    # The optimizers' state is the trainer's, in each run's last backup.
+    mine = _optimizer_state(_trainer_from_backup(killed))
+    theirs = _optimizer_state(_trainer_from_backup(straight))
     for group in aesthal.GROUPS:
         assert int(mine[group][0]) == 12  # 3 epochs x 4 steps, none repeated
         for a, b in zip(mine[group], theirs[group], strict=True):

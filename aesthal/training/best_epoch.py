@@ -26,7 +26,12 @@ RECORD_FILE = "best.json"
 
 
 class RestoreBestEpoch(keras.callbacks.Callback):
-    """Saves the weights whenever `monitor` improves; restores them at the end.
+    """Saves the network's weights whenever `monitor` improves; restores them
+    at the end.
+
+    The weights are those of the trainer's network (`Trainer.network`; a
+    model without one: its own), so that `best.weights.h5` loads into an
+    `AesthalModel`.
 
     Files in `folder`: `best.weights.h5` (the weights) and `best.json`
     (`{"monitor", "value", "epoch"}`, epoch 1-based), each written under
@@ -46,6 +51,9 @@ class RestoreBestEpoch(keras.callbacks.Callback):
         self.monitor = monitor
         self.best: float = math.inf
         self.best_epoch: int | None = None
+
+    def _network(self) -> keras.Model:
+        return getattr(self.model, "network", self.model)
 
     @property
     def weights_path(self) -> pathlib.Path:
@@ -72,7 +80,7 @@ class RestoreBestEpoch(keras.callbacks.Callback):
         self.folder.mkdir(parents=True, exist_ok=True)
         # Written whole or not at all: a kill while saving keeps the last best.
         writing = self.folder / ("writing-" + WEIGHTS_FILE)
-        self.model.save_weights(writing, overwrite=True)
+        self._network().save_weights(writing, overwrite=True)
         os.replace(writing, self.weights_path)
         self.best, self.best_epoch = value, epoch + 1
         record = {"monitor": self.monitor, "value": value, "epoch": epoch + 1}
@@ -88,7 +96,7 @@ class RestoreBestEpoch(keras.callbacks.Callback):
                 self.monitor,
             )
             return
-        self.model.load_weights(self.weights_path)
+        self._network().load_weights(self.weights_path)
         _LOG.info(
             "restore_best_epoch: restored epoch %d (%s %.4f).",
             self.best_epoch,

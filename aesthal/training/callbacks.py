@@ -1,10 +1,14 @@
 """Keras callbacks for aesthal training runs, and the resume helper.
 
-(`aesthal.models.TrainingStatsLogger`, which records the learning rates, task
-weights and NaN/Inf skips, lives beside the model whose statistics it reads.)
+Each reads or writes an `aesthal.training.Trainer` (`self.model`):
 
+- `TrainingStatsLogger`: the learning rates, task weights and NaN/Inf skips
+  of every epoch, into `History` and TensorBoard (`Trainer.fit` adds one);
+- `EpochLossesToWeighting`: each epoch's task losses to a loss weighting
+  that needs them (DWA; `Trainer.fit` adds it);
 - `StopOnNonFinite`: ends `fit` at the first step whose update the train
   step's NaN/Inf guard refused, naming the step and the task.
+- `NetworkCheckpoint`: the network alone, as a `.keras` file, every epoch.
 - `SaliencyImageLogger`: TensorBoard panels image | ground truth | prediction
   for fixed validation examples, every epoch.
 - `RunRecord`: `history.json` and `train_time.json`, written every epoch and
@@ -49,20 +53,20 @@ class NonFiniteLossError(FloatingPointError):
 class StopOnNonFinite(keras.callbacks.Callback):
     """Ends `fit` with an error naming the step and task at the first NaN/Inf.
 
-    `AesthalModel.train_step` refuses to apply an update whose task losses or
+    `Trainer.train_step` refuses to apply an update whose task losses or
     gradients are not all finite, and counts the refused steps of the epoch in
-    the `{group}_nonfinite` training statistics (`model.training_stats()`;
+    the `{group}_nonfinite` training statistics (`trainer.training_stats()`;
     `"saliency"`, `"aesthetics"`: that task's loss or its head's gradients;
     `"shared"`: the trunk's gradients). This callback raises
     `NonFiniteLossError` at the first batch whose statistics show one (or whose
     logs show a non-finite loss), so the weights in memory are the last good
-    ones and no epoch-end checkpoint (`BackupAndRestore`, `ModelCheckpoint`)
+    ones and no epoch-end checkpoint (`BackupAndRestore`, `NetworkCheckpoint`)
     is written after the bad step: the last checkpoint is the last good state,
     and rerunning the same command resumes from it.
 
     The step named is the global training step (1-based) of the refused
-    update: the model's `step_counter` (training steps run, applied or
-    refused; saved with the model, so it goes on counting in a resumed run).
+    update: the trainer's `step_counter` (training steps run, applied or
+    refused; saved with its state, so it goes on counting in a resumed run).
     It does not depend on any optimizer's `iterations`, which stop when a
     group has no variables (a frozen trunk; soft sharing has no shared
     group). With `steps_per_execution > 1` the logs arrive once per
@@ -106,6 +110,94 @@ class StopOnNonFinite(keras.callbacks.Callback):
             "votes or the pixels) or lower the learning rate, then rerun the same "
             "command to resume."
         )
+
+
+class TrainingStatsLogger(keras.callbacks.Callback):
+    """Records `Trainer.training_stats()` per epoch; optionally to TensorBoard.
+
+    The statistics are read after every training batch (so each epoch's value
+    is the one at the end of its training, before validation resets the
+    trackers) and appended per epoch to `history` (`{name: [value, ...]}`),
+    which `Trainer.fit` merges into its `History`. With `log_dir`, each is
+    also written as the scalar `epoch_{name}` at step = epoch, as the
+    `keras.callbacks.TensorBoard` callback names its own (use its `train/`
+    folder).
+
+    Args:
+        log_dir: TensorBoard folder, or None.
+    """
+
+    def __init__(self, log_dir: str | None = None):
+        super().__init__()
+        self.log_dir = log_dir
+        self.history: dict[str, list[float]] = {}
+        self._last: dict[str, tf.Tensor] = {}
+        self._writer = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._last = self.model.training_stats()
+
+    def on_epoch_end(self, epoch, logs=None):
+        values = {name: float(value) for name, value in self._last.items()}
+        for name, value in values.items():
+            self.history.setdefault(name, []).append(value)
+        if self.log_dir is None or not values:
+            return
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(self.log_dir)
+        with self._writer.as_default(step=epoch):
+            for name, value in values.items():
+                tf.summary.scalar(f"epoch_{name}", value)
+        self._writer.flush()
+
+    def on_train_end(self, logs=None):
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+class EpochLossesToWeighting(keras.callbacks.Callback):
+    """Passes each epoch's mean training task losses to `loss_weighting.end_epoch`.
+
+    `Trainer.fit` adds it when the strategy `uses_epoch_losses` (DWA).
+    A task's epoch loss is what `combine` receives, at the global scale: its
+    logged loss plus `loss_weight * loss` of each of its side heads (the
+    epoch means `fit` logs before validation); a task that is not trained
+    (not in the logs) gets 0.
+    """
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        model = self.model
+        losses = {t: float(logs.get(f"{t}_loss", 0.0)) for t in TASKS}
+        for i, (task, _, weight) in enumerate(model.config.side_heads):
+            losses[task] += weight * float(logs.get(f"side{i}_{task}_loss", 0.0))
+        model.loss_weighting.end_epoch(losses)
+
+
+class NetworkCheckpoint(keras.callbacks.Callback):
+    """Saves the trainer's network alone to a `.keras` file after every epoch.
+
+    What `keras.callbacks.ModelCheckpoint` does for a model that is its own
+    network; a trainer's checkpoint is its network (`Trainer.network.save`),
+    loadable by `aesthal.inference.load_model`. The file is written under
+    another name and renamed, so a kill while saving keeps the last one whole.
+    The training state (optimizers, step counter) is the backup's
+    (`WorkerBackupAndRestore`).
+
+    Args:
+        path: the `.keras` file.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        super().__init__()
+        self.path = pathlib.Path(path)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        writing = self.path.with_name("writing-" + self.path.name)
+        self.model.network.save(writing)
+        os.replace(writing, self.path)
 
 
 class SaliencyImageLogger(keras.callbacks.Callback):
@@ -405,7 +497,7 @@ class SkipBatchesOnTrainBegin(keras.callbacks.Callback):
     with `reshuffle_each_iteration=True`, whose seed generator is shared by
     every iterator of the dataset object, so the order an iterator sees
     depends on how many shuffle passes earlier iterators drew. `fit` first
-    reads one batch for `AesthalModel.validate_data`; through a skip, that
+    reads one batch for `Trainer.validate_data`; through a skip, that
     read would draw more passes in a resumed run than in the uninterrupted
     one. Here the skip count is a variable that is 0 while `fit` checks the
     first batch and becomes `batches` at `on_train_begin`, before `fit`

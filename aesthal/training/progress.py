@@ -3,7 +3,7 @@
 Keras' progress bar shows every log: with two tasks, a side head and three
 metrics that is 14 values and ~400 characters at the end of an epoch (with
 validation). `ProgressLine` shows the total loss, each trained task's loss
-and one metric per task (`AesthalModel.headline_logs`), each as
+and one metric per task (`Trainer.headline_logs`), each as
 `training/validation` once the epoch is validated:
 
     Epoch 2/8
@@ -104,7 +104,7 @@ class ProgressLine(keras.callbacks.ProgbarLogger):
 
     Args:
         names: `{log name: short name}` of the values shown, in order; None:
-            the model's `headline_logs()` (an `AesthalModel`), else `loss`.
+            the model's `headline_logs()` (a `Trainer`), else `loss`.
         legend: a line printed once before the first epoch, or None.
         stream: where to write (None: `sys.stdout` at each write).
     """

@@ -6,8 +6,10 @@
         data=aesthal.config.DataConfig(dataset="synthetic_scenes"),
         train=aesthal.config.TrainConfig(epochs=2, steps_per_epoch=50),
     )
-    model = aesthal.training.runner.train(config)
-    results = aesthal.evaluation.report.evaluate(model, config.data, config.output_dir)
+    network = aesthal.training.runner.train(config)
+    results = aesthal.evaluation.report.evaluate(
+        network, config.data, config.output_dir
+    )
 
 A run directory holds:
 
@@ -19,18 +21,19 @@ A run directory holds:
     backup/              the training state after each epoch, written
                          atomically (latest and previous; resume after a
                          kill or Ctrl-C: `callbacks.WorkerBackupAndRestore`)
-    checkpoints/last.keras   the model after the last finished epoch
+    checkpoints/last.keras   the network after the last finished epoch
     history.json, train_time.json   per-epoch logs of `fit` (with the
                          training statistics) and seconds with the strategy and
                          replica count they were measured on, written every
                          epoch and whole across resumes (`callbacks.RunRecord`)
-    model.keras          the final model (weights + three optimizers' state)
+    model.keras          the final network (`aesthal.inference.load_model`);
+                         the optimizers' state is in backup/
     saved_model/         the SavedModel export (`aesthal.export.export_run`)
     metrics.json, metrics.md   test-split metrics with baselines
                          (`aesthal.evaluation.report.evaluate`)
 
 The learning rates go from `TrainConfig` to the optimizers in one place,
-`build_optimizers`; `AesthalModel.compile` holds them as
+`build_optimizers`; `make_trainer` compiles a `Trainer`, which holds them as
 `shared_optimizer`, `aesthetics_optimizer` and `saliency_optimizer`.
 """
 
@@ -50,12 +53,12 @@ import tensorflow as tf
 from aesthal import metrics as metrics_lib
 from aesthal.config import TASKS, DataConfig, ExperimentConfig, ModelConfig, TrainConfig
 from aesthal.data import prepare
-from aesthal.inference import load_model
-from aesthal.models import AesthalModel, TrainingStatsLogger, build_model
+from aesthal.models import AesthalModel, build_model, load_model
 from aesthal.models.priors import centre_bias_log_density
 from aesthal.training import callbacks as callbacks_lib
-from aesthal.training import distribute, output_lock, progress
+from aesthal.training import distribute, feature_cache, output_lock, progress
 from aesthal.training.best_epoch import RestoreBestEpoch
+from aesthal.training.trainer import Trainer
 
 _LOG = logging.getLogger("aesthal")
 
@@ -77,7 +80,7 @@ def build_optimizers(train: TrainConfig) -> dict[str, keras.optimizers.Optimizer
 
     Returns:
         `{"shared" | "aesthetics" | "saliency": keras.optimizers.Adam}`, for
-        `AesthalModel.compile(optimizers=...)`.
+        `Trainer.compile(optimizers=...)`.
     """
     total_steps = train.epochs * train.steps_per_epoch
     optimizers = {}
@@ -102,20 +105,22 @@ def build_optimizers(train: TrainConfig) -> dict[str, keras.optimizers.Optimizer
     return optimizers
 
 
-def compile_model(
-    model: AesthalModel, train: TrainConfig, tasks: tuple[str, ...] | None = None
-) -> AesthalModel:
-    """Compiles `model` for `train`, with the streaming per-task metrics.
+def make_trainer(
+    network: AesthalModel, train: TrainConfig, tasks: tuple[str, ...] | None = None
+) -> Trainer:
+    """A `Trainer` of `network`, compiled for `train`, with the streaming
+    per-task metrics.
 
     Args:
-        model: the model to compile.
+        network: the network to train.
         train: optimizers, loss weighting and saliency loss.
         tasks: the tasks trained (logged); None = all.
 
     Returns:
-        `model`, compiled.
+        The compiled trainer (`trainer.network` is `network`).
     """
-    model.compile(
+    trainer = Trainer(network)
+    trainer.compile(
         optimizers=build_optimizers(train),
         loss_weighting=train.loss_weighting,
         loss_weights=train.loss_weights or None,
@@ -126,7 +131,7 @@ def compile_model(
         },
         **({} if tasks is None else {"tasks": tasks}),
     )
-    return model
+    return trainer
 
 
 def _initialise_trunk(model: AesthalModel, path: str, heads: bool = False) -> None:
@@ -251,7 +256,7 @@ def train(
     and validation splits (`prepare.check_batch_size`).
 
     Under a `tf.distribute` `strategy` (`aesthal.training.distribute`), the
-    model is built and compiled in its scope and `fit` splits every global
+    network and its trainer are built in its scope and `fit` splits every global
     batch of `DataConfig.batch_size` between the replicas (by data). Under
     `MultiWorkerMirroredStrategy` every worker runs this same function; the
     chief locks and writes the run directory, the other workers write into
@@ -269,7 +274,7 @@ def train(
             from epoch 1.
 
     Returns:
-        The trained model.
+        The trained network (`AesthalModel`; its trainer is not kept).
 
     Raises:
         output_lock.OutputDirInUseError: another process trains in the folder.
@@ -358,7 +363,7 @@ def _train(
                     grid_shape=model.config.prior_grid,
                 )
             )
-        compile_model(model, config.train, tasks=data.tasks)
+        trainer = make_trainer(model, config.train, tasks=data.tasks)
 
     image_size = config.model.input_size
     # Resume: BackupAndRestore reloads the weights and all three optimizers'
@@ -368,7 +373,9 @@ def _train(
     if data.cache_features:
         # The frozen prefix's features, once per image and mirror image: an
         # epoch costs only the trainable part.
-        stream = prepare.cached_training_dataset(data, model, config.train.seed)
+        stream = feature_cache.cached_training_dataset(
+            data, model, config.train.seed
+        )
     else:
         stream = prepare.training_dataset(data, image_size, config.train.seed)
     skip = callbacks_lib.SkipBatchesOnTrainBegin(
@@ -383,7 +390,7 @@ def _train(
         val_ds = None if val_ds is None else distribute.shard_by_data(val_ds)
     # Learning rates, task weights, NaN/Inf skips: beside TensorBoard's own
     # train/ scalars, and (through RunRecord) in history.json.
-    stats = TrainingStatsLogger(str(own / "tensorboard" / "train"))
+    stats = callbacks_lib.TrainingStatsLogger(str(own / "tensorboard" / "train"))
     best_epoch = []
     if config.train.restore_best_epoch:
         if val_ds is None:
@@ -411,7 +418,7 @@ def _train(
             restore=not start_over,
             delete_checkpoint=False,
         ),
-        keras.callbacks.ModelCheckpoint(str(own / "checkpoints" / "last.keras")),
+        callbacks_lib.NetworkCheckpoint(own / "checkpoints" / "last.keras"),
         keras.callbacks.TensorBoard(str(own / "tensorboard"), update_freq="epoch"),
         callbacks_lib.StopOnNonFinite(),
         skip,
@@ -425,7 +432,7 @@ def _train(
             )
         )
     (own / "checkpoints").mkdir(parents=True, exist_ok=True)
-    model.fit(
+    trainer.fit(
         train_ds,
         epochs=config.train.epochs,
         steps_per_epoch=config.train.steps_per_epoch,

@@ -73,7 +73,8 @@ def test_plain_keras_baseline_has_the_same_loss_and_weights():
     images, targets, weights = batches[0]
     aesthal = bench.build_aesthal("tiny", size, seed=3)
     plain = bench.build_plain_keras("tiny", size, seed=3)
-    for part in (aesthal.backbone, aesthal.saliency_head, aesthal.aesthetics_head):
+    network = aesthal.network
+    for part in (network.backbone, network.saliency_head, network.aesthetics_head):
         ours = part.get_weights()
         theirs = plain.get_layer(part.name).get_weights()
         assert len(ours) == len(theirs) > 0

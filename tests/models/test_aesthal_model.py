@@ -6,7 +6,8 @@ import pytest
 
 import aesthal
 from aesthal.config import TAP_NAMES, ModelConfig
-from aesthal.models import check_partition
+from aesthal.training import Trainer
+from aesthal.training.variable_groups import check_partition
 
 SIZE = (32, 48)
 
@@ -89,10 +90,11 @@ def test_partition_for_application_trunks(backbone):
     )
     groups = _check_groups(model)
     assert len(groups["shared"]) > 20
-    model.compile(loss_weighting="uncertainty")
-    groups = model.variable_groups()
+    trainer = Trainer(model)
+    trainer.compile(loss_weighting="uncertainty")
+    groups = trainer.variable_groups()
     check_partition(
-        groups, model.trainable_variables + model.loss_weighting.trainable_variables
+        groups, model.trainable_variables + trainer.loss_weighting.trainable_variables
     )
     out = model(_images(1, (32, 32)))
     np.testing.assert_allclose(out["saliency"].numpy().sum(), 1.0, rtol=1e-5)

@@ -9,6 +9,7 @@ import tensorflow as tf
 import aesthal
 from aesthal.config import ModelConfig
 from aesthal.data import pipeline
+from aesthal.training import Trainer
 
 SIZE = (32, 48)
 
@@ -36,9 +37,10 @@ def _batch(seed=0, batch=4):
     return images, targets, weights
 
 
-def _compiled(config):
+def _compiled(config) -> Trainer:
+    """A compiled trainer of a new network (`.network`)."""
     keras.utils.set_random_seed(0)
-    model = aesthal.build_model(config)
+    model = Trainer(aesthal.build_model(config))
     model.compile(
         optimizers={g: keras.optimizers.SGD(0.1) for g in aesthal.config.GROUPS}
     )
@@ -88,17 +90,17 @@ def test_bad_readout_fields_are_rejected(kwargs, match):
 def test_frozen_prefix_is_in_no_group_and_does_not_change_in_a_step():
     model = _compiled(_config(frozen_up_to="stage2"))
     groups = model.variable_groups()
-    prefix_ids = {id(v) for v in model.backbone_prefix.weights}
+    prefix_ids = {id(v) for v in model.network.backbone_prefix.weights}
     assert prefix_ids and not prefix_ids & {id(v) for g in groups.values() for v in g}
     # stage3 + stage4: conv kernel, BN gamma, beta each.
     assert len(groups["shared"]) == 6
     # The guard copies the trainable BNs' moving stats (stage3, stage4) only.
-    assert len(model.forward_state_variables()) == 4
-    before = [v.numpy().copy() for v in model.backbone_prefix.weights]
+    assert len(model.network.forward_state_variables()) == 4
+    before = [v.numpy().copy() for v in model.network.backbone_prefix.weights]
     shared_before = [v.numpy().copy() for v in groups["shared"]]
     images, targets, weights = _batch()
     model.train_on_batch(images, targets, weights)
-    after = [v.numpy() for v in model.backbone_prefix.weights]
+    after = [v.numpy() for v in model.network.backbone_prefix.weights]
     assert all(np.array_equal(a, b) for a, b in zip(before, after, strict=True))
     assert not all(
         np.array_equal(a, v.numpy())
@@ -111,10 +113,10 @@ def test_frozen_batch_norm_trains_the_kernels_and_keeps_the_statistics():
     groups = model.variable_groups()
     # stage3 + stage4: only the conv kernels; the BNs' gamma and beta are frozen.
     assert [v.path.split("/")[-1] for v in groups["shared"]] == ["kernel", "kernel"]
-    assert model.forward_state_variables() == []
+    assert model.network.forward_state_variables() == []
     bns = [
         layer
-        for layer in model.backbone.layers
+        for layer in model.network.backbone.layers
         if isinstance(layer, keras.layers.BatchNormalization)
     ]
     for layer in bns[2:]:  # moving statistics away from 0 and 1
@@ -130,7 +132,7 @@ def test_frozen_batch_norm_trains_the_kernels_and_keeps_the_statistics():
     )
     # Without it, the same step moves stage3's moving mean.
     plain = _compiled(_config(frozen_up_to="stage2"))
-    bn3 = plain.backbone.get_layer("tiny_stage3_bn")
+    bn3 = plain.network.backbone.get_layer("tiny_stage3_bn")
     mean = bn3.moving_mean.numpy().copy()
     plain.train_on_batch(*_batch())
     assert not np.array_equal(mean, bn3.moving_mean.numpy())
@@ -139,9 +141,11 @@ def test_frozen_batch_norm_trains_the_kernels_and_keeps_the_statistics():
 def test_whole_trunk_frozen_leaves_the_shared_group_empty_and_still_trains():
     model = _compiled(_config(frozen_up_to="stage4"))
     assert model.variable_groups()["shared"] == []
-    assert model.forward_state_variables() == []
-    assert model.cached_taps == ("stage3", "stage4")
-    head_before = [v.numpy().copy() for v in model.saliency_head.trainable_variables]
+    assert model.network.forward_state_variables() == []
+    assert model.network.cached_taps == ("stage3", "stage4")
+    head_before = [
+        v.numpy().copy() for v in model.network.saliency_head.trainable_variables
+    ]
     images, targets, weights = _batch()
     logs = model.train_on_batch(images, targets, weights, return_dict=True)
     assert np.isfinite(logs["loss"])
@@ -149,7 +153,7 @@ def test_whole_trunk_frozen_leaves_the_shared_group_empty_and_still_trains():
     changed = [
         not np.array_equal(b, v.numpy())
         for b, v in zip(
-            head_before, model.saliency_head.trainable_variables, strict=True
+            head_before, model.network.saliency_head.trainable_variables, strict=True
         )
     ]
     assert any(changed)
@@ -165,11 +169,13 @@ def test_cached_features_give_the_loss_and_step_of_the_images(tap):
         if use_cache:
             x = {
                 t: np.asarray(v).astype(np.float16)
-                for t, v in model.prefix_features(images).items()
+                for t, v in model.network.prefix_features(images).items()
             }
         losses.append(model.test_on_batch(x, targets, weights, return_dict=True))
         model.train_on_batch(x, targets, weights)
-        heads.append([v.numpy() for v in model.saliency_head.trainable_variables])
+        heads.append(
+            [v.numpy() for v in model.network.saliency_head.trainable_variables]
+        )
     # float16 features: equal to float16 precision.
     np.testing.assert_allclose(losses[0]["loss"], losses[1]["loss"], rtol=2e-3)
     for a, b in zip(*heads, strict=True):
@@ -185,9 +191,9 @@ def test_dict_input_without_the_prefix_taps_is_a_clear_error():
 def test_centre_prior_map_is_saved_in_the_keras_file(tmp_path):
     model = _compiled(_config(frozen_up_to="stage4"))
     log_prior = np.log(np.arange(1, 25, dtype=np.float32).reshape(4, 6) / 300.0)
-    model.set_centre_prior(log_prior)
+    model.network.set_centre_prior(log_prior)
     path = tmp_path / "m.keras"
-    model.save(path)
+    model.network.save(path)
     loaded = keras.models.load_model(path)
     np.testing.assert_array_equal(
         loaded.saliency_head.prior.log_prior.numpy(), log_prior
@@ -201,7 +207,7 @@ def test_centre_prior_map_is_saved_in_the_keras_file(tmp_path):
         atol=1e-9,
     )
     with pytest.raises(ValueError, match=r"\(4, 6\)"):
-        model.set_centre_prior(np.zeros((3, 3)))
+        model.network.set_centre_prior(np.zeros((3, 3)))
 
 
 def test_fixation_count_target_hand_worked():

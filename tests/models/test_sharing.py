@@ -16,6 +16,7 @@ from conftest import background_fixture, fork_run
 import aesthal
 from aesthal.config import GROUPS, ExperimentConfig, ModelConfig, TrainConfig
 from aesthal.models.sharing import CrossStitchUnit, coupling_loss
+from aesthal.training import Trainer
 from aesthal.trunks import build_backbone, split_backbone_stages
 
 SIZE = (32, 32)
@@ -225,12 +226,13 @@ def test_soft_coupling_step_by_hand():
         float(np.sum((s - a) ** 2)) for s, a in zip(before_s, before_a, strict=True)
     )
     lr = 0.1
-    model.compile(
+    trainer = Trainer(model)
+    trainer.compile(
         optimizers={g: keras.optimizers.SGD(lr) for g in GROUPS},
         loss_weights={"saliency": 0.0, "aesthetics": 0.0},
         jit_compile=False,
     )
-    logs = model.train_on_batch(*_batch(), return_dict=True)
+    logs = trainer.train_on_batch(*_batch(), return_dict=True)
     assert logs["coupling_loss"] == pytest.approx(expected_coupling, rel=1e-5)
     assert logs["loss"] == pytest.approx(expected_coupling, rel=1e-5)
     for v, s, a in zip(
@@ -246,7 +248,7 @@ def test_soft_coupling_step_by_hand():
 def test_soft_steps_are_counted_without_a_shared_optimizer():
     from aesthal.training.callbacks import StopOnNonFinite
 
-    model = _model("soft")
+    model = Trainer(_model("soft"))
     model.compile(jit_compile=False)
     history = model.fit(
         *_batch()[:1],
@@ -264,15 +266,19 @@ def test_soft_steps_are_counted_without_a_shared_optimizer():
 
 @pytest.mark.parametrize("sharing", ["soft", "cross_stitch"])
 def test_fit_keras_round_trip_and_saved_model(sharing, tmp_path):
-    model = _model(sharing)
-    model.compile(
-        optimizers={
-            "shared": keras.optimizers.Adam(1e-3),
-            "aesthetics": keras.optimizers.SGD(0.1, momentum=0.9),
-            "saliency": keras.optimizers.Adam(1e-2),
-        },
-        jit_compile=False,
-    )
+    def trainer():
+        model = Trainer(_model(sharing))
+        model.compile(
+            optimizers={
+                "shared": keras.optimizers.Adam(1e-3),
+                "aesthetics": keras.optimizers.SGD(0.1, momentum=0.9),
+                "saliency": keras.optimizers.Adam(1e-2),
+            },
+            jit_compile=False,
+        )
+        return model
+
+    model = trainer()
     batch = _batch()
     alpha_before = [v.numpy() for v in model.variable_groups()["shared"]]
     history = model.fit(batch[0], batch[1], sample_weight=batch[2], epochs=2, verbose=0)
@@ -280,15 +286,19 @@ def test_fit_keras_round_trip_and_saved_model(sharing, tmp_path):
     for before, v in zip(alpha_before, model.variable_groups()["shared"], strict=True):
         assert np.max(np.abs(v.numpy() - before)) > 0  # the units learn
     path = tmp_path / "model.keras"
-    model.save(path)
-    loaded = keras.models.load_model(path)
-    assert loaded.config.sharing == sharing
+    model.network.save(path)
+    network = keras.models.load_model(path)
+    assert network.config.sharing == sharing
     images = batch[0]
     expected = model.predict(images, verbose=0)
-    got = loaded.predict(images, verbose=0)
+    got = network.predict(images, verbose=0)
     for task in ("saliency", "aesthetics"):
         # Exact: the same weights on the same batch, on one CPU.
         np.testing.assert_array_equal(got[task], expected[task])
+    # The training state travels in the trainer's weights file (a backup).
+    model.save_weights(tmp_path / "trainer.weights.h5")
+    loaded = trainer()
+    loaded.load_weights(tmp_path / "trainer.weights.h5")
     for group in GROUPS:
         a = model.group_optimizers[group].variables
         b = loaded.group_optimizers[group].variables
@@ -299,7 +309,7 @@ def test_fit_keras_round_trip_and_saved_model(sharing, tmp_path):
     model.fit(batch[0], batch[1], sample_weight=batch[2], epochs=1, verbose=0)
     for u, v in zip(model.weights, loaded.weights, strict=True):
         np.testing.assert_allclose(u.numpy(), v.numpy(), atol=1e-6)
-    exported = aesthal.export_saved_model(model, tmp_path / "saved_model")
+    exported = aesthal.export_saved_model(model.network, tmp_path / "saved_model")
     served = tf.saved_model.load(exported).signatures["predict_at_model_size"](
         tf.constant(images)
     )
@@ -310,7 +320,7 @@ def test_fit_keras_round_trip_and_saved_model(sharing, tmp_path):
 
 # =============================================================== balancing
 def test_gradient_balancing_needs_shared_parameters():
-    model = _model("soft")
+    model = Trainer(_model("soft"))
     for method in ("gradnorm", "pcgrad", "cagrad"):
         with pytest.raises(ValueError, match="sharing='soft' has none"):
             model.compile(loss_weighting=method)
@@ -318,7 +328,7 @@ def test_gradient_balancing_needs_shared_parameters():
 
 @pytest.mark.parametrize("method", ["gradnorm", "pcgrad"])
 def test_gradient_balancing_acts_on_the_cross_stitch_units(method):
-    model = _model("cross_stitch", cross_stitch_taps=("stage2", "stage4"))
+    model = Trainer(_model("cross_stitch", cross_stitch_taps=("stage2", "stage4")))
     model.compile(
         optimizers={g: keras.optimizers.SGD(0.01) for g in GROUPS},
         loss_weighting=method,
@@ -326,7 +336,7 @@ def test_gradient_balancing_acts_on_the_cross_stitch_units(method):
     )
     shared = model.variable_groups()["shared"]
     before = [v.numpy() for v in shared]
-    trunks = [v.numpy() for v in model.aesthetics_backbone.trainable_variables]
+    trunks = [v.numpy() for v in model.network.aesthetics_backbone.trainable_variables]
     batch = _batch()
     model.fit(batch[0], batch[1], sample_weight=batch[2], epochs=1, verbose=0)
     for v, b in zip(shared, before, strict=True):
@@ -334,7 +344,7 @@ def test_gradient_balancing_acts_on_the_cross_stitch_units(method):
     moved = [
         np.max(np.abs(v.numpy() - b))
         for v, b in zip(
-            model.aesthetics_backbone.trainable_variables, trunks, strict=True
+            model.network.aesthetics_backbone.trainable_variables, trunks, strict=True
         )
     ]
     assert max(moved) > 0

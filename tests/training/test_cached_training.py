@@ -10,7 +10,7 @@ import aesthal
 from aesthal.config import DataConfig, ExperimentConfig, ModelConfig, TrainConfig
 from aesthal.data import prepare
 from aesthal.models.priors import centre_bias_log_density
-from aesthal.training import runner
+from aesthal.training import feature_cache, runner
 
 SIZE = (32, 48)
 
@@ -55,9 +55,9 @@ def test_cached_run_saves_the_fixed_prior_and_reuses_its_cache(tmp_path):
     # One cache file, keyed by the prefix and the split; read back as written.
     files = list((tmp_path / "features").glob("features_*.npz"))
     assert [f.name for f in files] == [
-        f"features_{prepare.feature_cache_key(config.data, model)}.npz"
+        f"features_{feature_cache.feature_cache_key(config.data, model)}.npz"
     ]
-    arrays = prepare.load_or_compute_cached_features(config.data, model)
+    arrays = feature_cache.load_or_compute_cached_features(config.data, model)
     train_examples = 24  # synthetic_scenes/tiny's train split
     assert arrays["features/stage3"].shape == (2 * train_examples, 4, 6, 48)
     assert arrays["features/stage4"].dtype == np.float16
@@ -68,7 +68,7 @@ def test_cached_run_saves_the_fixed_prior_and_reuses_its_cache(tmp_path):
     images = next(
         iter(
             aesthal.data.pipeline.flipped_pairs(
-                prepare._training_spec(config.data), image_size=SIZE
+                prepare.training_spec(config.data), image_size=SIZE
             ).batch(2)
         )
     )[0]

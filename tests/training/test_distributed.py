@@ -53,8 +53,8 @@ def train(strategy, case):
     method, _, sharing = case.partition(":")
     keras.utils.set_random_seed(0)
     with strategy.scope():
-        model = aesthal.build_model(
-            dataclasses.replace(config, sharing=sharing or "hard")
+        model = aesthal.Trainer(
+            aesthal.build_model(dataclasses.replace(config, sharing=sharing or "hard"))
         )
         model.compile(
             optimizers={

@@ -384,7 +384,7 @@ results = {}
 for method in sys.argv[2].split(","):
     keras.utils.set_random_seed(0)
     with strategy.scope():
-        model = aesthal.build_model(config)
+        model = aesthal.Trainer(aesthal.build_model(config))
         model.compile(
             optimizers={
                 "shared": keras.optimizers.Adam(1e-3),
@@ -566,7 +566,7 @@ tf.config.set_logical_device_configuration(
 )
 import keras
 import aesthal
-from aesthal.models.validation import InvalidBatchError
+from aesthal.training import InvalidBatchError
 
 rng = np.random.default_rng(0)
 images = rng.uniform(0, 255, (2, 4, 32, 32, 3)).astype("float32")
@@ -579,7 +579,8 @@ data = tf.data.Dataset.from_tensor_slices((images, targets))
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 keras.utils.set_random_seed(0)
 with strategy.scope():
-    model = aesthal.build_model(aesthal.ModelConfig(input_size=(32, 32)))
+    network = aesthal.build_model(aesthal.ModelConfig(input_size=(32, 32)))
+    model = aesthal.Trainer(network)
     model.compile(jit_compile=False)
 after_first = {}
 
@@ -616,7 +617,7 @@ def bad_share_run(tmp_path):
 
 
 def test_a_bad_share_on_one_replica_stops_every_replica(bad_share_run):
-    # The "known gap" checked: `validation.batch_report` gathers every
+    # The "known gap" checked: `batch_checks.batch_report` gathers every
     # replica's results, so both replicas see the second one's bad example,
     # refuse the update (the merge_call path reads only the first replica's
     # flag) and `BatchChecker` raises.

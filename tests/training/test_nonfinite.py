@@ -5,7 +5,7 @@ Three layers, from the data to the update:
 1. `aesthal.data` (`standardize_example`, in tf.data): a NaN/Inf/negative
    fixation map or vote vector fails when its example is read, naming the
    source: training stops before any step sees it.
-2. `AesthalModel.fit`: `validate_batch` on the first batch, then the
+2. `Trainer.fit`: `validate_batch` on the first batch, then the
    per-batch check of every later batch's labels and pixel range, which
    holds under XLA too (`jit_compile=True`, Keras' "auto" choice on a GPU):
    `InvalidBatchError` with the first batch's message, no update applied.
@@ -28,8 +28,12 @@ from conftest import background_fixture, fork_run
 
 import aesthal
 from aesthal import data as data_lib
-from aesthal.models.validation import InvalidBatchError
-from aesthal.training.callbacks import NonFiniteLossError, StopOnNonFinite
+from aesthal.training import InvalidBatchError, Trainer
+from aesthal.training.callbacks import (
+    NetworkCheckpoint,
+    NonFiniteLossError,
+    StopOnNonFinite,
+)
 
 SIZE = (32, 48)
 
@@ -49,9 +53,10 @@ def _batch(seed: int, nan: str | None = None):
     return images, targets, weights
 
 
-def _model(jit_compile: bool = False) -> aesthal.AesthalModel:
+def _model(jit_compile: bool = False) -> Trainer:
+    """A compiled trainer of a new network (`.network`)."""
     keras.utils.set_random_seed(0)
-    model = aesthal.build_model(aesthal.ModelConfig(input_size=SIZE))
+    model = Trainer(aesthal.build_model(aesthal.ModelConfig(input_size=SIZE)))
     model.compile(jit_compile=jit_compile)
     return model
 
@@ -72,9 +77,13 @@ def _optimizer_values(model) -> list[np.ndarray]:
     ]
 
 
-def _assert_state(model, weights, optimizers):
+def _assert_weights(model, weights):
     for variable, value in zip(model.weights, weights, strict=True):
         np.testing.assert_array_equal(variable.numpy(), value, err_msg=variable.path)
+
+
+def _assert_state(model, weights, optimizers):
+    _assert_weights(model, weights)
     for current, value in zip(_optimizer_values(model), optimizers, strict=True):
         np.testing.assert_array_equal(current, value)
 
@@ -94,7 +103,7 @@ def test_nan_pixel_skips_the_update_and_stops_with_step_and_tasks(tmp_path):
     backup = tmp_path / "backup"
     callbacks = [
         keras.callbacks.BackupAndRestore(str(backup), delete_checkpoint=False),
-        keras.callbacks.ModelCheckpoint(str(tmp_path / "last.keras")),
+        NetworkCheckpoint(tmp_path / "last.keras"),
         StopOnNonFinite(),
         snapshot,
     ]
@@ -113,10 +122,14 @@ def test_nan_pixel_skips_the_update_and_stops_with_step_and_tasks(tmp_path):
         1,
         1,
     ]
-    # The last checkpoints are epoch 1's, and hold this same state.
+    # The last checkpoints are epoch 1's, and hold this same state: the
+    # network's weights in last.keras, every optimizer's in the backup.
     assert json.loads((backup / "training_metadata.json").read_text())["epoch"] == 1
     saved = aesthal.inference.load_model(tmp_path / "last.keras")
-    _assert_state(saved, snapshot.weights, snapshot.optimizers)
+    _assert_weights(saved, snapshot.weights)
+    restored = _model()
+    restored.load_weights(backup / "latest.weights.h5")
+    _assert_state(restored, snapshot.weights, snapshot.optimizers)
 
 
 def test_guard_counts_only_bad_steps_and_good_steps_still_apply():
@@ -161,7 +174,7 @@ def test_nan_fixation_map_is_rejected_by_the_data_pipeline(tmp_path):
     )
     model = _model()
     snapshot = _Snapshot()
-    checkpoint = keras.callbacks.ModelCheckpoint(str(tmp_path / "last.keras"))
+    checkpoint = NetworkCheckpoint(tmp_path / "last.keras")
     with pytest.raises(
         tf.errors.InvalidArgumentError, match="nan_source: fixation_map has NaN or Inf"
     ):
@@ -174,7 +187,7 @@ def test_nan_fixation_map_is_rejected_by_the_data_pipeline(tmp_path):
         )
     _assert_state(model, snapshot.weights, snapshot.optimizers)
     saved = aesthal.inference.load_model(tmp_path / "last.keras")
-    _assert_state(saved, snapshot.weights, snapshot.optimizers)
+    _assert_weights(saved, snapshot.weights)
 
 
 @pytest.mark.parametrize(
@@ -222,7 +235,8 @@ data = tf.data.Dataset.from_tensor_slices((images, targets))
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 keras.utils.set_random_seed(0)
 with strategy.scope():
-    model = aesthal.build_model(aesthal.ModelConfig(input_size=(32, 32)))
+    network = aesthal.build_model(aesthal.ModelConfig(input_size=(32, 32)))
+    model = aesthal.Trainer(network)
     model.compile(jit_compile=False)
 state = {}
 
@@ -282,17 +296,18 @@ class _PoisonSaliencyHead(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         if batch == 1:
-            kernel = self.model.saliency_head.logits.kernel
+            kernel = self.model.network.saliency_head.logits.kernel
             kernel.assign(np.full(kernel.shape, np.nan, "float32"))
 
 
-def test_stop_names_the_step_from_the_model_counter_not_an_optimizer():
+def test_stop_names_the_step_from_the_trainer_counter_not_an_optimizer():
     # A frozen trunk: the shared group is empty, so the shared optimizer never
     # applies and its `iterations` stay 0 (as with soft sharing, which has no
     # shared group). The step named still counts the steps run.
     keras.utils.set_random_seed(0)
-    model = aesthal.build_model(aesthal.ModelConfig(input_size=SIZE))
-    model.backbone.trainable = False
+    network = aesthal.build_model(aesthal.ModelConfig(input_size=SIZE))
+    network.backbone.trainable = False
+    model = Trainer(network)
     model.compile(jit_compile=False)
     data = _stream(_batch(0), _batch(1), _batch(2))
     callbacks = [_PoisonSaliencyHead(), StopOnNonFinite()]

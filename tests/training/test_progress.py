@@ -40,14 +40,14 @@ class _Terminal(io.StringIO):
         return True
 
 
-def _model(tasks=aesthal.TASKS) -> aesthal.AesthalModel:
+def _model(tasks=aesthal.TASKS) -> aesthal.Trainer:
     keras.utils.set_random_seed(0)
     model = aesthal.build_model(
         aesthal.ModelConfig(
             input_size=(32, 32), side_heads=(("saliency", "stage2", 0.3),)
         )
     )
-    return runner.compile_model(model, TrainConfig(), tasks=tasks)
+    return runner.make_trainer(model, TrainConfig(), tasks=tasks)
 
 
 def _data() -> tf.data.Dataset:

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from aesthal import ModelConfig, build_model
+from aesthal import ModelConfig, Trainer, build_model
 from aesthal import data as data_lib
 
 SIZE = (32, 48)
@@ -13,7 +13,7 @@ SIZE = (32, 48)
 
 def _counting_model():
     keras.utils.set_random_seed(0)
-    model = build_model(ModelConfig(backbone="tiny", input_size=SIZE))
+    model = Trainer(build_model(ModelConfig(backbone="tiny", input_size=SIZE)))
     model.compile()
     traces = []
     train_step = model.train_step
@@ -83,6 +83,6 @@ def test_the_counter_sees_a_retrace_for_a_new_batch_shape():
 def test_jit_compile_auto_is_off_on_cpu():
     if tf.config.list_physical_devices("GPU"):
         pytest.skip("a GPU is present; 'auto' may turn XLA on there")
-    model = build_model(ModelConfig(backbone="tiny", input_size=SIZE))
+    model = Trainer(build_model(ModelConfig(backbone="tiny", input_size=SIZE)))
     model.compile(jit_compile="auto")
     assert model.jit_compile is False

@@ -233,20 +233,20 @@ def test_second_stage_model_trains_after_stage3_with_frozen_batch_norm():
         frozen_up_to="stage3",
         frozen_batch_norm=True,
     )
-    model = aesthal.build_model(config)
+    model = aesthal.Trainer(aesthal.build_model(config))
     model.compile(optimizers={g: keras.optimizers.SGD(0.1) for g in GROUPS})
     shared = model.variable_groups()["shared"]
     # Kernels of stage4's and stage5's blocks and the head: no BN variable.
     assert shared and all(v.path.endswith("kernel") for v in shared)
-    assert model.cached_taps == ("stage3",)
-    frozen = [v.numpy().copy() for v in model.backbone.non_trainable_variables]
+    assert model.network.cached_taps == ("stage3",)
+    frozen = [v.numpy().copy() for v in model.network.backbone.non_trainable_variables]
     kernels = [v.numpy().copy() for v in shared]
     rng = np.random.default_rng(0)
     images = rng.uniform(0, 255, (2, 64, 64, 3)).astype("float32")
     target = rng.uniform(0, 1, (2, 64, 64, 1)).astype("float32")
     logs = model.train_on_batch(images, {"saliency": target}, return_dict=True)
     assert np.isfinite(logs["loss"])
-    after = [v.numpy() for v in model.backbone.non_trainable_variables]
+    after = [v.numpy() for v in model.network.backbone.non_trainable_variables]
     assert all(np.array_equal(a, b) for a, b in zip(frozen, after, strict=True))
     assert any(
         not np.array_equal(k, v.numpy()) for k, v in zip(kernels, shared, strict=True)

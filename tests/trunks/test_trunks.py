@@ -73,7 +73,8 @@ def test_tiny_gn_model_fits_and_round_trips_through_a_keras_file(tmp_path):
     from conftest import fit_batch
 
     keras.utils.set_random_seed(0)
-    model = aesthal.build_model(ModelConfig(backbone="tiny_gn", input_size=(32, 32)))
+    network = aesthal.build_model(ModelConfig(backbone="tiny_gn", input_size=(32, 32)))
+    model = aesthal.Trainer(network)
     model.compile(jit_compile=False)
     rng = np.random.default_rng(0)
     images = rng.uniform(0, 255, (4, 32, 32, 3)).astype("float32")
@@ -82,16 +83,16 @@ def test_tiny_gn_model_fits_and_round_trips_through_a_keras_file(tmp_path):
         "aesthetics": rng.integers(0, 50, (4, 10)).astype("float32") + 1,
     }
     weights = {task: np.ones(4, "float32") for task in targets}
-    before = [v.numpy().copy() for v in model.backbone.trainable_weights]
+    before = [v.numpy().copy() for v in model.network.backbone.trainable_weights]
     history = fit_batch(model, (images, targets, weights))
     assert np.isfinite(history.history["loss"][0])
     moved = [
         np.abs(v.numpy() - b).max()
-        for v, b in zip(model.backbone.trainable_weights, before, strict=True)
+        for v, b in zip(model.network.backbone.trainable_weights, before, strict=True)
     ]
     assert min(moved) > 0  # every conv kernel and group-norm scale/offset trains
     path = str(tmp_path / "tiny_gn.keras")
-    model.save(path)
+    model.network.save(path)
     loaded = keras.saving.load_model(path)
     assert loaded.config.backbone == "tiny_gn"
     for key, value in model(images).items():

@@ -1,4 +1,5 @@
-"""AesthalModel's training: compile, train_step and test_step under fit (tiny trunk)."""
+"""`aesthal.training.Trainer`: compile, train_step and test_step under fit (tiny
+trunk)."""
 
 import keras
 import numpy as np
@@ -8,6 +9,7 @@ from conftest import fit_batch
 
 import aesthal
 from aesthal.config import ModelConfig
+from aesthal.training import InvalidBatchError, Trainer
 
 SIZE = (32, 32)
 GROUP_NAMES = ("shared", "aesthetics", "saliency")
@@ -27,9 +29,12 @@ def _batch(batch=4, seed=0):
     return images, targets, weights
 
 
-def _model(side_heads=(), seed=0):
+def _model(side_heads=(), seed=0) -> Trainer:
+    """A trainer of a new tiny network (not compiled)."""
     keras.utils.set_random_seed(seed)
-    return aesthal.build_model(ModelConfig(input_size=SIZE, side_heads=side_heads))
+    return Trainer(
+        aesthal.build_model(ModelConfig(input_size=SIZE, side_heads=side_heads))
+    )
 
 
 def _values(variables):
@@ -197,30 +202,52 @@ def test_side_head_losses_join_their_task():
     )
 
 
-def test_keras_round_trip_restores_weights_and_all_optimizer_state(tmp_path):
+def test_saving_writes_the_network_and_the_weights_file_keeps_all_training_state(
+    tmp_path,
+):
+    """`network.save` writes the network alone (what export and inference
+    load); `trainer.save_weights` (what BackupAndRestore writes) keeps every
+    optimizer's state, the loss weighting's variables and the step counter,
+    and a new trainer loading it continues training exactly."""
     model = _model(side_heads=(("saliency", "stage2", 0.5),))
-    model.compile(
-        optimizers={
-            "shared": keras.optimizers.Adam(1e-3),
-            "aesthetics": keras.optimizers.SGD(1e-2, momentum=0.9),
-            "saliency": keras.optimizers.Adam(
-                keras.optimizers.schedules.ExponentialDecay(1e-2, 1, 0.5)
-            ),
-        },
-        loss_weighting="uncertainty",
-        metrics={"aesthetics": [keras.metrics.MeanSquaredError()]},
-        jit_compile=False,
-    )
+
+    def compile_(trainer):
+        trainer.compile(
+            optimizers={
+                "shared": keras.optimizers.Adam(1e-3),
+                "aesthetics": keras.optimizers.SGD(1e-2, momentum=0.9),
+                "saliency": keras.optimizers.Adam(
+                    keras.optimizers.schedules.ExponentialDecay(1e-2, 1, 0.5)
+                ),
+            },
+            loss_weighting="uncertainty",
+            metrics={"aesthetics": [keras.metrics.MeanSquaredError()]},
+            jit_compile=False,
+        )
+
+    compile_(model)
     batch = _batch()
     _fit(model, batch, epochs=2)
     path = str(tmp_path / "model.keras")
-    model.save(path)
-    loaded = keras.models.load_model(path)
-    assert isinstance(loaded, aesthal.AesthalModel)
+    model.network.save(path)
+    network = keras.models.load_model(path)
+    assert isinstance(network, aesthal.AesthalModel)
+    assert not network.get_compile_config()  # the network alone
     images = batch[0]
     # Exact: the same weights on the same batch, eagerly, on one CPU.
     for key, value in model(images).items():
-        np.testing.assert_array_equal(loaded(images)[key].numpy(), value.numpy())
+        np.testing.assert_array_equal(network(images)[key].numpy(), value.numpy())
+
+    state = str(tmp_path / "trainer.weights.h5")
+    model.save_weights(state)
+    keras.utils.set_random_seed(1)  # other initial weights: all must be loaded
+    loaded = Trainer(
+        aesthal.build_model(
+            ModelConfig(input_size=SIZE, side_heads=(("saliency", "stage2", 0.5),))
+        )
+    )
+    compile_(loaded)
+    loaded.load_weights(state)
     for group in GROUP_NAMES:
         a, b = model.group_optimizers[group], loaded.group_optimizers[group]
         assert type(a) is type(b)
@@ -235,11 +262,18 @@ def test_keras_round_trip_restores_weights_and_all_optimizer_state(tmp_path):
         loaded.loss_weighting.log_variances["saliency"].numpy(),
         model.loss_weighting.log_variances["saliency"].numpy(),
     )
+    assert int(loaded.step_counter.count.numpy()) == 2
     # Training continues where it stopped: one more step on both is identical.
     _fit(model, batch)
     _fit(loaded, batch)
     for u, v in zip(model.weights, loaded.weights, strict=True):
         np.testing.assert_allclose(v.numpy(), u.numpy(), rtol=1e-5, atol=1e-7)
+
+
+def test_the_network_alone_refuses_to_be_compiled():
+    network = _model().network
+    with pytest.raises(TypeError, match=r"Trainer\(model\)\.compile"):
+        network.compile(optimizers={"shared": "adam"})
 
 
 def test_unknown_names_raise():
@@ -374,9 +408,7 @@ def test_bad_later_batch_stops_training_with_the_first_batch_message(
         model.validate_data(tf.data.Dataset.from_tensors(bad))
     good = tf.data.Dataset.from_tensors(_batch(2))
     data = good.concatenate(tf.data.Dataset.from_tensors(bad))
-    with pytest.raises(
-        aesthal.models.validation.InvalidBatchError, match=match
-    ) as error:
+    with pytest.raises(InvalidBatchError, match=match) as error:
         model.fit(data, verbose=0)
     message = str(error.value)
     assert (
@@ -386,9 +418,7 @@ def test_bad_later_batch_stops_training_with_the_first_batch_message(
     assert "the update was not applied" in message
     assert int(model.shared_optimizer.iterations.numpy()) == 1
     # evaluate checks every batch as well.
-    with pytest.raises(
-        aesthal.models.validation.InvalidBatchError, match=match
-    ) as error:
+    with pytest.raises(InvalidBatchError, match=match) as error:
         model.evaluate(data, verbose=0)
     assert f"evaluation batch 2, position(s) {positions}" in str(error.value)
 
@@ -453,7 +483,7 @@ def test_validation_batches_are_checked_during_fit():
     good = tf.data.Dataset.from_tensors(_batch(2))
     bad = good.concatenate(tf.data.Dataset.from_tensors(_bad("negative")))
     with pytest.raises(
-        aesthal.models.validation.InvalidBatchError,
+        InvalidBatchError,
         match=r"negative values .* In evaluation batch 2, position\(s\) \[0\]",
     ):
         model.fit(good, validation_data=bad, verbose=0)

@@ -1,4 +1,4 @@
-"""Feature caches (`aesthal.data.prepare`): keyed by the frozen prefix's
+"""Feature caches (`aesthal.training.feature_cache`): keyed by the frozen prefix's
 weights, and read from another cache of the folder that holds the taps."""
 
 import dataclasses
@@ -9,6 +9,7 @@ import pytest
 from aesthal.config import DataConfig, ModelConfig
 from aesthal.data import prepare
 from aesthal.models import build_model
+from aesthal.training import feature_cache
 
 SIZE = (32, 48)
 
@@ -54,17 +55,21 @@ def test_a_deeper_prefix_cache_serves_a_shallower_prefix(data, tmp_path):
     shallow.backbone.set_weights(deep.backbone.get_weights())
     assert deep.cached_taps == ("stage3", "stage4")
     assert shallow.cached_taps == ("stage3",)
-    written = prepare.load_or_compute_cached_features(data, deep)
-    assert _files(tmp_path) == [f"features_{prepare.feature_cache_key(data, deep)}.npz"]
+    written = feature_cache.load_or_compute_cached_features(data, deep)
+    assert _files(tmp_path) == [
+        f"features_{feature_cache.feature_cache_key(data, deep)}.npz"
+    ]
 
-    read = prepare.load_or_compute_cached_features(data, shallow)
+    read = feature_cache.load_or_compute_cached_features(data, shallow)
     # Read from the deeper cache: nothing computed, no second file.
-    assert _files(tmp_path) == [f"features_{prepare.feature_cache_key(data, deep)}.npz"]
+    assert _files(tmp_path) == [
+        f"features_{feature_cache.feature_cache_key(data, deep)}.npz"
+    ]
     assert sorted(read) == sorted(k for k in written if k != "features/stage4")
     np.testing.assert_array_equal(read["features/stage3"], written["features/stage3"])
     np.testing.assert_array_equal(read["targets/saliency"], written["targets/saliency"])
     # And they are the shallower prefix's own features.
-    own = prepare.compute_cached_features(data, shallow)
+    own = feature_cache.compute_cached_features(data, shallow)
     np.testing.assert_allclose(
         read["features/stage3"].astype(np.float32),
         own["features/stage3"].astype(np.float32),
@@ -79,16 +84,16 @@ def test_a_prefix_with_other_weights_gets_its_own_cache(data, tmp_path):
     # first one's features.
     data = dataclasses.replace(data, feature_cache_dir=str(tmp_path))
     first = _model("stage3")
-    cached = prepare.load_or_compute_cached_features(data, first)
+    cached = feature_cache.load_or_compute_cached_features(data, first)
     weights = first.backbone.get_weights()
     changed = _model("stage3")
     changed.backbone.set_weights([weights[0] * 2.0] + weights[1:])  # first conv
-    assert prepare.feature_cache_key(data, changed) != prepare.feature_cache_key(
-        data, first
-    )
-    read = prepare.load_or_compute_cached_features(data, changed)
+    assert feature_cache.feature_cache_key(
+        data, changed
+    ) != feature_cache.feature_cache_key(data, first)
+    read = feature_cache.load_or_compute_cached_features(data, changed)
     assert len(_files(tmp_path)) == 2
-    own = prepare.compute_cached_features(data, changed)
+    own = feature_cache.compute_cached_features(data, changed)
     # Exact: the same prefix on the same images in the same batches, twice in
     # this process, on one CPU.
     np.testing.assert_array_equal(read["features/stage3"], own["features/stage3"])
@@ -101,24 +106,26 @@ def test_a_prefix_with_other_weights_gets_its_own_cache(data, tmp_path):
 def test_weights_after_the_tap_do_not_change_its_key(data):
     shallow, deep = _model("stage3"), _model("stage4")
     before = (
-        prepare.feature_cache_key(data, shallow),
-        prepare.feature_cache_key(data, deep),
+        feature_cache.feature_cache_key(data, shallow),
+        feature_cache.feature_cache_key(data, deep),
     )
     for model in (shallow, deep):
         weights = model.backbone.get_weights()
         # The trunk's last weight belongs to stage4, after stage3's prefix.
         model.backbone.set_weights(weights[:-1] + [weights[-1] + 1.0])
-    assert prepare.feature_cache_key(data, shallow) == before[0]
-    assert prepare.feature_cache_key(data, deep) != before[1]
+    assert feature_cache.feature_cache_key(data, shallow) == before[0]
+    assert feature_cache.feature_cache_key(data, deep) != before[1]
 
 
 def test_caches_without_a_readable_key_are_passed_over(data, tmp_path):
     data = dataclasses.replace(data, feature_cache_dir=str(tmp_path))
     model = _model("stage3")
     # A version-1 cache (no key inside) of the same shapes, and a broken file.
-    old = prepare.compute_cached_features(data, model)
+    old = feature_cache.compute_cached_features(data, model)
     np.savez(tmp_path / "features_0000000000000000.npz", **old)
     (tmp_path / "features_1111111111111111.npz").write_bytes(b"not a zip")
-    prepare.load_or_compute_cached_features(data, model)
-    assert f"features_{prepare.feature_cache_key(data, model)}.npz" in _files(tmp_path)
+    feature_cache.load_or_compute_cached_features(data, model)
+    assert f"features_{feature_cache.feature_cache_key(data, model)}.npz" in _files(
+        tmp_path
+    )
     assert len(_files(tmp_path)) == 3

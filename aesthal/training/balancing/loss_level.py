@@ -1,103 +1,24 @@
-"""Pluggable strategies that combine per-task losses into one training loss.
+"""The strategies that act on the task losses: fixed, uncertainty, DWA.
 
-A strategy is a `keras.layers.Layer` (so its variables are tracked, trained and
-saved with the model) with the contract
-
-    total = sum_t weight_t * L_t + regularizer
-
-where `weights()` gives `{task: weight_t}` (scalar tensors, possibly functions
-of trainable variables) and `regularizer()` a scalar tensor. Keeping the total
-linear in the task losses is what lets `train_step` split it exactly across
-replicas (the regularizer is divided by the number of replicas). Each variable a
-strategy creates belongs to one task, reported by `variables_for_task(task)`,
-so it is updated by that task's optimizer.
-
-New strategies subclass `LossWeighting`, create variables in `build_tasks` and
-register themselves with `@keras.saving.register_keras_serializable`.
-
-Strategies here act on the losses: `"fixed"`, `"uncertainty"` and `"dwa"`
-(Dynamic Weight Average, whose weights change once per epoch through
-`end_epoch`). The gradient-level methods (`"gradnorm"`, `"pcgrad"`,
-`"cagrad"`) subclass `aesthal.models.balancing.GradientBalancing`; all are
-made by name with `get_loss_weighting`. See docs/balancing.md.
+`total = sum_t w_t * L_t + regularizer` (`aesthal.training.balancing.base`):
+`"fixed"` (constant user weights), `"uncertainty"` (Kendall et al.'s learned
+log-variances) and `"dwa"` (Dynamic Weight Average, whose weights change once
+per epoch through `end_epoch`). See docs/balancing.md.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from aesthal.config import TASKS
+from aesthal.training.balancing.base import LossWeighting, register
 
 
-class LossWeighting(keras.layers.Layer):
-    """Base class: fixed weight 1 for each task, no regularizer.
-
-    Class attributes read by `AesthalModel`:
-        acts_on_gradients: False here; True for
-            `aesthal.models.balancing.GradientBalancing`, whose `train_step`
-            takes one gradient per task for the shared group.
-        uses_epoch_losses: True when `end_epoch` must be called after every
-            training epoch (`AesthalModel.fit` then adds the callback that does).
-    """
-
-    acts_on_gradients = False
-    uses_epoch_losses = False
-
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.tasks: tuple[str, ...] = ()
-
-    def build_tasks(self, tasks: Sequence[str]) -> None:
-        """Creates the strategy's state for `tasks` (called once by `compile`)."""
-        self.tasks = tuple(tasks)
-        self.built = True
-
-    def build(self, input_shape=None):
-        self.build_tasks(TASKS)
-
-    def weights_by_task(self) -> dict[str, tf.Tensor]:
-        """Returns `{task: float32 scalar}`, the current weight of each task."""
-        return {task: tf.constant(1.0) for task in self.tasks}
-
-    def regularizer(self) -> tf.Tensor:
-        """Returns the float32 scalar added to the weighted sum of task losses."""
-        return tf.constant(0.0)
-
-    def variables_for_task(self, task: str) -> list:
-        """The trainable variables owned by `task` (updated by its optimizer)."""
-        return []
-
-    def end_epoch(self, epoch_losses: Mapping[str, float]) -> None:
-        """Called after each training epoch when `uses_epoch_losses` (no-op here).
-
-        Args:
-            epoch_losses: `{task: mean training loss of the epoch}` (the task's
-                loss with its side heads', as `combine` receives it, at the
-                global scale).
-        """
-
-    def combine(
-        self, task_losses: Mapping[str, tf.Tensor], num_replicas: int = 1
-    ) -> tf.Tensor:
-        """`sum_t w_t * L_t + regularizer / num_replicas` (float32 scalar).
-
-        Args:
-            task_losses: `{task: float32 scalar}`; under a distribution strategy,
-                each replica's share of the global-batch loss.
-            num_replicas: replicas whose totals are summed by the gradient
-                all-reduce.
-        """
-        weights = self.weights_by_task()
-        total = tf.add_n(
-            [weights[t] * tf.cast(task_losses[t], tf.float32) for t in self.tasks]
-        )
-        return total + self.regularizer() / float(num_replicas)
-
-
+@register("fixed")
 @keras.saving.register_keras_serializable(package="aesthal")
 class FixedWeighting(LossWeighting):
     """`total = sum_t w_t * L_t` with constant user weights (default 1).
@@ -129,6 +50,7 @@ class FixedWeighting(LossWeighting):
         return config
 
 
+@register("uncertainty")
 @keras.saving.register_keras_serializable(package="aesthal")
 class UncertaintyWeighting(LossWeighting):
     """Homoscedastic-uncertainty weighting (Kendall, Gal & Cipolla, CVPR 2018).
@@ -185,6 +107,7 @@ class UncertaintyWeighting(LossWeighting):
         return config
 
 
+@register("dwa")
 @keras.saving.register_keras_serializable(package="aesthal")
 class DynamicWeightAverage(LossWeighting):
     """Dynamic Weight Average (Liu, Johns & Davison, CVPR 2019, Sec. 3.3, eq. 7).
@@ -201,7 +124,7 @@ class DynamicWeightAverage(LossWeighting):
     epoch t-2 was 0 (e.g. a task not trained, all its labels masked out) gets
     `r_k = 1`, instead of a 0/0.
 
-    The weights are updated by `end_epoch`, which `AesthalModel.fit` calls
+    The weights are updated by `end_epoch`, which `aesthal.training.Trainer.fit` calls
     after every epoch (a callback it adds) with the epoch's task losses; a
     custom training loop must call it itself. State (saved with the model,
     non-trainable float32 variables): `task_weights` `[K]`, `epoch_losses`
@@ -285,58 +208,3 @@ def dwa_weights(
     logits = ratios / temperature
     exps = np.exp(logits - logits.max())
     return (len(last) * exps / exps.sum()).astype(np.float32)
-
-
-_LOSS_LEVEL = {
-    "fixed": FixedWeighting,
-    "uncertainty": UncertaintyWeighting,
-    "dwa": DynamicWeightAverage,
-}
-
-
-def _strategies() -> dict[str, type]:
-    # The gradient-level methods subclass LossWeighting, in a module that
-    # imports this one: read at call time.
-    from aesthal.models import balancing
-
-    return {**_LOSS_LEVEL, **balancing.GRADIENT_METHODS}
-
-
-def get_loss_weighting(
-    identifier: str | LossWeighting, loss_weights: Mapping[str, float] | None = None
-) -> LossWeighting:
-    """Returns a strategy from a name or an instance.
-
-    Names (`aesthal.config.LOSS_WEIGHTINGS`): `"fixed"`, `"uncertainty"`,
-    `"dwa"` (`DynamicWeightAverage`), and the gradient-level `"gradnorm"`,
-    `"pcgrad"`, `"cagrad"` (`aesthal.models.balancing`), each with its
-    published defaults.
-
-    Args:
-        identifier: a strategy name or a `LossWeighting` instance.
-        loss_weights: `{task: weight}` for `"fixed"` only.
-
-    Raises:
-        ValueError: unknown name, or `loss_weights` given with another strategy.
-    """
-    if isinstance(identifier, LossWeighting):
-        if loss_weights:
-            raise ValueError(
-                "loss_weights is only used with loss_weighting='fixed'; pass the "
-                "weights to the strategy instance instead."
-            )
-        return identifier
-    strategies = _strategies()
-    if identifier not in strategies:
-        raise ValueError(
-            f"loss_weighting={identifier!r} is unknown; expected one of "
-            f"{sorted(strategies)} or a LossWeighting instance."
-        )
-    if identifier == "fixed":
-        return FixedWeighting(loss_weights, name="loss_weighting")
-    if loss_weights:
-        raise ValueError(
-            f"loss_weights={dict(loss_weights)} cannot be used with "
-            f"loss_weighting={identifier!r}, which sets the task weights itself."
-        )
-    return strategies[identifier](name="loss_weighting")

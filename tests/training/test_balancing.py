@@ -14,13 +14,14 @@ from conftest import fit_batch
 
 import aesthal
 from aesthal.config import LOSS_WEIGHTINGS, TASKS, ModelConfig
-from aesthal.models import balancing
-from aesthal.models.loss_weighting import (
+from aesthal.training import Trainer, balancing, grouped_update
+from aesthal.training.balancing import (
+    STRATEGIES,
     DynamicWeightAverage,
-    _strategies,
     dwa_weights,
     get_loss_weighting,
 )
+from aesthal.training.balancing import gradient_level as formulas
 
 SIZE = (32, 32)
 
@@ -36,20 +37,25 @@ def _batch(batch=4, seed=0):
     return images, targets, weights
 
 
-def _model(seed=0, **config):
+def _model(seed=0, **config) -> Trainer:
+    """A trainer of a new tiny network (not compiled)."""
     keras.utils.set_random_seed(seed)
-    return aesthal.build_model(ModelConfig(input_size=SIZE, **config))
+    return Trainer(aesthal.build_model(ModelConfig(input_size=SIZE, **config)))
 
 
 _fit = fit_batch
 
 
 # ------------------------------------------------------------------ names
+GRADIENT_METHODS = ("gradnorm", "pcgrad", "cagrad")
+
+
 def test_every_configured_name_makes_its_strategy():
-    assert sorted(_strategies()) == sorted(LOSS_WEIGHTINGS)
+    assert sorted(STRATEGIES) == sorted(LOSS_WEIGHTINGS)
     for name in LOSS_WEIGHTINGS:
         strategy = get_loss_weighting(name)
-        assert strategy.acts_on_gradients == (name in balancing.GRADIENT_METHODS)
+        assert isinstance(strategy, STRATEGIES[name])
+        assert strategy.acts_on_gradients == (name in GRADIENT_METHODS)
     with pytest.raises(ValueError, match="cannot be used with loss_weighting='dwa'"):
         get_loss_weighting("dwa", {"saliency": 2.0})
 
@@ -117,10 +123,10 @@ def test_pcgrad_projects_two_conflicting_vectors():
     # Sum: (-0.5, 1.5); each projected vector is orthogonal to the other task's.
     g = tf.constant([[1.0, 1.0], [-1.0, 0.0]])
     orders = [tf.constant([1]), tf.constant([0])]
-    np.testing.assert_allclose(balancing.pcgrad_combine(g, orders), [-0.5, 1.5])
+    np.testing.assert_allclose(formulas.pcgrad_combine(g, orders), [-0.5, 1.5])
     # No conflict: the plain sum.
     g = tf.constant([[1.0, 1.0], [1.0, 0.0]])
-    np.testing.assert_allclose(balancing.pcgrad_combine(g, orders), [2.0, 1.0])
+    np.testing.assert_allclose(formulas.pcgrad_combine(g, orders), [2.0, 1.0])
 
 
 def _pcgrad_reference(gradients, orders):
@@ -146,7 +152,7 @@ def test_pcgrad_with_three_tasks_follows_the_given_order():
             orders = [[1, 2], [0, 2], [0, 1]]
             if flip:
                 orders = [o[::-1] for o in orders]
-            ours = balancing.pcgrad_combine(
+            ours = formulas.pcgrad_combine(
                 tf.constant(g), [tf.constant(o) for o in orders]
             ).numpy()
             np.testing.assert_allclose(ours, _pcgrad_reference(g, orders), atol=1e-5)
@@ -177,7 +183,7 @@ def test_cagrad_matches_a_published_example_and_the_dual_by_grid_search():
     # [0.1835, 1.2041, 1.2041]. By hand: g0 = (1, 1, 1), sqrt(phi) = 0.5 sqrt(3);
     # F is decreasing on [0, 1], so w = 1, g_w = g1 and
     # d = g0 + 0.8660 / sqrt(18) * (-4, 1, 1) = (0.18350, 1.20412, 1.20412).
-    d = balancing.cagrad_direction(
+    d = formulas.cagrad_direction(
         tf.constant([-4.0, 1.0, 1.0]), tf.constant([6.0, 1.0, 1.0]), c=0.5
     )
     np.testing.assert_allclose(d, [0.18350, 1.20412, 1.20412], atol=1e-5)
@@ -195,12 +201,12 @@ def test_cagrad_matches_a_published_example_and_the_dual_by_grid_search():
         dual = g_w @ g0 + radius * np.linalg.norm(g_w, axis=1)
         best = g_w[np.argmin(dual)]
         expected = g0 + radius / np.linalg.norm(best) * best
-        ours = balancing.cagrad_direction(
+        ours = formulas.cagrad_direction(
             tf.constant(g1, tf.float32), tf.constant(g2, tf.float32), c
         )
         np.testing.assert_allclose(ours, expected, rtol=2e-3, atol=2e-4)
     # c = 0: the average gradient.
-    d = balancing.cagrad_direction(
+    d = formulas.cagrad_direction(
         tf.constant([1.0, 2.0]), tf.constant([3.0, -2.0]), 0.0
     )
     np.testing.assert_allclose(d, [2.0, 0.0])
@@ -219,7 +225,7 @@ def test_gradnorm_weight_update_for_given_norms():
     # G = (2, 4), G_bar = 3; L~ = (0.5, 0.9), r = L~ / 0.7 = (0.714286, 1.285714);
     # targets = (2.142857, 3.857143); G - target = (-0.142857, +0.142857);
     # dL_grad/dw_i = sign(G_i - target_i) * norm_i = (-2, +4); L_grad = 0.285714.
-    gradient, loss = balancing.gradnorm_weight_gradient(
+    gradient, loss = formulas.gradnorm_weight_gradient(
         tf.constant([1.0, 1.0]),
         tf.constant([2.0, 4.0]),
         tf.constant([0.5, 0.9]),
@@ -247,8 +253,10 @@ def _per_task_gradients(model, batch):
     images, targets, masks = model._unpack(batch)
     groups = model.variable_groups()
     with tf.GradientTape(persistent=True) as tape:
-        outputs, side_outputs = model._forward(images, training=True)
-        task_losses, _ = model._compute_losses(targets, masks, outputs, side_outputs)
+        outputs, side_outputs = model.network.forward(images, training=True)
+        task_losses, _ = grouped_update.task_losses(
+            model.network, model.saliency_loss, targets, masks, outputs, side_outputs, 1
+        )
     shared, heads, losses = {}, {}, {}
     for task in TASKS:
         grads = tape.gradient(
@@ -295,11 +303,11 @@ def test_one_sgd_step_applies_the_balanced_shared_gradient(method):
     }
     g1, g2 = _flat(shared["saliency"]), _flat(shared["aesthetics"])
     if method == "pcgrad":
-        expected = balancing.pcgrad_combine(
+        expected = formulas.pcgrad_combine(
             tf.constant(np.stack([g1, g2])), [tf.constant([1]), tf.constant([0])]
         ).numpy()
     elif method == "cagrad":
-        expected = balancing.cagrad_direction(tf.constant(g1), tf.constant(g2), 0.4)
+        expected = formulas.cagrad_direction(tf.constant(g1), tf.constant(g2), 0.4)
         expected = expected.numpy()
     else:
         expected = g1 + g2  # the weights are 1 in the first step
@@ -313,7 +321,7 @@ def test_one_sgd_step_applies_the_balanced_shared_gradient(method):
         kernel = [
             i
             for i, v in enumerate(groups["shared"])
-            if v is model.backbone.get_layer("tiny_stage4_conv").kernel
+            if v is model.network.backbone.get_layer("tiny_stage4_conv").kernel
         ]
         norms = [np.linalg.norm(shared[t][kernel[0]]) for t in TASKS]
         mean = np.mean(norms)
@@ -332,10 +340,15 @@ def test_one_sgd_step_applies_the_balanced_shared_gradient(method):
         assert int(weight_optimizer.iterations.numpy()) == 1
 
 
+def test_registering_a_name_twice_is_refused():
+    with pytest.raises(ValueError, match="'fixed' is registered twice"):
+        balancing.register("fixed")(DynamicWeightAverage)
+
+
 def test_gradient_methods_need_shared_variables():
     model = _model()
-    model.backbone.trainable = False
-    for name in balancing.GRADIENT_METHODS:
+    model.network.backbone.trainable = False
+    for name in GRADIENT_METHODS:
         with pytest.raises(ValueError, match="this model has none"):
             model.compile(loss_weighting=name)
     model.compile(loss_weighting="dwa")  # a loss-level method is fine
@@ -364,24 +377,38 @@ def test_fixed_weights_keep_the_single_gradient_step():
 
 # ------------------------------------------------------------- round trip
 @pytest.mark.parametrize("method", ["dwa", "gradnorm", "pcgrad", "cagrad"])
-def test_keras_round_trip_keeps_the_strategy_and_its_state(tmp_path, method):
+def test_trainer_weights_keep_the_strategy_and_its_state(tmp_path, method):
+    """What a backup holds (`trainer.save_weights`): the strategy's variables
+    and, for GradNorm, its own optimizer's state."""
+
+    def make(method):
+        return {
+            "dwa": DynamicWeightAverage(temperature=3.0, name="loss_weighting"),
+            "gradnorm": balancing.GradNorm(
+                alpha=0.5,
+                optimizer=keras.optimizers.Adam(0.05),
+                name="loss_weighting",
+            ),
+            "pcgrad": balancing.PCGrad(seed=4, name="loss_weighting"),
+            "cagrad": balancing.CAGrad(c=0.25, name="loss_weighting"),
+        }[method]
+
     model = _model()
-    strategy = {
-        "dwa": DynamicWeightAverage(temperature=3.0, name="loss_weighting"),
-        "gradnorm": balancing.GradNorm(
-            alpha=0.5, optimizer=keras.optimizers.Adam(0.05), name="loss_weighting"
-        ),
-        "pcgrad": balancing.PCGrad(seed=4, name="loss_weighting"),
-        "cagrad": balancing.CAGrad(c=0.25, name="loss_weighting"),
-    }[method]
+    strategy = make(method)
     model.compile(loss_weighting=strategy, jit_compile=False)
     batch = _batch()
     _fit(model, batch, epochs=3)
-    path = str(tmp_path / "model.keras")
-    model.save(path)
-    loaded = keras.models.load_model(path)
+    path = str(tmp_path / "trainer.weights.h5")
+    model.save_weights(path)
+    loaded = _model(seed=1)
+    loaded.compile(loss_weighting=make(method), jit_compile=False)
+    loaded.load_weights(path)
     assert type(loaded.loss_weighting) is type(strategy)
-    assert loaded.loss_weighting.get_config() == strategy.get_config()
+    ours, theirs = strategy.get_config(), loaded.loss_weighting.get_config()
+    if method == "gradnorm":  # optimizers are named in order of creation
+        ours["optimizer"]["config"].pop("name")
+        theirs["optimizer"]["config"].pop("name")
+    assert theirs == ours
     assert int(loaded.step_counter.count.numpy()) == 3
     for a, b in zip(strategy.variables, loaded.loss_weighting.variables, strict=True):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
@@ -412,7 +439,7 @@ def test_a_refused_step_leaves_gradnorm_state_unchanged():
     state += [v.numpy().copy() for v in strategy.weight_optimizer.variables]
     assert not np.allclose(state[0], 1.0)  # the first step moved the weights
     # A NaN saliency logit kernel (no ReLU after it): NaN loss, step refused.
-    kernel = model.saliency_head.logits.kernel
+    kernel = model.network.saliency_head.logits.kernel
     kernel.assign(np.full(kernel.shape, np.nan, "float32"))
     model.reset_metrics()
     model.train_on_batch(*_batch(seed=1), return_dict=True)

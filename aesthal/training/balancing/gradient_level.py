@@ -1,9 +1,10 @@
 """Gradient-level task balancing on the shared group: GradNorm, PCGrad, CAGrad.
 
-`AesthalModel.train_step` normally takes one gradient of the weighted total
-loss and splits it by variable group (`aesthal.models.loss_weighting`). A
-`GradientBalancing` strategy (`compile(loss_weighting="gradnorm" | "pcgrad" |
-"cagrad")`) changes only the *shared* group's gradient:
+`aesthal.training.Trainer.train_step` normally takes one gradient of the
+weighted total loss and splits it by variable group
+(`aesthal.training.balancing.loss_level`). A `GradientBalancing` strategy
+(`compile(loss_weighting="gradnorm" | "pcgrad" | "cagrad")`) changes only the
+*shared* group's gradient:
 
 1. per task `t`, one backward pass of `L_t` (the task's loss with its side
    heads') gives `g_t`, its gradient for the shared variables, and the
@@ -38,7 +39,7 @@ from collections.abc import Mapping, Sequence
 import keras
 import tensorflow as tf
 
-from aesthal.models.loss_weighting import LossWeighting
+from aesthal.training.balancing.base import LossWeighting, register
 
 
 # ------------------------------------------------------------- the formulas
@@ -239,6 +240,7 @@ class GradientBalancing(LossWeighting):
         return tf.stack([_flatten(task_gradients[t]) for t in self.tasks])
 
 
+@register("pcgrad")
 @keras.saving.register_keras_serializable(package="aesthal")
 class PCGrad(GradientBalancing):
     """Projecting conflicting gradients (Yu et al., NeurIPS 2020).
@@ -287,6 +289,7 @@ class PCGrad(GradientBalancing):
         return config
 
 
+@register("cagrad")
 @keras.saving.register_keras_serializable(package="aesthal")
 class CAGrad(GradientBalancing):
     """Conflict-averse gradient descent (Liu et al., NeurIPS 2021), two tasks.
@@ -326,6 +329,7 @@ class CAGrad(GradientBalancing):
         return config
 
 
+@register("gradnorm")
 @keras.saving.register_keras_serializable(package="aesthal")
 class GradNorm(GradientBalancing):
     """GradNorm (Chen, Badrinarayanan, Lee & Rabinovich, ICML 2018, Algorithm 1).
@@ -333,7 +337,8 @@ class GradNorm(GradientBalancing):
     Learned task weights `w_i` (start at 1): the total loss is
     `sum_i w_i(t) L_i(t)`, so the shared gradient is `sum_i w_i g_i` and each
     head gets `w_i dL_i/dhead_i`. The norms `||grad_W L_i||` are taken at `W`,
-    the last shared layer that feeds the heads (`last_shared_layer`:
+    the last shared layer that feeds the heads
+    (`aesthal.models.AesthalModel.last_shared_layer`:
     `tiny_stage4_conv` for the tiny trunk, `block5_conv3` for vgg16, `Conv_1`
     for mobilenet_v2, `conv5_block3_3_conv` for resnet50, when the heads read
     the deepest tap). Each applied step then:
@@ -454,10 +459,3 @@ class GradNorm(GradientBalancing):
             }
         )
         return config
-
-
-GRADIENT_METHODS: dict[str, type[GradientBalancing]] = {
-    "gradnorm": GradNorm,
-    "pcgrad": PCGrad,
-    "cagrad": CAGrad,
-}

@@ -4,7 +4,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from aesthal.models import FixedWeighting, UncertaintyWeighting, get_loss_weighting
+from aesthal.training.balancing import (
+    FixedWeighting,
+    UncertaintyWeighting,
+    get_loss_weighting,
+)
 
 LOSSES = {"saliency": tf.constant(1.5), "aesthetics": tf.constant(4.0)}
 

@@ -1,4 +1,4 @@
-"""`StepCounter`: the training steps a model has run, saved with it."""
+"""`StepCounter`: the training steps a trainer has run, saved with its state."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ import keras
 class StepCounter(keras.layers.Layer):
     """Counts training steps run (applied or refused by the NaN/Inf guard).
 
-    `AesthalModel` holds one as `step_counter`, outside its layer tracking
-    (so it is not among `model.weights`), and increments it once per
-    `train_step`. It counts independently of any optimizer's `iterations`
-    (which stop when a group has no variables, e.g. a frozen trunk), and is
-    saved with the model (`.keras`, `BackupAndRestore`), so a resumed run goes
-    on counting. A file written before the counter existed has no entry for
-    it: the count then starts at 0.
+    `aesthal.training.Trainer` holds one as `step_counter`, outside its layer
+    tracking (so it is not among `trainer.weights`), and increments it once
+    per `train_step`. It counts independently of any optimizer's
+    `iterations` (which stop when a group has no variables, e.g. a frozen
+    trunk), and is saved with the trainer's state (`BackupAndRestore`), so a
+    resumed run goes on counting. A file written before the counter existed
+    has no entry for it: the count then starts at 0.
 
     Attributes:
         count: int64 scalar variable.

@@ -1,14 +1,15 @@
 """Checks of a batch `(images, targets, sample_weights)`: the first at the edge,
 every later one in the step.
 
-`validate_batch` is what `AesthalModel.fit`/`evaluate` run on the first batch
-before any step (numpy), and what a data pipeline can call on its own output;
-it raises a `ValueError` naming the tensor and the problem.
+`validate_batch` is what `Trainer.fit`/`evaluate` run on the first batch
+before any step (numpy: `validate_data`), and what a data pipeline can call
+on its own output; it raises a `ValueError` naming the tensor and the
+problem. `unpack_batch` is the step's trace-time check (structure and shapes).
 
 Every batch after it is checked inside the train/test step by
 `batch_report` (a few reductions, recorded in a small variable; no
 `tf.debugging` assert, so it works the same under XLA, where asserts are
-compiled out), and `BatchChecker`, a callback that `AesthalModel.fit` and
+compiled out), and `BatchChecker`, a callback that `Trainer.fit` and
 `evaluate` add themselves, reads the record after each batch and raises
 `InvalidBatchError` (a `ValueError`) with the *same* message as
 `validate_batch`, plus the batch, the epoch, the training step and the
@@ -171,6 +172,131 @@ def validate_batch(
             raise ValueError(problem_message(f"{task}_empty", empty.tolist()))
 
 
+def unpack_batch(data, input_size: tuple[int, int]):
+    """`(images, targets, masks)` of a step, with every task present.
+
+    The trace-time check of a batch (structure and shapes); the values are
+    checked by `batch_report`. A task without targets gets zeros and mask 0.
+
+    Args:
+        data: `(images, targets[, sample_weights])` as `fit` passes it; images
+            float `[B, H, W, 3]` (checked by the network when it runs), or a
+            dict of the frozen prefix's cached features.
+        input_size: the network's `(H, W)`.
+
+    Returns:
+        `(images, targets, masks)`: `targets` `{task: float32}` at the
+        network's output shapes, `masks` `{task: float32 [B]}`.
+
+    Raises:
+        ValueError: no targets, or targets / sample weights that are not
+            dicts of known tasks, or a target of the wrong shape.
+    """
+    images, targets, sample_weights = keras.utils.unpack_x_y_sample_weight(data)
+    if isinstance(images, Mapping):
+        images = dict(images)  # cached prefix features: checked by the network
+    if targets is None:
+        raise ValueError(
+            "train/test data must yield (images, targets[, sample_weights])."
+        )
+    if not isinstance(targets, Mapping):
+        raise ValueError(
+            f"targets must be a dict with keys in {TASKS}; "
+            f"got {type(targets).__name__}."
+        )
+    sample_weights = {} if sample_weights is None else sample_weights
+    if not isinstance(sample_weights, Mapping):
+        raise ValueError(
+            f"sample_weights must be a dict {{task: [B]}}; got "
+            f"{type(sample_weights).__name__}."
+        )
+    for name, mapping in (("targets", targets), ("sample_weights", sample_weights)):
+        unknown = set(mapping) - set(TASKS)
+        if unknown:
+            raise ValueError(
+                f"{name} has unknown tasks {sorted(unknown)}; expected {TASKS}."
+            )
+    height, width = input_size
+    first = next(iter(images.values())) if isinstance(images, dict) else images
+    batch = tf.shape(first)[0]
+    shapes = {"saliency": (height, width, 1), "aesthetics": (NUM_SCORES,)}
+    full_targets, masks = {}, {}
+    for task in TASKS:
+        if task in targets:
+            target = tf.cast(targets[task], tf.float32)
+            if tuple(target.shape[1:]) != shapes[task]:
+                raise ValueError(
+                    f"targets[{task!r}] has shape {tuple(target.shape)}; the model "
+                    f"outputs [B, {', '.join(map(str, shapes[task]))}]."
+                )
+            mask = sample_weights.get(task)
+            mask = (
+                tf.ones([batch])
+                if mask is None
+                else tf.reshape(tf.cast(mask, tf.float32), [-1])
+            )
+        else:
+            target = tf.zeros(tf.concat([[batch], shapes[task]], 0))
+            mask = tf.zeros([batch])
+        full_targets[task], masks[task] = target, mask
+    return images, full_targets, masks
+
+
+def validate_data(x, y, sample_weight, input_size: tuple[int, int]) -> None:
+    """Runs `validate_batch` on the first batch of `fit`/`evaluate` data.
+
+    Handles `tf.data.Dataset`s (reads one batch) and in-memory arrays (checks
+    the first 64 examples); other inputs (generators, distributed datasets)
+    are left to the in-step checks. Cached prefix features (a dict instead
+    of images) were computed from checked images: only their labels are
+    checked, against a neutral image.
+
+    Raises:
+        ValueError: see `validate_batch`; or the data is empty (a dataset that
+            yields no batch, or no examples).
+    """
+    if isinstance(x, tf.data.Dataset):
+        first = list(x.take(1))  # one read: see SkipBatchesOnTrainBegin
+        if not first:
+            raise ValueError(
+                "the data is empty: the dataset yields no batch, so there is "
+                "nothing to train or evaluate on. Check the split, the label "
+                "budgets and the filters of the pipeline (with "
+                "drop_remainder=True, a split smaller than one batch is empty)."
+            )
+        for batch in first:
+            images, targets, weights = keras.utils.unpack_x_y_sample_weight(batch)
+            if isinstance(images, Mapping):
+                size = len(next(iter(images.values())))
+                images = np.zeros((size, *input_size, 3), np.float32)
+            validate_batch(
+                _numpy(images), _numpy(targets), _numpy(weights), input_size
+            )
+        return
+    if isinstance(x, (np.ndarray, tf.Tensor)):
+        if len(x) == 0:
+            raise ValueError(
+                "the data is empty: images has 0 examples, so there is nothing "
+                "to train or evaluate on."
+            )
+        head = lambda v: None if v is None else _numpy(v)[:64]  # noqa: E731
+        targets = None if y is None else {k: head(v) for k, v in dict(y).items()}
+        weights = (
+            None
+            if sample_weight is None
+            else {k: head(v) for k, v in dict(sample_weight).items()}
+        )
+        validate_batch(head(x), targets, weights, input_size)
+
+
+def _numpy(value):
+    if value is None:
+        return None
+    if isinstance(value, Mapping):
+        return {k: _numpy(v) for k, v in value.items()}
+    return np.asarray(value)
+
+
 def batch_report(images, targets, masks) -> tf.Tensor:
     """The in-step check of one batch, as a float32 vector `[REPORT_SIZE]`.
 
@@ -278,8 +404,8 @@ def describe_report(report) -> tuple[str, list[int]] | None:
 class BatchChecker(keras.callbacks.Callback):
     """Raises `InvalidBatchError` after a batch whose in-step check failed.
 
-    `AesthalModel.fit` and `evaluate` add one themselves. It reads the model's
-    record of `batch_report` (`AesthalModel.batch_check`, which keeps the first
+    `Trainer.fit` and `evaluate` add one themselves. It reads the trainer's
+    record of `batch_report` (`Trainer.batch_check`, which keeps the first
     failure) after every training and test batch.
     """
 
