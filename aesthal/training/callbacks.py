@@ -20,7 +20,9 @@ Each reads or writes an `aesthal.training.Trainer` (`self.model`):
 - `find_backup` / `completed_epochs`: which backup a rerun restores and how
   many epochs it holds, read *before* `fit` so that the training stream can
   be positioned where the interrupted run stopped; a folder whose backups
-  are all unreadable is a one-line `BackupUnreadableError`.
+  are all unreadable is a one-line `BackupUnreadableError`. A backup written
+  before issue 25 (when the network was its own trainer) is restored through
+  `convert_pre_trainer_backup`.
 """
 
 from __future__ import annotations
@@ -393,6 +395,49 @@ def completed_epochs(backup_dir: str | os.PathLike) -> int:
     return 0 if backup is None else backup.epoch
 
 
+# The training state a backup written before issue 25 held beside the network
+# (`AesthalModel` was its own trainer then): kept where the `Trainer` keeps it.
+_TRAINER_STATE = frozenset(
+    {
+        "shared_optimizer",
+        "aesthetics_optimizer",
+        "saliency_optimizer",
+        "group_optimizers",
+        "loss_weighting",
+        "step_counter",
+    }
+)
+# Where a trainer's weights file holds its network.
+_NETWORK_GROUP = "layers/aesthal_model"
+
+
+def is_pre_trainer_backup(path: str | os.PathLike) -> bool:
+    """Whether a backup was written before issue 25, when the network was its
+    own trainer: its weights file holds the network's layers at the top
+    (a `backbone` group), where a `Trainer`'s holds them under
+    `layers/aesthal_model`."""
+    with h5py.File(path, "r") as handle:
+        return "backbone" in handle
+
+
+def convert_pre_trainer_backup(
+    source: str | os.PathLike, target: str | os.PathLike
+) -> None:
+    """Writes a pre-issue-25 backup in a `Trainer`'s layout, for resuming it.
+
+    The network's groups move under `layers/aesthal_model`; the training state
+    (the optimizers, the loss weighting, the step counter) stays at the top,
+    where the trainer keeps it under the same names. The attributes (the
+    backup's epoch stamp) are copied.
+    """
+    with h5py.File(source, "r") as old, h5py.File(target, "w") as new:
+        for key, value in old.attrs.items():
+            new.attrs[key] = value
+        network = new.require_group(_NETWORK_GROUP)
+        for key in old:
+            old.copy(old[key], new if key in _TRAINER_STATE else network, name=key)
+
+
 def _fsync(path: pathlib.Path) -> None:
     with open(path, "rb") as file:
         os.fsync(file.fileno())
@@ -456,12 +501,16 @@ class WorkerBackupAndRestore(keras.callbacks.BackupAndRestore):
             model.optimizer.build(model.trainable_variables)
         path = backup.path
         try:
-            if path.name.endswith(".weights.h5"):
+            if path.name.endswith(".weights.h5") and not is_pre_trainer_backup(path):
                 model.load_weights(path)
-            else:  # Keras' .bkp: load_weights wants the .weights.h5 ending
+            else:  # Keras' .bkp (load_weights wants the .weights.h5 ending), or
+                # a backup of the network that was its own trainer: a copy
                 with tempfile.TemporaryDirectory() as folder:
                     copy = pathlib.Path(folder) / "restore.weights.h5"
-                    shutil.copyfile(path, copy)
+                    if is_pre_trainer_backup(path):
+                        convert_pre_trainer_backup(path, copy)
+                    else:
+                        shutil.copyfile(path, copy)
                     model.load_weights(copy)
         except _READ_ERRORS as error:
             raise BackupUnreadableError(
