@@ -46,6 +46,7 @@ fixations, up to a constant. Validation: the fixations' log-likelihood on
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import pathlib
 import subprocess
@@ -417,6 +418,35 @@ def student_target(
     return np.ascontiguousarray(resized[:, ::-1] if mirrored else resized)
 
 
+def view_features(prefix, examples, image_index, view_index, settings, size, chunk):
+    """The frozen prefix's float16 features of every view and its mirror image
+    (interleaved: view 0, its mirror, view 1, ...), `{tap: [2n, h, w, c]}`."""
+    features: dict[str, list[np.ndarray]] = {}
+    for start in tqdm(
+        range(0, len(image_index), chunk), desc="student features", dynamic_ncols=True
+    ):
+        stop = min(start + chunk, len(image_index))
+        views, pixels = [], []
+        for i in range(start, stop):
+            example = examples[image_index[i]]
+            view = draw_views(
+                example.image.shape[:2],
+                int(image_index[i]),
+                settings["views_per_image"],
+                settings["view_seed"],
+            )[view_index[i]]
+            views.append(view)
+            pixels.append(stretch_images(view_pixels(example.image, view), size))
+        images = jitter_images(tf.stack(pixels), views)
+        both = tf.concat([images, images[:, :, ::-1]], 0)
+        for tap, value in prefix(both).items():
+            value = value.numpy().astype(np.float16)
+            n = stop - start
+            pairs = np.stack([value[:n], value[n:]], 1)  # view, mirror: interleaved
+            features.setdefault(tap, []).append(pairs.reshape(-1, *value.shape[1:]))
+    return {tap: np.concatenate(parts) for tap, parts in features.items()}
+
+
 def run_student(out: pathlib.Path) -> None:
     if not _TEACHER_DIR.value:
         raise app.UsageError("--mode=student needs --teacher_dir.")
@@ -466,32 +496,37 @@ def run_student(out: pathlib.Path) -> None:
     examples = list(_examples(data, settings["train_split"]))
     order = np.lexsort((view_index, image_index))
     maps, image_index, view_index = maps[order], image_index[order], view_index[order]
-    features: dict[str, list[np.ndarray]] = {}
     prefix = tf.function(model.prefix_features)
     chunk = 16
-    for start in tqdm(
-        range(0, len(maps), chunk), desc="student features", dynamic_ncols=True
-    ):
-        stop = min(start + chunk, len(maps))
-        views, pixels = [], []
-        for i in range(start, stop):
-            example = examples[image_index[i]]
-            view = draw_views(
-                example.image.shape[:2],
-                int(image_index[i]),
-                settings["views_per_image"],
-                settings["view_seed"],
-            )[view_index[i]]
-            views.append(view)
-            pixels.append(stretch_images(view_pixels(example.image, view), size))
-        images = jitter_images(tf.stack(pixels), views)
-        both = tf.concat([images, images[:, :, ::-1]], 0)
-        for tap, value in prefix(both).items():
-            value = value.numpy().astype(np.float16)
-            n = stop - start
-            pairs = np.stack([value[:n], value[n:]], 1)  # view, mirror: interleaved
-            features.setdefault(tap, []).append(pairs.reshape(-1, *value.shape[1:]))
-    features = {tap: np.concatenate(parts) for tap, parts in features.items()}
+    key = {
+        "backbone": config.backbone,
+        "backbone_weights": config.backbone_weights,
+        "input_size": list(size),
+        "frozen_up_to": config.frozen_up_to,
+        "teacher": {
+            k: settings[k] for k in ("train_split", "views_per_image", "view_seed")
+        },
+        "views": hashlib.sha256(
+            np.stack([image_index, view_index]).astype(np.int32).tobytes()
+        ).hexdigest(),
+    }
+    cache = teacher_dir / (
+        "features_"
+        + hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+        + ".npz"
+    )
+    if cache.exists():
+        with np.load(cache) as stored:
+            features = {tap: stored[tap] for tap in stored.files}
+        print(f"student features: {cache}")
+    else:
+        features = view_features(
+            prefix, examples, image_index, view_index, settings, size, chunk
+        )
+        partial = cache.with_suffix(".partial.npz")
+        np.savez(partial, **features)
+        partial.replace(cache)
+        cache.with_suffix(".json").write_text(json.dumps(key, indent=2) + "\n")
     count = len(maps) * 2
     full = np.repeat(view_index == 0, 2)
     mirrored = np.tile([False, True], len(maps))
