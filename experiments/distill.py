@@ -89,6 +89,9 @@ _SHARD_SIZE = flags.DEFINE_integer("shard_size", 20, "teacher: images per shard.
 _MAX_IMAGES = flags.DEFINE_integer(
     "max_images", None, "teacher: only the first N images (a quick try)."
 )
+_REVERSE = flags.DEFINE_bool(
+    "reverse_shards", False, "teacher: the last shard first (a second process)."
+)
 _TEACHER_DIR = flags.DEFINE_string("teacher_dir", None, "student: the teacher step.")
 _BACKBONE = flags.DEFINE_string("backbone", "efficientnet_lite0", "student: trunk.")
 _INPUT_HEIGHT = flags.DEFINE_integer("input_height", 288, "student: input height.")
@@ -340,9 +343,21 @@ def run_teacher(out: pathlib.Path) -> None:
         partial.replace(path)
         batch.clear()
 
-    for index, example in enumerate(examples):
-        if _MAX_IMAGES.value is not None and index >= _MAX_IMAGES.value:
-            break
+    numbered = enumerate(examples)
+    if _MAX_IMAGES.value is not None:
+        numbered = ((i, ex) for i, ex in numbered if i < _MAX_IMAGES.value)
+    if _REVERSE.value:
+        # The last shard first: a second process beside a forward one (they
+        # meet in the middle; a shard the other wrote meanwhile is skipped).
+        shards: dict[int, list] = {}
+        for index, example in numbered:
+            shards.setdefault(index // shard_size, []).append((index, example))
+        for shard in sorted(shards, reverse=True):
+            if not (out / f"shard_{shard:04d}.npz").exists():
+                batch.extend(shards[shard])
+                flush(shard)
+        numbered = iter(())
+    for index, example in numbered:
         if (out / f"shard_{index // shard_size:04d}.npz").exists():
             progress.update(_VIEWS.value)
             continue
