@@ -64,7 +64,7 @@ import aesthal
 from aesthal.config import DataConfig, ModelConfig, TrainConfig
 from aesthal.data import pipeline, prepare
 from aesthal.data.preprocess import stretch_images
-from aesthal.inference import make_predictor
+from aesthal.inference import load_model, make_predictor
 from aesthal.models.priors import centre_bias_log_density
 from aesthal.training.runner import make_trainer, write_json
 
@@ -105,6 +105,9 @@ _READOUT_TAPS = flags.DEFINE_list(
 _PRIOR_GRID = flags.DEFINE_list("prior_grid", ["24", "32"], "student: prior grid.")
 _BACKBONE_WEIGHTS = flags.DEFINE_string(
     "backbone_weights", "imagenet", "student: the trunk's initial weights."
+)
+_INIT_FROM = flags.DEFINE_string(
+    "init_from", None, "student: start from this .keras model's weights (same network)."
 )
 _FIXATION_WEIGHT = flags.DEFINE_float(
     "fixation_weight", 0.5, "student: weight of the fixations in view 0's target."
@@ -479,8 +482,9 @@ def run_student(out: pathlib.Path) -> None:
             name: flags.FLAGS[name].value
             for name in (
                 "teacher_dir backbone input_height input_width frozen_up_to "
-                "readout_taps prior_grid backbone_weights fixation_weight epochs "
-                "batch_size lr_shared lr_saliency seed validation_split max_views"
+                "readout_taps prior_grid backbone_weights init_from fixation_weight "
+                "epochs batch_size lr_shared lr_saliency seed validation_split "
+                "max_views"
             ).split()
         }
         | {"commit": _git_commit(), "teacher": settings},
@@ -506,6 +510,20 @@ def run_student(out: pathlib.Path) -> None:
             prepare.training_fixations(data), grid_shape=config.prior_grid
         )
     )
+    if _INIT_FROM.value:
+        # Every weight (trunk, readout, prior) from a model of this very
+        # architecture, e.g. one of the teachers.
+        source = load_model(_INIT_FROM.value)
+        if source.config.backbone != config.backbone or [
+            w.shape for w in source.weights
+        ] != [w.shape for w in model.weights]:
+            raise app.UsageError(
+                f"--init_from={_INIT_FROM.value}: its network "
+                f"({source.config.backbone}) is not this student's "
+                f"({config.backbone}, {size}); give a model of the same trunk "
+                "and readout."
+            )
+        model.set_weights(source.get_weights())
 
     # Each view and its mirror image through the frozen prefix, once.
     examples = list(_examples(data, settings["train_split"]))
