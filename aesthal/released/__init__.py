@@ -28,6 +28,7 @@ import hashlib
 import io
 import json
 import os
+import pathlib
 from importlib import resources
 
 import numpy as np
@@ -83,13 +84,16 @@ def _release(name: str | None) -> Release:
     return RELEASES[name]
 
 
-def _read(name: str, suffix: str) -> bytes:
-    path = resources.files(__package__).joinpath(name + suffix)
+def _read(name: str, suffix: str, directory: str | os.PathLike | None) -> bytes:
+    if directory is None:
+        path = resources.files(__package__).joinpath(name + suffix)
+    else:
+        path = pathlib.Path(directory) / (name + suffix)
     try:
         return path.read_bytes()
     except OSError as error:
         raise ReleaseError(
-            f"{path}: the shipped model's file cannot be read ({error}); "
+            f"{path}: the model's file cannot be read ({error}); "
             "reinstall aesthal (pip install --force-reinstall aesthal)"
         ) from error
 
@@ -129,8 +133,14 @@ def save_release(model: AesthalModel, directory: str | os.PathLike, name: str) -
     return hashlib.sha256(data).hexdigest()
 
 
-def load_model(name: str | None = None) -> AesthalModel:
+def load_model(
+    name: str | None = None, directory: str | os.PathLike | None = None
+) -> AesthalModel:
     """The shipped network `name` (default `DEFAULT`), weights set, offline.
+
+    Args:
+        name: a key of `RELEASES`; None = `DEFAULT`.
+        directory: where its files are; None = the package's own folder.
 
     Raises:
         ReleaseError: an unknown name, a missing file, a file whose sha256
@@ -138,14 +148,14 @@ def load_model(name: str | None = None) -> AesthalModel:
             network.
     """
     release = _release(name)
-    data = _read(release.name, ".npz")
+    data = _read(release.name, ".npz", directory)
     digest = hashlib.sha256(data).hexdigest()
     if digest != release.sha256:
         raise ReleaseError(
             f"{release.name}.npz: sha256 {digest} differs from the recorded "
             f"{release.sha256}: the file is damaged or altered; reinstall aesthal"
         )
-    config = ModelConfig.from_dict(json.loads(_read(release.name, ".json")))
+    config = ModelConfig.from_dict(json.loads(_read(release.name, ".json", directory)))
     model = AesthalModel(config, load_backbone_weights=False, name=release.name)
     with np.load(io.BytesIO(data), allow_pickle=False) as stored:
         arrays = {key: stored[key] for key in stored.files}
@@ -168,6 +178,8 @@ def load_model(name: str | None = None) -> AesthalModel:
     return model
 
 
-def predictor(name: str | None = None) -> Predictor:
+def predictor(
+    name: str | None = None, directory: str | os.PathLike | None = None
+) -> Predictor:
     """An `aesthal.inference.Predictor` of the shipped model `name`."""
-    return Predictor(load_model(name))
+    return Predictor(load_model(name, directory))
