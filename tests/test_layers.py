@@ -35,6 +35,7 @@ LAYERS: dict[str, int] = {
     "aesthal.datasets": 6,
     "aesthal.export": 6,
     "aesthal.inference": 6,
+    "aesthal.released": 6,
     "aesthal.training": 7,
     "aesthal.evaluation": 8,
     "aesthal.predict": 9,
