@@ -18,6 +18,9 @@ setuptools.setup(
         "aesthal.datasets": ["*/dummy_data/**/*", "*/*.txt", "*/*.tsv"],
         # The page of `python -m aesthal.serve` (no CDN: every file is here).
         "aesthal.serve": ["static/*"],
+        # The shipped real-photo model (float16 weights + config; its sha256
+        # is in aesthal/released/__init__.py, its making in docs/model_card.md).
+        "aesthal.released": ["*.npz", "*.json"],
     },
     install_requires=[
         "tensorflow>=2.21,<2.22",

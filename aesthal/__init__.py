@@ -21,6 +21,7 @@ from aesthal.inference import (
 )
 from aesthal.losses import SaliencyLoss
 from aesthal.models import AesthalModel, build_model
+from aesthal.released import predictor as pretrained
 from aesthal.training import (
     FixedWeighting,
     LossWeighting,
@@ -55,6 +56,7 @@ __all__ = [
     "make_predictor",
     "metrics",
     "predict_images",
+    "pretrained",
     "export_saved_model",
     "losses",
     "validate_batch",

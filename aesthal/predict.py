@@ -351,24 +351,46 @@ def predict_folder(
         decoded = _decoded(
             files, root, summary, bar, read_ahead=2 * batch_size, max_pixels=max_pixels
         )
-        for (path, image), outputs in predictor.predict_pairs(decoded, batch_size):
-            name = names[path]
-            with _naming(out / name.parent):
-                (out / name.parent).mkdir(parents=True, exist_ok=True)
-            prefix = str(out / name)
-            row = [str(path.relative_to(root)), *image.shape[:2]]
-            if "aesthetics" in outputs:
-                row += [f"{p:.6f}" for p in outputs["aesthetics"]]
-                row += [f"{float(outputs['aesthetics_mean']):.4f}"]
-            if "saliency" in outputs:
-                saliency = outputs["saliency"]
-                write_image(prefix + "_saliency.png", saliency_png(saliency))
-                write_image(prefix + "_overlay.jpg", overlay(image, saliency))
-                row += _write_crops(image, saliency, crops, prefix, path.suffix)
-            with _naming(table):
-                writer.writerow(row)
-            summary.written += 1
-            bar.update(1)
+        # Encoding and writing a photo's outputs (PNG, overlay, crops) runs in
+        # a thread pool while the model maps the next photos: OpenCV and NumPy
+        # release the GIL. Rows are written in input order as photos finish;
+        # at most `2 * batch_size` photos wait, so memory stays bounded.
+        with concurrent.futures.ThreadPoolExecutor(
+            max_workers=max(2, os.cpu_count() or 1)
+        ) as pool:
+            pending: collections.deque = collections.deque()
+
+            def finish_oldest() -> None:
+                row = pending.popleft().result()
+                with _naming(table):
+                    writer.writerow(row)
+                summary.written += 1
+                bar.update(1)
+
+            try:
+                for (path, image), outputs in predictor.predict_pairs(
+                    decoded, batch_size
+                ):
+                    pending.append(
+                        pool.submit(
+                            _write_outputs,
+                            path,
+                            image,
+                            outputs,
+                            str(path.relative_to(root)),
+                            out / names[path],
+                            crops,
+                        )
+                    )
+                    while pending and (
+                        len(pending) > 2 * batch_size or pending[0].done()
+                    ):
+                        finish_oldest()
+                while pending:
+                    finish_oldest()
+            finally:
+                for future in pending:
+                    future.cancel()
     finally:
         with _naming(table):
             handle.close()
@@ -377,6 +399,30 @@ def predict_folder(
     text = json.dumps(summary.to_dict(), indent=2) + "\n"
     write_file(out / "summary.json", text.encode())
     return summary
+
+
+def _write_outputs(
+    path: pathlib.Path,
+    image: np.ndarray,
+    outputs: dict,
+    relative: str,
+    name: pathlib.Path,
+    crops: list[str],
+) -> list:
+    """Writes one photo's map, overlay and crops under `name`; returns its CSV row."""
+    with _naming(name.parent):
+        name.parent.mkdir(parents=True, exist_ok=True)
+    prefix = str(name)
+    row = [relative, *image.shape[:2]]
+    if "aesthetics" in outputs:
+        row += [f"{p:.6f}" for p in outputs["aesthetics"]]
+        row += [f"{float(outputs['aesthetics_mean']):.4f}"]
+    if "saliency" in outputs:
+        saliency = outputs["saliency"]
+        write_image(prefix + "_saliency.png", saliency_png(saliency))
+        write_image(prefix + "_overlay.jpg", overlay(image, saliency))
+        row += _write_crops(image, saliency, crops, prefix, path.suffix)
+    return row
 
 
 class OutputWriteError(OSError):

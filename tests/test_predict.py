@@ -699,3 +699,33 @@ def test_run_py_predict_mode_passes_max_pixels(models, tmp_path):
     )
     assert result.returncode == 2, result.stderr[-2000:]
     assert "a.png: 100x100 pixels (0.0 megapixels) is over the limit" in result.stderr
+
+
+def test_outputs_written_in_a_pool_keep_the_input_order(models, tmp_path):
+    # predict_folder encodes and writes each photo's outputs in a thread pool
+    # while the model maps the next batch; the CSV must still list the photos
+    # in input order, each row with its own photo's size and map.
+    folder = tmp_path / "in"
+    rng = np.random.default_rng(0)
+    sizes = [(12 + 3 * i, 40 - i) for i in range(13)]
+    for i, size in enumerate(sizes):
+        _write(folder / f"p{i:02d}.png", rng.integers(0, 256, (*size, 3), np.uint8))
+    out = tmp_path / "out"
+    model = keras.saving.load_model(models["keras"], safe_mode=True)
+    summary = predict.predict_folder(
+        model, folder, out, batch_size=2, progress=False, crops=["1:1"]
+    )
+    assert summary.written == 13
+    with open(out / "predictions.csv", newline="") as handle:
+        rows = list(csv.reader(handle))[1:]
+    assert [row[0] for row in rows] == [f"p{i:02d}.png" for i in range(13)]
+    assert [(int(r[1]), int(r[2])) for r in rows] == sizes
+    predictor = Predictor(model)
+    for i, size in enumerate(sizes):
+        written = cv2.imread(str(out / f"p{i:02d}_saliency.png"), cv2.IMREAD_UNCHANGED)
+        assert written.shape == size
+        image = predict.read_image(folder / f"p{i:02d}.png")
+        expected = predictor.predict(image)["saliency"]
+        np.testing.assert_allclose(
+            written / 65535.0, expected / expected.max(), atol=2e-4
+        )
