@@ -34,6 +34,7 @@ LAYERS: dict[str, int] = {
     "aesthal.data": 6,
     "aesthal.datasets": 6,
     "aesthal.export": 6,
+    "aesthal.tflite": 6,
     "aesthal.inference": 6,
     "aesthal.released": 6,
     "aesthal.training": 7,
