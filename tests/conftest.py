@@ -58,6 +58,18 @@ def load_script(path: pathlib.Path, name: str):
     return module
 
 
+def version1_dict(config) -> dict:
+    """A `ModelConfig` as version 1 (flat, before issue 25's parts) wrote it:
+    `{flat name: value}` in JSON types, no `config_version`."""
+    from aesthal.config.parts import FLAT_FIELDS
+
+    nested = config.to_dict()
+    flat = {key: nested[key] for key in ("input_size", "tasks", "side_heads")}
+    for name, (part, field) in FLAT_FIELDS.items():
+        flat[name] = nested[part][field]
+    return flat
+
+
 def fit_batch(model, batch, epochs=1):
     """`model.fit` on one in-memory batch `(images, targets, weights)`, in order:
     one step per epoch."""

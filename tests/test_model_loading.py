@@ -22,6 +22,7 @@ from conftest import fork_run
 
 import aesthal
 from aesthal import predict
+from aesthal.config.parts import FLAT_FIELDS
 from aesthal.inference import ModelLoadError, Predictor, load_model
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -104,7 +105,7 @@ def test_weight_files_named_in_the_config_are_never_read(
 
     def edit(config):
         config["config"]["load_backbone_weights"] = True
-        config["config"]["config"]["backbone_weights"] = named
+        config["config"]["config"]["trunk"]["weights"] = named
         return config
 
     crafted = tmp_path / "crafted.keras"
@@ -394,7 +395,10 @@ def test_crafted_model_sizes_are_refused_before_anything_is_built(
     # ModelConfig's bounds (aesthal.config) refuse sizes that would make
     # building the model take gigabytes, before any layer is built.
     def edit(config):
-        config["config"]["config"].update(changes)
+        stored = config["config"]["config"]
+        for key, value in changes.items():  # flat names into the parts
+            part, field = FLAT_FIELDS.get(key, (None, key))
+            (stored if part is None else stored[part])[field] = value
         return config
 
     crafted = tmp_path / "huge.keras"

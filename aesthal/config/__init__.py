@@ -4,16 +4,20 @@
   train), `NUM_SCORES` / `SCORES` (the aesthetics scores 1..10), `BACKBONES`,
   `TAP_NAMES`, `BUDGET_MODES`, `LR_SCHEDULES`, `LOSS_WEIGHTINGS`,
   `DEFAULT_LEARNING_RATE`.
-- `ModelConfig` fully describes an `AesthalModel`'s architecture; it round-trips
-  through `to_dict()` / `from_dict()` (plain JSON types), which is what the
-  model's `get_config()` stores inside a `.keras` file.
+- `ModelConfig` fully describes an `AesthalModel`'s architecture, composed of
+  parts (`TrunkConfig`, `SaliencyHeadConfig`, `AestheticsHeadConfig`,
+  `SharingConfig`); it round-trips through `to_dict()` / `from_dict()` (plain
+  JSON types, nested, with `config_version`), which is what the model's
+  `get_config()` stores inside a `.keras` file.
 - `DataConfig`, `TrainConfig` and `ExperimentConfig` describe a run of
   `aesthal.training.runner.train` (what `experiments/run.py` builds from its
   flags).
 
-Modules: `constants` (names, bounds, `check_input_size`), `model`
-(`ModelConfig`), `experiment` (`DataConfig`, `TrainConfig`,
-`ExperimentConfig`); everything is importable from `aesthal.config` itself.
+Modules: `constants` (names, bounds, `check_input_size`), `fields`
+(`setting`: each field's flag name and help line), `parts` (the model's
+parts), `model` (`ModelConfig`), `experiment` (`DataConfig`, `TrainConfig`,
+`ExperimentConfig`), `migration` (configs of earlier versions, by
+`config_version`); everything is importable from `aesthal.config` itself.
 No module here imports absl, TensorFlow or Keras.
 """
 
@@ -46,12 +50,21 @@ from aesthal.config.constants import (
     input_size_problem,
 )
 from aesthal.config.experiment import DataConfig, ExperimentConfig, TrainConfig
+from aesthal.config.migration import CONFIG_VERSION
 from aesthal.config.model import ModelConfig
+from aesthal.config.parts import (
+    AestheticsHeadConfig,
+    SaliencyHeadConfig,
+    SharingConfig,
+    TrunkConfig,
+)
 
 __all__ = [
+    "AestheticsHeadConfig",
     "BACKBONES",
     "BUDGET_MODES",
     "CENTRE_PRIORS",
+    "CONFIG_VERSION",
     "DEFAULT_LEARNING_RATE",
     "DataConfig",
     "ExperimentConfig",
@@ -71,12 +84,15 @@ __all__ = [
     "ModelConfig",
     "NUM_SCORES",
     "SALIENCY_HEADS",
+    "SaliencyHeadConfig",
     "SALIENCY_TARGETS",
     "SCORES",
     "SHARINGS",
+    "SharingConfig",
     "TAP_NAMES",
     "TASKS",
     "TrainConfig",
+    "TrunkConfig",
     "check_input_size",
     "input_size_problem",
 ]

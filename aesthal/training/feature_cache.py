@@ -68,10 +68,10 @@ def feature_cache_fields(data: DataConfig, model: Any) -> dict[str, Any]:
     config = model.config
     fields = {
         "version": 2,  # 2: the prefix's weights (1 keyed the weights file only)
-        "backbone": config.backbone,
-        "backbone_weights": config.backbone_weights,
+        "backbone": config.trunk.name,
+        "backbone_weights": config.trunk.weights,
         "input_size": list(config.input_size),
-        "frozen_up_to": config.frozen_up_to,
+        "frozen_up_to": config.trunk.frozen_up_to,
         "taps": list(model.cached_taps),
         "weights": _tap_fingerprints(model),
         "dataset": data.dataset,
@@ -122,7 +122,7 @@ def compute_cached_features(
 
     Args:
         data: the training split, tasks, label budgets and saliency target.
-        model: an `AesthalModel` with `config.frozen_up_to`.
+        model: an `AesthalModel` with `config.trunk.frozen_up_to`.
         batch_size: images per forward pass.
 
     Returns:
@@ -247,7 +247,7 @@ def cached_training_dataset(data: DataConfig, model: Any, seed: int) -> tf.data.
 
     Args:
         data: as for `training_dataset`, with `cache_features`.
-        model: an `AesthalModel` with `config.frozen_up_to`.
+        model: an `AesthalModel` with `config.trunk.frozen_up_to`.
         seed: seed of the shuffle.
 
     Returns:

@@ -232,7 +232,7 @@ def balanced_gradients(
         for group in ("saliency", "aesthetics"):
             part = grads[start : start + len(groups[group])]
             start += len(groups[group])
-            if group != task and network.config.sharing == "hard":
+            if group != task and network.config.task_sharing.mode == "hard":
                 continue  # unconnected: zeros
             part = [weights[task] * g for g in part]
             previous = grads_by_group[group]

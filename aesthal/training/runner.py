@@ -51,7 +51,7 @@ import keras
 import tensorflow as tf
 
 from aesthal import metrics as metrics_lib
-from aesthal.config import TASKS, DataConfig, ExperimentConfig, ModelConfig, TrainConfig
+from aesthal.config import DataConfig, ExperimentConfig, TrainConfig
 from aesthal.data import prepare
 from aesthal.models import AesthalModel, build_model, load_model
 from aesthal.models.priors import centre_bias_log_density
@@ -140,10 +140,10 @@ def _initialise_trunk(model: AesthalModel, path: str, heads: bool = False) -> No
     same shapes in both (same head type, taps and widths). Everything is
     checked before anything is copied: on an error `model` is unchanged."""
     source = load_model(path)
-    if source.config.backbone != model.config.backbone:
+    if source.config.trunk.name != model.config.trunk.name:
         raise ValueError(
-            f"init_from={path}: its trunk is {source.config.backbone!r}, this "
-            f"model's is {model.config.backbone!r}."
+            f"init_from={path}: its trunk is {source.config.trunk.name!r}, this "
+            f"model's is {model.config.trunk.name!r}."
         )
     tasks = model.config.tasks if heads else ()
     for task in tasks:
@@ -182,42 +182,51 @@ class ConfigConflictError(ValueError):
 def check_resumable(out: pathlib.Path, config: ExperimentConfig) -> None:
     """Refuses to resume a backup that another configuration wrote.
 
+    The run's `config.json` is read as today's config
+    (`ExperimentConfig.from_dict`, which migrates one of an earlier version:
+    `aesthal.config.migration`; a field it lacks is at its default) and
+    compared with `config`, all but `output_dir`.
+
     Raises:
         ConfigConflictError: `out` holds a training backup whose `config.json`
-            differs from `config` (other than in `output_dir`).
+            differs from `config` (naming the fields), or cannot be read as a
+            config.
     """
     previous_path = out / "config.json"
     if not (out / "backup").exists() or not previous_path.exists():
         return
-    previous = json.loads(previous_path.read_text())
-    current = json.loads(json.dumps(config.to_dict()))  # tuples -> lists
-    previous.pop("output_dir", None)
-    # Runs written before ModelConfig.tasks: the model's tasks were the data's.
-    previous_model = previous.get("model", {})
-    if "tasks" not in previous_model and "tasks" in current.get("model", {}):
-        previous_model["tasks"] = previous.get("data", {}).get("tasks")
-    current.pop("output_dir", None)
-    # Fields added later (e.g. ModelConfig.saliency_head ... frozen_up_to,
-    # DataConfig.saliency_target, cache_features): absent = their default.
-    for section, defaults in (
-        ("model", ModelConfig().to_dict()),
-        ("data", dataclasses.asdict(DataConfig()) | {"tasks": list(TASKS)}),
-    ):
-        for key in set(current.get(section, {})) - set(previous.get(section, {})):
-            if key in defaults and key != "tasks":
-                previous.setdefault(section, {})[key] = defaults[key]
-    if previous != current:
-        changed = sorted(
-            f"{section}.{key}"
-            for section in current
-            for key in set(current[section]) | set(previous.get(section, {}))
-            if current[section].get(key) != previous.get(section, {}).get(key)
-        )
+    try:
+        previous = ExperimentConfig.from_dict(json.loads(previous_path.read_text()))
+    except (ValueError, TypeError, KeyError) as error:
+        raise ConfigConflictError(
+            f"{out} holds a training run whose config.json cannot be read as a "
+            f"configuration ({error}); use a new output directory, or delete this "
+            "one to start over."
+        ) from error
+    before = _dotted(previous.to_dict())
+    now = _dotted(config.to_dict())
+    changed = sorted(
+        key
+        for key in set(before) | set(now)
+        if key != "output_dir" and before.get(key) != now.get(key)
+    )
+    if changed:
         raise ConfigConflictError(
             f"{out} holds a training run with another configuration (differs in "
             f"{', '.join(changed)}); resuming it would mix the two. Use a new "
             "output directory, or delete this one to start over."
         )
+
+
+def _dotted(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """`{"a": {"b": 1}}` -> `{"a.b": 1}` (dicts only; lists stay values)."""
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            flat.update(_dotted(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def is_finished(config: ExperimentConfig) -> bool:
@@ -355,12 +364,12 @@ def _train(
             _initialise_trunk(
                 model, config.train.init_from, heads=config.train.init_heads
             )
-        if model.config.centre_prior == "fixed":
+        if model.config.saliency.centre_prior == "fixed":
             # A weight of the model: saved in model.keras and the SavedModel.
             model.set_centre_prior(
                 centre_bias_log_density(
                     prepare.training_fixations(data),
-                    grid_shape=model.config.prior_grid,
+                    grid_shape=model.config.saliency.prior_grid,
                 )
             )
         trainer = make_trainer(model, config.train, tasks=data.tasks)
@@ -373,9 +382,7 @@ def _train(
     if data.cache_features:
         # The frozen prefix's features, once per image and mirror image: an
         # epoch costs only the trainable part.
-        stream = feature_cache.cached_training_dataset(
-            data, model, config.train.seed
-        )
+        stream = feature_cache.cached_training_dataset(data, model, config.train.seed)
     else:
         stream = prepare.training_dataset(data, image_size, config.train.seed)
     skip = callbacks_lib.SkipBatchesOnTrainBegin(

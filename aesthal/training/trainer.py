@@ -107,7 +107,7 @@ class Trainer(keras.Model):
         loss_names += [
             f"side{i}_{task}_loss" for i, (task, _, _) in enumerate(config.side_heads)
         ]
-        if config.sharing == "soft":
+        if config.task_sharing.mode == "soft":
             loss_names.append("coupling_loss")
         self.loss_trackers = {n: keras.metrics.Mean(name=n) for n in loss_names}
         # Training statistics: kept out of the logs (see `training_stats`).
@@ -205,7 +205,7 @@ class Trainer(keras.Model):
                 )
             resolved[group] = optimizer
         strategy = get_loss_weighting(loss_weighting, loss_weights)
-        if strategy.acts_on_gradients and self.config.sharing == "soft":
+        if strategy.acts_on_gradients and self.config.task_sharing.mode == "soft":
             raise ValueError(
                 f"loss_weighting={type(strategy).__name__} balances the tasks' "
                 "gradients of the shared variables, but sharing='soft' has none "

@@ -19,7 +19,7 @@ OSIE_FLAGFILES = sorted(p.name for p in CONFIGS.glob("osie*.flags"))
 
 # Imports run.py as a module, parses each flagfile (from the repository root,
 # as the README runs them) and prints the ExperimentConfig that run.py's
-# `_configs()` builds from it, as JSON.
+# `_configs()` builds from it, as JSON (its model flat).
 _PARSE = r"""
 import importlib.util, json, sys
 from absl import flags
@@ -33,7 +33,16 @@ for name in sys.argv[3:]:
     # file (run.py checks only that it exists before training).
     start = [f"--init_from={sys.argv[2]}"] if name.endswith("_ft.flags") else []
     flags.FLAGS(["run.py", f"--flagfile=experiments/configs/{name}", *start])
-    out[name] = run._configs().to_dict()
+    config = run._configs().to_dict()
+    # The model flat ({"backbone": ..., "saliency_head": ...}): each part's
+    # fields by their flag names.
+    from aesthal.config.parts import FLAT_FIELDS
+    model = config["model"]
+    flat = {key: model[key] for key in ("input_size", "tasks", "side_heads")}
+    for key, (part, field) in FLAT_FIELDS.items():
+        flat[key] = model[part][field]
+    config["model"] = flat
+    out[name] = config
 print(json.dumps(out))
 """
 

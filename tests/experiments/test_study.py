@@ -165,7 +165,7 @@ def test_group_norm_condition_runs_end_to_end(group_norm_study):
     study_dir = tmp_path / "study"
     run = study_dir / "7n_extra_images_no_aesthetics_loss_group_norm" / "seed0"
     config = json.loads((run / "config.json").read_text())
-    assert config["model"]["backbone"] == "tiny_gn"
+    assert config["model"]["trunk"]["name"] == "tiny_gn"
     assert config["data"]["tasks"] == ["saliency", "aesthetics"]
     assert config["train"]["loss_weights"]["aesthetics"] == 0.0
     # --extra_flags come after the flagfile's budgets and win.
@@ -558,7 +558,10 @@ print(json.dumps(configs))
 def _flat(config, prefix=""):
     out = {}
     for key, value in config.items():
-        if isinstance(value, dict) and key in ("model", "data", "train"):
+        # The sections, and the model's parts (model.trunk.name, ...).
+        if isinstance(value, dict) and (
+            key in ("model", "data", "train") or prefix == "model."
+        ):
             out.update(_flat(value, f"{key}."))
         else:
             out[prefix + key] = value
@@ -592,8 +595,8 @@ def test_group_norm_conditions_differ_from_1_and_7_only_in_the_trunk(tmp_path):
     for base in ("1", "7"):
         plain, grouped = resolved[base], resolved[base + "n"]
         differ = {k for k in plain if plain[k] != grouped[k]}
-        assert differ == {"model.backbone"}, base
-        assert (plain["model.backbone"], grouped["model.backbone"]) == (
+        assert differ == {"model.trunk.name"}, base
+        assert (plain["model.trunk.name"], grouped["model.trunk.name"]) == (
             "tiny",
             "tiny_gn",
         )

@@ -5,6 +5,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import version1_dict
 
 import aesthal
 from aesthal.config import ModelConfig
@@ -48,7 +49,7 @@ def _compiled(config) -> Trainer:
 
 
 def test_configs_saved_before_the_new_fields_load_with_defaults():
-    old = ModelConfig(backbone="tiny").to_dict()
+    old = version1_dict(ModelConfig(backbone="tiny"))
     for key in (
         "saliency_head",
         "readout_taps",

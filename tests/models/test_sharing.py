@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import background_fixture, fork_run
+from conftest import background_fixture, fork_run, version1_dict
 
 import aesthal
 from aesthal.config import GROUPS, ExperimentConfig, ModelConfig, TrainConfig
@@ -53,7 +53,7 @@ def test_config_defaults_and_old_configs_load_as_hard():
         1e-3,
         None,
     )
-    old = ModelConfig(input_size=SIZE).to_dict()
+    old = version1_dict(ModelConfig(input_size=SIZE))
     for key in ("sharing", "coupling_weight", "cross_stitch_taps"):
         old.pop(key)
     assert ModelConfig.from_dict(old) == ModelConfig(input_size=SIZE)
@@ -366,7 +366,13 @@ for args in json.loads(sys.argv[2]):
     flags.FLAGS.unparse_flags()
     flags.FLAGS(["run.py", "--output_dir=out", *args])
     try:
-        out.append(run._configs().model.to_dict())
+        sharing = run._configs().model.task_sharing
+        taps = sharing.cross_stitch_taps
+        out.append({
+            "sharing": sharing.mode,
+            "coupling_weight": sharing.coupling_weight,
+            "cross_stitch_taps": None if taps is None else list(taps),
+        })
     except Exception as error:
         out.append(str(error))
 print(json.dumps(out))

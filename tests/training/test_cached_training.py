@@ -5,6 +5,7 @@ config fields still resuming."""
 import json
 
 import numpy as np
+from conftest import version1_dict
 
 import aesthal
 from aesthal.config import DataConfig, ExperimentConfig, ModelConfig, TrainConfig
@@ -84,6 +85,8 @@ def test_cached_run_saves_the_fixed_prior_and_reuses_its_cache(tmp_path):
 def test_runs_recorded_before_the_new_fields_still_resume(tmp_path):
     config = ExperimentConfig(output_dir=str(tmp_path), model=ModelConfig())
     old = config.to_dict()
+    del old["config_version"]  # version 1: flat model, no version
+    old["model"] = version1_dict(config.model)
     for key in ("saliency_head", "readout_taps", "frozen_up_to", "prior_grid"):
         old["model"].pop(key)
     for key in ("saliency_target", "cache_features", "feature_cache_dir"):
