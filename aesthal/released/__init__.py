@@ -29,6 +29,7 @@ import io
 import json
 import os
 import pathlib
+import warnings
 from importlib import resources
 
 import numpy as np
@@ -54,9 +55,18 @@ class Release:
 
 
 #: The shipped models, by name.
-RELEASES: dict[str, Release] = {}
+RELEASES: dict[str, Release] = {
+    "osie-lite2-distilled": Release(
+        name="osie-lite2-distilled",
+        sha256="4f376dc509f87358c2237c8472f1d3d1390340f2d2cc783ceb2a66ae515373cf",
+        summary=(
+            "EfficientNet-Lite2 at 384x512, one pass, distilled from three "
+            "OSIE-trained Lite2 models (docs/model_card.md)"
+        ),
+    ),
+}
 #: What `load_model()` and `aesthal.pretrained()` load without a name.
-DEFAULT = None
+DEFAULT = "osie-lite2-distilled"
 
 
 class ReleaseError(ValueError):
@@ -181,5 +191,13 @@ def load_model(
 def predictor(
     name: str | None = None, directory: str | os.PathLike | None = None
 ) -> Predictor:
-    """An `aesthal.inference.Predictor` of the shipped model `name`."""
-    return Predictor(load_model(name, directory))
+    """An `aesthal.inference.Predictor` of the shipped model `name`.
+
+    A shipped model trained on saliency alone predicts saliency alone; the
+    model card says so, so the `Predictor`'s warning about the left-out
+    aesthetics outputs is not repeated here.
+    """
+    model = load_model(name, directory)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", ".*the model was trained on", UserWarning)
+        return Predictor(model)
