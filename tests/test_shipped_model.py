@@ -108,7 +108,7 @@ def test_osie_test_nss_is_the_documented_one(predictor, osie_dir, tmp_path):
 
     data = DataConfig(dataset="osie", manual_dir=str(osie_dir))
     results = report.evaluate(predictor, data, tmp_path)
-    nss = results["saliency"]["model"]["nss"]["mean"]
+    nss = results["saliency"]["metrics"]["model"]["nss"]["mean"]
     assert abs(nss - documented_nss()) <= 0.02, (nss, documented_nss())
 
 
