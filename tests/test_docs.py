@@ -11,12 +11,17 @@ CONTRIBUTING.md, docs/**/*.md) and lists, per page, every problem it finds:
   `aesthal/…/x.py`, `tests/…/test_x.py`, `tools/x.sh`) or a flagfile named
   by its file name alone (`` `osie_lite2.flags` ``) that does not exist;
 - `commands`: a `python experiments/X.py` or `python -m aesthal.X` that does
-  not exist;
+  not exist, or an `aesthal <subcommand>` that the installed command
+  (`aesthal/cli/main.py`'s `SUBCOMMANDS`) does not have;
 - `modules`: a dotted name `aesthal.a.b` (a module, or a name in one) that the
   tree does not define;
 - `flags`: a `--flag` on a command line of a script whose help does not list
   it (`python experiments/run.py --helpfull`, once per session, and the same
-  for every other script or `-m` module the pages run with flags).
+  for every other script or `-m` module the pages run with flags), or of an
+  `aesthal <subcommand>` whose `--helpfull` does not list it (the flags of
+  its `aesthal.*` and `absl.*` modules: those the subcommand accepts; read
+  through its entry point, `python -m aesthal.cli.main <subcommand>`, once
+  per subcommand).
 
 Placeholders are not checked: names with `<`, `…`, `*`, `$` or `{`.
 README problems are expected failures until the lead's rewrite of the README
@@ -230,9 +235,21 @@ COMMAND = re.compile(
 )
 
 
+# `aesthal <subcommand> ...` where a shell command starts: at the start of a
+# snippet or after `;`, `&&`, `|`, `(`, `do`, `then`, a `$ ` prompt, variable
+# assignments or `nice`/`time`/`nohup`/`timeout N`/`env` (so `from aesthal
+# import x` or "the aesthal command" in prose is no command).
+AESTHAL_COMMAND = re.compile(
+    r"(?:^|[;&|(])\s*(?:\$\s+)?"
+    r"(?:(?:do|then|else|nohup|time|env|nice(?:\s+-n\s*-?\d+)?|timeout\s+\S+"
+    r"|[A-Za-z_]\w*=\S*)\s+)*"
+    r"aesthal\s+(?P<sub>[a-z][\w-]*)(?P<args>[^;|&#)]*)"
+)
+
+
 def _commands(path: pathlib.Path) -> list[tuple[int, str, str]]:
-    """`(line, command, arguments)`: `command` is `experiments/X.py` or
-    `-m module`, as the pages run it."""
+    """`(line, command, arguments)`: `command` is `experiments/X.py`,
+    `-m module` or `aesthal <subcommand>`, as the pages run it."""
     found = []
     for number, snippet in _snippets(path):
         snippet = re.sub(r"\$\([^()]*\)", "X", snippet)  # $(...) substitutions
@@ -240,7 +257,27 @@ def _commands(path: pathlib.Path) -> list[tuple[int, str, str]]:
         for match in COMMAND.finditer(snippet):
             command = match["script"] or f"-m {match['module']}"
             found.append((number, command, match["args"]))
+        for match in AESTHAL_COMMAND.finditer(snippet):
+            found.append((number, f"aesthal {match['sub']}", match["args"]))
     return found
+
+
+def _subcommands(root: pathlib.Path) -> frozenset[str] | None:
+    """The `aesthal` command's subcommands: the keys of `SUBCOMMANDS` in
+    `aesthal/cli/main.py` (read with `ast`, no import); None without one."""
+    main = root / "aesthal" / "cli" / "main.py"
+    if not main.exists():
+        return None
+    for node in ast.parse(main.read_text()).body:
+        targets = (
+            node.targets
+            if isinstance(node, ast.Assign)
+            else [node.target] if isinstance(node, ast.AnnAssign) else []
+        )
+        names = [t.id for t in targets if isinstance(t, ast.Name)]
+        if "SUBCOMMANDS" in names and isinstance(node.value, ast.Dict):
+            return frozenset(ast.literal_eval(key) for key in node.value.keys)
+    return None
 
 
 def _module_file(dotted: str) -> pathlib.Path | None:
@@ -256,7 +293,19 @@ def check_commands(path: pathlib.Path) -> list[str]:
     problems = []
     for number, command, _ in _commands(path):
         where = f"{path.relative_to(REPO_ROOT)}:{number}:"
-        if command.startswith("-m "):
+        if command.startswith("aesthal "):
+            subcommands = _subcommands(REPO_ROOT)
+            if subcommands is None:
+                problems.append(
+                    f"{where} {command}: no `aesthal` command in the tree "
+                    "(aesthal/cli/main.py with its SUBCOMMANDS)"
+                )
+            elif command.split()[1] not in subcommands:
+                problems.append(
+                    f"{where} {command}: no such subcommand "
+                    f"(aesthal has {', '.join(sorted(subcommands))})"
+                )
+        elif command.startswith("-m "):
             module = command[3:]
             if module.split(".")[0] != "aesthal" or module.endswith("."):
                 continue  # another package's, or a placeholder (`x.<name>.y`)
@@ -328,9 +377,16 @@ def check_modules(path: pathlib.Path) -> list[str]:
 
 # ------------------------------------------------------------------- --flags
 def _help_command(command: str, option: str) -> list[str]:
+    if command.startswith("aesthal "):  # the installed command's entry point
+        return [sys.executable, "-m", "aesthal.cli.main", command.split()[1], option]
     if command.startswith("-m "):
         return [sys.executable, "-m", command[3:], option]
     return [sys.executable, command, option]
+
+
+def _shown(command: str) -> str:
+    """A command as a page types it."""
+    return command if command.startswith("aesthal ") else f"python {command}"
 
 
 def _known_flags(help_text: str) -> set[str]:
@@ -345,6 +401,23 @@ def _known_flags(help_text: str) -> set[str]:
     return names
 
 
+def _subcommand_flags(help_text: str) -> set[str]:
+    """The flags an `aesthal <subcommand> --helpfull` lists under its
+    `aesthal.*` and `absl.*` modules: those the subcommand accepts
+    (`aesthal.cli.common.parse` refuses the other modules' flags, such as
+    TensorFlow's). The text before its first `flags:` line is the
+    description."""
+    _, _, listing = help_text.partition("\nflags:\n")
+    kept, section = [], None
+    for line in listing.splitlines():
+        header = re.match(r"^([\w.]+):$", line)
+        if header:
+            section = header.group(1)
+        elif section and section.startswith(("aesthal.", "absl.")):
+            kept.append(line)
+    return _known_flags("\n".join(kept))
+
+
 @pytest.fixture(scope="module")
 def known_flags() -> dict[str, set[str] | str]:
     """Per command the pages run with flags: the flags its help lists (absl's
@@ -353,8 +426,11 @@ def known_flags() -> dict[str, set[str] | str]:
     commands = set()
     for page in PAGES:
         for _, command, args in _commands(page):
+            subcommands = _subcommands(REPO_ROOT) or ()
             runnable = (
-                command.startswith("-m aesthal") or (REPO_ROOT / command).exists()
+                command.startswith("-m aesthal")
+                or (REPO_ROOT / command).exists()
+                or (command.startswith("aesthal ") and command[8:] in subcommands)
             )
             if runnable and re.search(r"(?:^|\s)--\w", args):
                 commands.add(command)
@@ -362,6 +438,15 @@ def known_flags() -> dict[str, set[str] | str]:
 
     def read(command: str) -> set[str] | str:
         outputs = []
+        if command.startswith("aesthal "):
+            result = fork_run(
+                _help_command(command, "--helpfull"),
+                cwd=REPO_ROOT,
+                timeout=120,
+                stderr=subprocess.STDOUT,
+            )
+            flags = _subcommand_flags(result.stdout)
+            return flags or f"its --helpfull listed no flags: {result.stdout[-500:]!r}"
         for option in ("--helpfull", "--help"):
             result = fork_run(
                 _help_command(command, option),
@@ -384,7 +469,7 @@ def check_flags(path: pathlib.Path, known: dict[str, set[str] | str]) -> list[st
     for number, command, args in _commands(path):
         if command not in known:
             continue
-        where = f"{path.relative_to(REPO_ROOT)}:{number}: python {command}"
+        where = f"{path.relative_to(REPO_ROOT)}:{number}: {_shown(command)}"
         flags = known[command]
         if isinstance(flags, str):
             problems.append(f"{where}: {flags}")
@@ -463,6 +548,10 @@ def test_checks_find_each_kind_of_problem(tmp_path, monkeypatch):
     (tmp_path / "experiments" / "configs").mkdir(parents=True)
     (tmp_path / "experiments" / "run.py").write_text("")
     (tmp_path / "experiments" / "configs" / "a.flags").write_text("")
+    (tmp_path / "aesthal" / "cli").mkdir(parents=True)
+    (tmp_path / "aesthal" / "cli" / "main.py").write_text(
+        'SUBCOMMANDS = {"train": "t", "predict": "p"}\n'
+    )
     page = tmp_path / "docs" / "page.md"
     page.write_text(
         "# Title\n\n## Title\n\n"
@@ -472,6 +561,11 @@ def test_checks_find_each_kind_of_problem(tmp_path, monkeypatch):
         "        --bogus=1 --nook\n"
         "    python experiments/gone.py --x=1   # a comment --ignored\n"
         "    python experiments/run.py --model=$(ls -d a | paste -sd,) --mode=x\n"
+        "    for s in 0 1; do aesthal train --flagfile=experiments/configs/a.flags \\\n"
+        "        --seed=$s --bogus2; done\n"
+        "    aesthal trian --x=1\n\n"
+        "Prose: `from aesthal import tflite`, `nice -n 10 aesthal predict --wrong`,\n"
+        "`aesthal predict --input=a`, the aesthal command.\n"
     )
     links = check_links(page)
     assert [p.split(") ", 1)[1] for p in links] == [
@@ -484,11 +578,18 @@ def test_checks_find_each_kind_of_problem(tmp_path, monkeypatch):
         "experiments/gone.py does not exist",
     ]
     assert [p.split(": ", 1)[1] for p in check_commands(page)] == [
-        "python experiments/gone.py: no such script"
+        "python experiments/gone.py: no such script",
+        "aesthal trian: no such subcommand (aesthal has predict, train)",
     ]
-    known = {"experiments/run.py": {"flagfile", "model", "mode", "ok", "nook"}}
-    assert [p.split(": ", 2)[2] for p in check_flags(page, known)] == [
-        "--bogus is not one of its flags"
+    known = {
+        "experiments/run.py": {"flagfile", "model", "mode", "ok", "nook"},
+        "aesthal train": {"flagfile", "seed"},
+        "aesthal predict": {"input"},
+    }
+    assert [p.split(": ", 1)[1] for p in check_flags(page, known)] == [
+        "python experiments/run.py: --bogus is not one of its flags",
+        "aesthal train: --bogus2 is not one of its flags",
+        "aesthal predict: --wrong is not one of its flags",
     ]
 
 
@@ -499,3 +600,23 @@ def test_known_flags_reads_absl_and_argparse_help():
     argparse_help = "options:\n  -h, --help  show\n  --model MODEL  m\n  --mirror  m\n"
     assert _known_flags(absl_help) == {"evaluate", "noevaluate", "mode"}
     assert _known_flags(argparse_help) == {"help", "model", "mirror"}
+
+
+def test_subcommand_flags_keep_aesthal_and_absl_modules():
+    """`aesthal <subcommand> --helpfull`: the description is skipped, and of
+    the listing only the `aesthal.*` and `absl.*` modules' flags are kept
+    (the subcommand refuses TensorFlow's)."""
+    helpfull = (
+        "aesthal predict: Maps.\n\n  --fake: in the description\nExit status:\n"
+        "\nflags:\n\naesthal.cli.predict:\n  --input: x\n  --[no]mirror: y\n"
+        "\nall flags:\n\nabsl.flags:\n  --flagfile: f\n"
+        "tensorflow.python.tpu.client.client:\n  --tpu: t\n"
+        "aesthal.cli.train:\n  --epochs: e\n"
+    )
+    assert _subcommand_flags(helpfull) == {
+        "input",
+        "mirror",
+        "nomirror",
+        "flagfile",
+        "epochs",
+    }
