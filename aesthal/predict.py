@@ -630,6 +630,17 @@ def main(argv: list[str] | None = None) -> int:
         scales = parse_scales(args.scales)
     except ValueError as error:
         parser.error(f"--scales: {error}")
+    return run_prediction(args, crops, scales)
+
+
+def run_prediction(args, crops: list[str], scales, model=None) -> int:
+    """`predict_folder` on checked flags, its outcome printed as `main` says
+    it (also `aesthal predict`'s); returns the exit status (see `main`).
+
+    `args` has `main`'s flags as attributes (`model`, `input`, `output`,
+    `batch_size`, `no_progress`, `mirror`, `max_pixels`); `model`, a
+    `Predictor`, replaces the one `args.model` names (and notes name).
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # Errors only: a broken file is reported below, once.
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
@@ -638,7 +649,7 @@ def main(argv: list[str] | None = None) -> int:
             # Predictor's warning about untrained outputs: said once, below.
             warnings.filterwarnings("ignore", message=".*outputs are left out")
             summary = predict_folder(
-                args.model,
+                args.model if model is None else model,
                 args.input,
                 args.output,
                 batch_size=args.batch_size,

@@ -41,8 +41,8 @@ LAYERS: dict[str, int] = {
     "aesthal.evaluation": 8,
     "aesthal.predict": 9,
     "aesthal.serve": 9,
-    "aesthal.cli": 9,
-    "aesthal": 10,  # the package itself: the public API's re-exports
+    "aesthal.cli": 10,  # the installed command: the only layer above the commands
+    "aesthal": 11,  # the package itself: the public API's re-exports
 }
 LAYER_NAMES = {
     1: "config",
@@ -54,7 +54,8 @@ LAYER_NAMES = {
     7: "training",
     8: "evaluation",
     9: "commands",
-    10: "public API",
+    10: "the aesthal command",
+    11: "public API",
 }
 
 
@@ -230,3 +231,28 @@ def test_no_library_module_is_over_700_lines():
         f"library modules over {MAX_LINES} lines (split each where its jobs "
         "part):\n" + "\n".join(long)
     )
+
+
+def _imports_absl_flags(path: pathlib.Path) -> bool:
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            if any(a.name.startswith("absl.flags") for a in node.names):
+                return True
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            if node.module.startswith("absl.flags"):
+                return True
+            if node.module == "absl" and any(a.name == "flags" for a in node.names):
+                return True
+    return False
+
+
+def test_only_the_commands_import_absl_flags():
+    """Library modules never read flags: absl.flags is imported only by the
+    `aesthal` command (aesthal.cli) and `python -m aesthal.serve`'s module."""
+    readers = sorted(m for m, path in MODULES.items() if _imports_absl_flags(path))
+    allowed = [m for m in readers if m.startswith("aesthal.cli.")]
+    assert set(readers) - set(allowed) == {
+        "aesthal.serve.cli",
+        "aesthal.serve.__main__",
+    }
+    assert {"aesthal.cli.train", "aesthal.cli.config_flags"} <= set(allowed)

@@ -71,7 +71,8 @@ class ServeConfig:
     """What the flags ask for, checked.
 
     Attributes:
-        model: model path(s) as `--model` gives them (comma-separated).
+        model: model path(s) as `--model` gives them (comma-separated); ""
+            for the shipped model (`aesthal.released`).
         mirror: average in each model's map of the mirror image.
         scales: factors of each model's input size to run it at.
         host: the address to listen on.
@@ -89,20 +90,11 @@ class ServeConfig:
     max_pixels: int
 
 
-def _default_model() -> str:
-    """The model `--model` stands for when it is not given.
-
-    Raises:
-        ValueError: this install has no shipped model.
-    """
-    raise ValueError("no shipped model in this install; pass --model=PATH")
-
-
 def _config() -> ServeConfig:
     """The flags as a `ServeConfig`.
 
     Raises:
-        ValueError: a flag out of range, or no `--model` and no shipped model.
+        ValueError: a flag out of range.
     """
     if not 0 <= _PORT.value <= 65535:
         raise ValueError(f"--port={_PORT.value}: give a port in 0..65535")
@@ -113,7 +105,7 @@ def _config() -> ServeConfig:
     except ValueError as error:
         raise ValueError(f"--scales: {error}") from None
     return ServeConfig(
-        model=_MODEL.value if _MODEL.value else _default_model(),
+        model=_MODEL.value or "",
         mirror=_MIRROR.value,
         scales=scales,
         host=_HOST.value,
@@ -142,15 +134,12 @@ def main(argv: Sequence[str]) -> int:
         print(_listen_error(config, error), file=sys.stderr)
         return 2
     try:
-        print(f"loading {config.model} ...", file=sys.stderr, flush=True)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", UserWarning)
-            predictor = make_predictor(
-                config.model, mirror=config.mirror, scales=config.scales
-            )
+            predictor, name = _predictor(config)
         service = service_lib.PredictionService(
             predictor,
-            name=config.model,
+            name=name,
             max_upload_bytes=config.max_upload_bytes,
             max_pixels=config.max_pixels,
         )
@@ -178,6 +167,33 @@ def main(argv: Sequence[str]) -> int:
     finally:
         server.server_close()
     return 0
+
+
+def _predictor(config: ServeConfig):
+    """`(predictor, its name)`: `--model`'s, or the shipped model's (said
+    once on stderr).
+
+    Raises:
+        OSError, ValueError: the model cannot be loaded, or there is no
+            shipped model (`aesthal.released.ReleaseError`).
+    """
+    if config.model:
+        print(f"loading {config.model} ...", file=sys.stderr, flush=True)
+        predictor = make_predictor(
+            config.model, mirror=config.mirror, scales=config.scales
+        )
+        return predictor, config.model
+    from aesthal import released
+    from aesthal.inference import Ensemble
+
+    predictor = released.predictor()
+    print(
+        f"using the shipped model {released.DEFAULT} (docs/model_card.md)",
+        file=sys.stderr,
+    )
+    if config.mirror or config.scales != (1.0,):
+        predictor = Ensemble([predictor], mirror=config.mirror, scales=config.scales)
+    return predictor, released.DEFAULT
 
 
 def _probe(host: str, port: int) -> None:

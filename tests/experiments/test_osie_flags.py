@@ -17,26 +17,27 @@ RUN = REPO / "experiments" / "run.py"
 CONFIGS = REPO / "experiments" / "configs"
 OSIE_FLAGFILES = sorted(p.name for p in CONFIGS.glob("osie*.flags"))
 
-# Imports run.py as a module, parses each flagfile (from the repository root,
-# as the README runs them) and prints the ExperimentConfig that run.py's
-# `_configs()` builds from it, as JSON (its model flat).
+# Parses each flagfile (from the repository root, as the README runs them)
+# as `aesthal train` does and prints the ExperimentConfig it would train
+# (`aesthal.cli.train.experiment_config`, what run.py's `_configs()` also
+# returns), as JSON, its model flat.
 _PARSE = r"""
-import importlib.util, json, sys
+import json, sys
 from absl import flags
-spec = importlib.util.spec_from_file_location("run", sys.argv[1])
-run = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(run)
+from aesthal.cli import common, train
+from aesthal.config.parts import FLAT_FIELDS
 out = {}
-for name in sys.argv[3:]:
+for name in sys.argv[2:]:
     flags.FLAGS.unparse_flags()
     # A second stage (*_ft.flags) starts from a first stage's model: a stand-in
-    # file (run.py checks only that it exists before training).
-    start = [f"--init_from={sys.argv[2]}"] if name.endswith("_ft.flags") else []
-    flags.FLAGS(["run.py", f"--flagfile=experiments/configs/{name}", *start])
-    config = run._configs().to_dict()
+    # file (the command checks only that it exists before training).
+    start = [f"--init_from={sys.argv[1]}"] if name.endswith("_ft.flags") else []
+    common.parse(
+        ["aesthal train", f"--flagfile=experiments/configs/{name}", *start], train
+    )
+    config = train.experiment_config().to_dict()
     # The model flat ({"backbone": ..., "saliency_head": ...}): each part's
     # fields by their flag names.
-    from aesthal.config.parts import FLAT_FIELDS
     model = config["model"]
     flat = {key: model[key] for key in ("input_size", "tasks", "side_heads")}
     for key, (part, field) in FLAT_FIELDS.items():
@@ -58,7 +59,7 @@ def parsed(tmp_path):
     stage1 = tmp_path / "stage1.keras"
     stage1.write_bytes(b"")
     result = fork_run(  # forked from conftest's fork server
-        [sys.executable, "-c", _PARSE, str(RUN), str(stage1), *OSIE_FLAGFILES],
+        [sys.executable, "-c", _PARSE, str(stage1), *OSIE_FLAGFILES],
         timeout=300,
         cwd=REPO,
         env=_env(),

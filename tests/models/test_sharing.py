@@ -356,17 +356,15 @@ def test_gradient_balancing_acts_on_the_cross_stitch_units(method):
 
 # =================================================================== flags
 _PARSE = r"""
-import importlib.util, json, sys
+import json, sys
 from absl import flags
-spec = importlib.util.spec_from_file_location("run", sys.argv[1])
-run = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(run)
+from aesthal.cli import common, train
 out = []
-for args in json.loads(sys.argv[2]):
+for args in json.loads(sys.argv[1]):
     flags.FLAGS.unparse_flags()
-    flags.FLAGS(["run.py", "--output_dir=out", *args])
+    common.parse(["aesthal train", "--output_dir=out", *args], train)
     try:
-        sharing = run._configs().model.task_sharing
+        sharing = train.experiment_config().model.task_sharing
         taps = sharing.cross_stitch_taps
         out.append({
             "sharing": sharing.mode,
@@ -381,7 +379,7 @@ print(json.dumps(out))
 
 @background_fixture
 def sharing_flags_parsed(tmp_path):
-    """The script above on run.py's sharing flags, in the background from the
+    """The script above on `aesthal train`'s sharing flags, in the background from the
     session's start (conftest.background_fixture)."""
     cases = [
         ["--sharing=soft", "--coupling_weight=0.01"],
@@ -394,7 +392,6 @@ def sharing_flags_parsed(tmp_path):
             sys.executable,
             "-c",
             _PARSE,
-            str(REPO / "experiments" / "run.py"),
             json.dumps(cases),
         ],
         timeout=300,
