@@ -57,6 +57,7 @@ from aesthal.models.loading import ModelLoadError, load_model, one_line
 
 _SCORES = np.asarray(SCORES, dtype=np.float32)
 
+
 class Predictor:
     """Runs a saliency + aesthetics model on images of any size.
 
@@ -277,12 +278,20 @@ class Predictor:
             saliency = outputs.get("saliency")
             aesthetics = outputs.get("aesthetics")
             aesthetics = None if aesthetics is None else aesthetics.numpy()
+            maps = None if saliency is None else saliency.numpy()
             for i, key in enumerate(keys):
                 result = {}
                 if saliency is not None and "saliency" in self.tasks:
-                    result["saliency"] = self._to_image_size(
-                        saliency[i], tf.constant(sizes[i], tf.int32)
-                    ).numpy()
+                    if all(
+                        a >= b for a, b in zip(sizes[i], maps.shape[1:3], strict=True)
+                    ):
+                        result["saliency"] = export.upsample_density(
+                            maps[i, ..., 0], sizes[i]
+                        )
+                    else:
+                        result["saliency"] = self._to_image_size(
+                            saliency[i], tf.constant(sizes[i], tf.int32)
+                        ).numpy()
                 if aesthetics is not None and "aesthetics" in self.tasks:
                     result["aesthetics"] = aesthetics[i]
                     result["aesthetics_mean"] = np.float32(aesthetics[i] @ _SCORES)

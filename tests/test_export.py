@@ -121,3 +121,25 @@ def test_saved_model_reloads_without_aesthal(tmp_path):
 def test_export_rejects_other_models(tmp_path):
     with pytest.raises(TypeError, match="expects an AesthalModel"):
         aesthal.export_saved_model(keras.Sequential([keras.layers.Dense(1)]), tmp_path)
+
+
+@pytest.mark.parametrize(
+    "model_size, image_size",
+    [
+        ((24, 32), (24, 32)),
+        ((24, 32), (600, 800)),
+        ((48, 64), (61, 203)),
+        ((7, 5), (7, 91)),
+    ],
+)
+def test_upsample_density_equals_the_exports_resize(model_size, image_size):
+    # The fast path Predictor takes when an image is at least the model's size.
+    rng = np.random.default_rng(sum(image_size))
+    density = rng.gamma(0.5, size=model_size).astype(np.float32)
+    density /= density.sum()
+    want = aesthal.export.to_image_size(density[None, ..., None], image_size)
+    want = want.numpy()[0, ..., 0]
+    got = aesthal.export.upsample_density(density, image_size)
+    assert got.shape == image_size and got.dtype == np.float32
+    np.testing.assert_allclose(got.sum(), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * want.max())
