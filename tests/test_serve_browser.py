@@ -74,9 +74,11 @@ def served(tmp_path_factory) -> str:
     model = os.environ.get("AESTHAL_SCREENSHOT_MODEL") or tiny_model(
         folder / "tiny.keras"
     )
+    # AESTHAL_SCREENSHOT_MODEL=shipped: the command's default, the shipped model.
+    model_flag = [] if model == "shipped" else [f"--model={model}"]
     log = open(folder / "stderr.txt", "w+")  # noqa: SIM115 (closed below)
     process = background_popen(
-        [sys.executable, "-m", "aesthal.serve", f"--model={model}", "--port=0"],
+        [sys.executable, "-m", "aesthal.serve", *model_flag, "--port=0"],
         stdout=subprocess.PIPE,
         stderr=log,
         text=True,
