@@ -18,8 +18,13 @@ FLAGS = flags.FLAGS
 @pytest.fixture
 def parse():
     """Defines the configs' flags and parses a command line; the flags are
-    removed afterwards (the suite loads experiments/ scripts that define the
-    same names: conftest.load_script)."""
+    removed afterwards. A flag of the same name that a script loaded by
+    another test defined (conftest.load_script: `--dataset`, `--batch_size`)
+    is set aside meanwhile and put back after."""
+    names = config_flags.flag_names(CONFIGS)
+    foreign = {name: FLAGS[name] for name in names if name in FLAGS}
+    for name in foreign:
+        delattr(FLAGS, name)
     before = set(FLAGS)
     defined = config_flags.define(CONFIGS, __name__)
 
@@ -32,6 +37,8 @@ def parse():
     FLAGS.unparse_flags()
     for name in set(FLAGS) - before:
         delattr(FLAGS, name)
+    for name, flag in foreign.items():
+        FLAGS[name] = flag
 
 
 def test_every_config_field_has_its_flag(parse):

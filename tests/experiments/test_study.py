@@ -562,7 +562,7 @@ def _flat(config, prefix=""):
         if isinstance(value, dict) and (
             key in ("model", "data", "train") or prefix == "model."
         ):
-            out.update(_flat(value, f"{key}."))
+            out.update(_flat(value, f"{prefix}{key}."))
         else:
             out[prefix + key] = value
     return out
