@@ -53,11 +53,11 @@ PAGES = sorted(
     if path.exists()
 )
 README_PENDING = pytest.mark.xfail(
-    reason="README rewritten by the lead (issue 27); see the list with --runxfail",
+    reason="a page being rewritten; see the list with --runxfail",
     strict=False,
 )
-# (check, page) pairs expected to fail until the README rewrite lands.
-PENDING = {("paths", "README.md")}
+# (check, page) pairs expected to fail until a rewrite lands (none now).
+PENDING: set[tuple[str, str]] = set()
 PLACEHOLDER = re.compile(r"[<>…*${}]")
 
 
