@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import json
 import os
@@ -350,12 +351,11 @@ def killed_and_resumed(tmp_path):
     process = background_popen(
         command, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
-    reference = background_popen(  # the uninterrupted run, alongside
-        _command(straight, data_dir),
-        env=_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+    # The uninterrupted run, alongside, forked from the fork server (no test
+    # kills it: no TensorFlow import of its own).
+    pool = concurrent.futures.ThreadPoolExecutor(1)
+    reference = pool.submit(
+        fork_run, _command(straight, data_dir), timeout=300, env=_env()
     )
     # Kill once epoch 1 is backed up and its checkpoint written: the run is
     # then in (or about to start) epoch 2.
@@ -372,8 +372,9 @@ def killed_and_resumed(tmp_path):
         "epochs_done": completed_epochs(killed / "backup"),
         "model_after_kill": (killed / "model.keras").exists(),
     }
-    _, errors = reference.communicate(timeout=300)
-    assert reference.returncode == 0, errors[-3000:]
+    straight_run = reference.result(timeout=300)
+    pool.shutdown()
+    assert straight_run.returncode == 0, straight_run.stderr[-3000:]
 
     _run(command)  # the same command again
     seen["record"] = {
