@@ -93,27 +93,10 @@ def _run_flags(out: pathlib.Path, data_dir: pathlib.Path, *extra: str) -> list[s
     ]
 
 
-def _start_workers(out, data_dir, tmp, *extra) -> list[subprocess.Popen]:
-    command = _run_flags(out, data_dir, "--distribution=multi_worker", *extra)
-    processes = []
-    for i, tf_config in enumerate(_tf_configs(2)):
-        log = open(f"{out}.worker{i}.log", "w")
-        processes.append(
-            background_popen(
-                command,
-                env=_env(tmp / f"worker{i}", tf_config),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
-        )
-    return processes
-
-
 def _run_workers(out, data_dir, tmp, *extra) -> list[int]:
-    """`_wait(_start_workers(...))` for workers no test kills: each forked from
-    conftest's fork server (one thread each, at once), its output written to
-    the same log file afterwards; their exit statuses."""
+    """Two workers no test kills: each forked from conftest's fork server (one
+    thread each, at once), its output written to `{out}.worker{i}.log`
+    afterwards; their exit statuses."""
     command = _run_flags(out, data_dir, "--distribution=multi_worker", *extra)
 
     def run(i_and_tf_config):
@@ -129,19 +112,6 @@ def _run_workers(out, data_dir, tmp, *extra) -> list[int]:
 
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
         return list(pool.map(run, enumerate(_tf_configs(2))))
-
-
-def _wait(processes, timeout_s=TIMEOUT_S) -> list[int]:
-    deadline = time.monotonic() + timeout_s
-    codes = []
-    for process in processes:
-        try:
-            codes.append(process.wait(timeout=max(1.0, deadline - time.monotonic())))
-        except subprocess.TimeoutExpired:
-            for p in processes:
-                p.kill()
-            raise
-    return codes
 
 
 def _log(out: pathlib.Path, worker: int) -> str:
@@ -192,28 +162,54 @@ def killed(cluster_runs):
 
 
 def _killed(root, data_dir):
-    """Two workers; worker 1 SIGKILLed during epoch 2; then both restarted."""
+    """Two workers; worker 1 SIGKILLed during epoch 2; then both restarted.
+
+    The chief is forked from conftest's fork server (in a thread); worker 1,
+    which the test kills, is a process of its own."""
     out = root / "killed"
     tmp = root / "tmp_killed"
-    processes = _start_workers(out, data_dir, tmp, "--noevaluate", "--noexport")
+    extra = ("--noevaluate", "--noexport")
+    command = _run_flags(out, data_dir, "--distribution=multi_worker", *extra)
+    chief_config, worker_config = _tf_configs(2)
+    pool = concurrent.futures.ThreadPoolExecutor(1)
+    chief = pool.submit(
+        fork_run,
+        command,
+        timeout=TIMEOUT_S,
+        env=_env(tmp / "worker0", chief_config),
+        stderr=subprocess.STDOUT,
+    )
+    with open(f"{out}.worker1.log", "w") as log:
+        worker = background_popen(
+            command,
+            env=_env(tmp / "worker1", worker_config),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
     metadata = out / "backup" / "training_metadata.json"
     deadline = time.monotonic() + TIMEOUT_S
-    while time.monotonic() < deadline and processes[1].poll() is None:
+    while time.monotonic() < deadline and worker.poll() is None:
         if metadata.exists() and json.loads(metadata.read_text() or "{}").get("epoch"):
             break
         time.sleep(0.05)
-    processes[1].send_signal(signal.SIGKILL)
+    worker.send_signal(signal.SIGKILL)
     start = time.monotonic()
-    codes = _wait(processes, timeout_s=180)
+    try:
+        worker_code = worker.wait(timeout=180)
+        chief_result = chief.result(timeout=max(1.0, 180 - (time.monotonic() - start)))
+    finally:
+        pool.shutdown(wait=False)
     chief_seconds = time.monotonic() - start
+    pathlib.Path(f"{out}.worker0.log").write_text(chief_result.stdout)
     first = {
-        "codes": codes,
+        "codes": [chief_result.returncode, worker_code],
         "chief_seconds": chief_seconds,
         "chief_log": _log(out, 0),
         "epochs_backed_up": json.loads(metadata.read_text())["epoch"],
         "model_written": (out / "model.keras").exists(),
     }
-    codes = _run_workers(out, data_dir, tmp, "--noevaluate", "--noexport")
+    codes = _run_workers(out, data_dir, tmp, *extra)
     assert codes == [0, 0], (_log(out, 0), _log(out, 1))
     return out, first
 
