@@ -102,8 +102,11 @@ def documented_nss() -> float:
 
 
 @pytest.mark.slow
-def test_osie_test_nss_is_the_documented_one(predictor, osie_dir):
+def test_osie_test_nss_is_the_documented_one(predictor, osie_dir, real_osie_build):
     """The model row's NSS of `aesthal evaluate` on the OSIE test split.
+
+    The data set is the session's one build of the real files
+    (conftest.real_osie_build), which tests/datasets/test_osie.py checks.
 
     The same prediction pass as `report.evaluate` (`report.predict_split`),
     scored with the NSS it uses, `saliency.nss` per image against the binary
@@ -117,7 +120,8 @@ def test_osie_test_nss_is_the_documented_one(predictor, osie_dir):
     from aesthal.evaluation import report
     from aesthal.metrics import saliency
 
-    data = DataConfig(dataset="osie", manual_dir=str(osie_dir))
+    data_dir, _ = real_osie_build
+    data = DataConfig(dataset="osie", data_dir=str(data_dir), manual_dir=str(osie_dir))
     _, pairs = report.predict_split(predictor, data, data.test_split)
     scores = []
     for example, prediction in pairs:

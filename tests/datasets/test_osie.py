@@ -1,13 +1,10 @@
 """Tests for the `osie` builder: dummy data in the real format, and the real files."""
 
 import hashlib
-import json
-import sys
 
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
-from conftest import OSIE_DIR, background_fixture, fork_run
 
 from aesthal.datasets.osie import osie_dataset_builder, record_checksums
 
@@ -157,61 +154,6 @@ def test_missing_files_are_all_listed(tmp_path):
     assert "data/stimuli" in message and "data/stimuli/*.jpg" in message
     assert "3 expected path(s) missing" in message
     assert "osie downloads its files automatically" in message
-
-
-_REAL_BUILD = r"""
-import json, sys, time
-import numpy as np
-import tensorflow_datasets as tfds
-from aesthal.datasets.osie import osie_dataset_builder
-
-start = time.perf_counter()
-builder = osie_dataset_builder.Builder(data_dir=sys.argv[1])
-builder.download_and_prepare(
-    download_config=tfds.download.DownloadConfig(manual_dir=sys.argv[2])
-)
-seconds = time.perf_counter() - start
-skipped = {split: c.skipped for split, c in builder.skip_counters.items()}
-# Read back, per example: what the test checks.
-examples, first = [], None
-for split in ("train", "test"):
-    for ex in tfds.as_numpy(builder.as_dataset(split=split, shuffle_files=False)):
-        observers = ex["fixations/observer"]
-        examples.append({
-            "fixations": ex["fixations"].shape[0],
-            "observers_shape": list(observers.shape),
-            "observers_sorted": bool(np.all(np.diff(observers) >= 0)),
-            "observers_max": int(observers.max()),
-            "image_shape": list(ex["image"].shape),
-            "fixation_map_shape": list(ex["fixation_map"].shape),
-        })
-        if ex["image/filename"] == b"1001.jpg":
-            first = ex["fixations"][0].tolist()
-splits = {s: builder.info.splits[s].num_examples for s in ("train", "test")}
-print(json.dumps({
-    "seconds": seconds, "skipped": skipped, "splits": splits,
-    "examples": examples, "first_fixation": first,
-}))
-"""
-
-
-@background_fixture
-def real_osie_build(tmp_path):
-    """The real OSIE files built into a TFDS folder and read back, in a process
-    of its own in the background from the session's start
-    (conftest.background_fixture): `(data_dir, {"seconds", "skipped" and
-    "splits" (sizes) per split, "examples" (each one's counts and shapes, in
-    order), "first_fixation" (1001.jpg's)})`; None without the data (the test
-    skips on `osie_dir` first)."""
-    if not (OSIE_DIR / "data" / "eye" / "fixations.mat").exists():
-        return None
-    result = fork_run(  # forked from conftest's fork server
-        [sys.executable, "-c", _REAL_BUILD, str(tmp_path), str(OSIE_DIR)],
-        timeout=900,
-        cwd=tmp_path,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return tmp_path, json.loads(result.stdout.strip().splitlines()[-1])
 
 
 @pytest.mark.real_data
