@@ -142,6 +142,26 @@ def _settings() -> dict:
     }
 
 
+def _specs(settings: dict, spec_class: type) -> list:
+    """One `benchmarks.BenchSpec` per trunk; a bad value is a flag error."""
+    try:
+        return [
+            spec_class(
+                trunk,
+                size,
+                settings["batch_size"],
+                settings["steps"],
+                rounds=settings["rounds"],
+                warmup=settings["warmup"],
+            )
+            for trunk, size in settings["trunks"]
+        ]
+    except ValueError as error:  # "BenchSpec.<field> must be ...": name the flag
+        field = str(error).split("BenchSpec.", 1)[-1].split(" ", 1)[0]
+        flag = {"backbone": "trunks", "input_size": "input_sizes"}.get(field, field)
+        raise app.UsageError(f"--{flag}: {error}") from error
+
+
 def _scaled(size: tuple[int, int], scale: float) -> tuple[int, int]:
     return tuple(max(32, int(round(v * scale / 8)) * 8) for v in size)
 
@@ -157,12 +177,7 @@ def main(argv):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import benchmarks as bench  # experiments/benchmarks.py, beside this file
 
-    common = {
-        "steps": settings["steps"],
-        "rounds": settings["rounds"],
-        "warmup": settings["warmup"],
-    }
-    batch = settings["batch_size"]
+    specs = _specs(settings, bench.BenchSpec)
     results: dict = {"machine": bench.machine_info(), "settings": settings}
     rows: list[tuple[str, str, str, str]] = []
     start = time.perf_counter()
@@ -173,12 +188,12 @@ def main(argv):
         rows.append(
             ("matmul peak", "-", f"{peak['flops_per_s'] / 1e9:.1f} GFLOP/s", "-")
         )
-    for trunk, size in settings["trunks"]:
-        key = f"{trunk}@{size[0]}x{size[1]}"
+    for spec in specs:
+        key, size, common = spec.key, spec.input_size, spec.timing
         out = results.setdefault(key, {})
-        logging.info("benchmarking %s", key)
+        logging.info("benchmarking %s", spec.describe())
         if "overhead" in settings["parts"]:
-            r = bench.step_overhead(trunk, size, batch, **common)
+            r = bench.step_overhead(*spec.model_args, **common)
             out["step_overhead"] = r
             rows.append(
                 (
@@ -194,9 +209,7 @@ def main(argv):
                 r = bench.pipeline_stall(
                     _DATASET.value,
                     _DATA_DIR.value,
-                    trunk,
-                    size,
-                    batch,
+                    *spec.model_args,
                     cache=cache,
                     **common,
                 )
@@ -211,7 +224,7 @@ def main(argv):
                     )
                 )
         if "flops" in settings["parts"]:
-            r = bench.compute_efficiency(trunk, size, batch, peak=peak, **common)
+            r = bench.compute_efficiency(*spec.model_args, peak=peak, **common)
             out["compute_efficiency"] = r
             rows.append(
                 (
@@ -224,11 +237,11 @@ def main(argv):
             )
         if "serving" in settings["parts"]:
             r = bench.serving(
-                trunk,
+                spec.backbone,
                 size,
                 settings["serving_batches"],
-                calls=settings["steps"],
-                rounds=settings["rounds"],
+                calls=spec.steps,
+                rounds=spec.rounds,
             )
             out["serving"] = r
             for b in settings["serving_batches"]:
@@ -244,14 +257,14 @@ def main(argv):
                 )
         if "growth" in settings["parts"]:
             sizes = [_scaled(size, s) for s in settings["growth_scales"]]
-            r = bench.cost_growth(trunk, sizes, batch, **common)
+            r = bench.cost_growth(spec.backbone, sizes, spec.batch_size, **common)
             out["cost_growth"] = r
             rel = ", ".join(
                 f"{k}: {v:.2f}" for k, v in r["relative_to_smallest"].items()
             )
             rows.append((key, "step time ~ pixels^p", f"p = {r['exponent']:.2f}", rel))
         if "xla" in settings["parts"]:
-            r = bench.xla(trunk, size, batch, **common)
+            r = bench.xla(*spec.model_args, **common)
             out["xla"] = r
             rows.append(
                 (
@@ -263,7 +276,7 @@ def main(argv):
                 )
             )
         if "spe" in settings["parts"]:
-            r = bench.steps_per_execution(trunk, size, batch, **common)
+            r = bench.steps_per_execution(*spec.model_args, **common)
             out["steps_per_execution"] = r
             rows.append(
                 (
@@ -275,7 +288,7 @@ def main(argv):
             )
         if "balancing" in settings["parts"]:
             r = bench.balancing_overhead(
-                trunk, size, batch, methods=settings["loss_weightings"], **common
+                *spec.model_args, methods=settings["loss_weightings"], **common
             )
             out["balancing"] = r
             for method, ratio in r["methods"].items():
@@ -293,12 +306,10 @@ def main(argv):
                 )
         if "threads" in settings["parts"]:
             r = bench.thread_settings(
-                trunk,
-                size,
-                batch,
+                *spec.model_args,
                 settings["threads"],
-                steps=settings["steps"],
-                rounds=settings["rounds"],
+                steps=spec.steps,
+                rounds=spec.rounds,
             )
             out["threads"] = r
             rows.append(
@@ -313,7 +324,7 @@ def main(argv):
             )
         if "cache" in settings["parts"]:
             r = bench.cached_features(
-                trunk, size, batch, frozen_up_to=_FROZEN_UP_TO.value, **common
+                *spec.model_args, frozen_up_to=_FROZEN_UP_TO.value, **common
             )
             out["cached_features"] = r
             rows.append(
@@ -327,7 +338,7 @@ def main(argv):
                 )
             )
         if "memory" in settings["parts"]:
-            r = bench.peak_rss(trunk, size, batch)
+            r = bench.peak_rss(*spec.model_args)
             out["peak_rss"] = r
             rows.append(
                 (

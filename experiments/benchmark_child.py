@@ -3,6 +3,8 @@
     python experiments/benchmark_child.py '{"backbone": "tiny", "input_size": [96, 128],
         "batch_size": 8, "steps": 3, "rounds": 1, "warmup": 1, "threads": null}'
 
+The JSON is a `benchmarks.BenchSpec`'s fields plus `threads`.
+
 Prints one line `RESULT {json}`: peak and after-import resident memory (MiB)
 and the per-round step times. TensorFlow fixes its thread pools at start-up, and
 peak memory is per process: hence a process per measurement.
@@ -32,12 +34,14 @@ def main(args: dict) -> None:
         configure_threads(*args["threads"])
     import benchmarks as b
 
-    size = tuple(args["input_size"])
+    spec = b.BenchSpec(**{k: v for k, v in args.items() if k != "threads"})
     rss0 = _current_rss_kib()
-    model = b.build_aesthal(args["backbone"], size)
-    ds = b.in_memory_dataset(b.random_batches(size, args["batch_size"], count=2))
-    runner = b._Runner(model, ds, args["warmup"])
-    times = [runner.block(args["steps"]) for _ in range(args["rounds"])]
+    model = b.build_aesthal(spec.backbone, spec.input_size)
+    ds = b.in_memory_dataset(
+        b.random_batches(spec.input_size, spec.batch_size, count=2)
+    )
+    runner = b._Runner(model, ds, spec.warmup)
+    times = [runner.block(spec.steps) for _ in range(spec.rounds)]
     result = {
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "rss_after_import_mib": rss0 / 1024,

@@ -38,6 +38,7 @@ does per step (minus callbacks).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pathlib
@@ -420,6 +421,84 @@ def interleaved(
         for name, timer in timers.items():
             out[name].append(timer(steps))
     return out
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchSpec:
+    """One timed setup: which model, what it trains on, how it is timed.
+
+    `bench.py` builds one per `--trunks` entry and `scaling_bench.py` one per
+    run; the measurements below still take the values as arguments, which
+    `model_args` and `timing` hand over.
+
+    Attributes:
+        backbone: Trunk name (`ModelConfig.backbone`), e.g. "tiny".
+        input_size: `(height, width)` of the training images, positive ints.
+        batch_size: Images per training step, >= 1.
+        steps: Timed steps per block, >= 1.
+        rounds: Interleaved rounds (A B A B ...), >= 1.
+        warmup: Untimed steps after tracing, >= 0 (0 still runs the one
+            tracing step).
+
+    Raises:
+        ValueError: A field is out of range; the message names the field.
+    """
+
+    backbone: str
+    input_size: tuple[int, int]
+    batch_size: int
+    steps: int
+    rounds: int = 1
+    warmup: int = 2
+
+    def __post_init__(self):
+        if not isinstance(self.backbone, str) or not self.backbone:
+            raise ValueError(
+                f"BenchSpec.backbone must be a trunk name, got {self.backbone!r}."
+            )
+        size = tuple(self.input_size)
+        if len(size) != 2 or not all(_is_int(v) and v >= 1 for v in size):
+            raise ValueError(
+                "BenchSpec.input_size must be (height, width), two positive ints, "
+                f"got {self.input_size!r}."
+            )
+        object.__setattr__(self, "input_size", (int(size[0]), int(size[1])))
+        for name, least in (("batch_size", 1), ("steps", 1), ("rounds", 1)):
+            value = getattr(self, name)
+            if not _is_int(value) or value < least:
+                raise ValueError(
+                    f"BenchSpec.{name} must be a positive int, got {value!r}."
+                )
+        if not _is_int(self.warmup) or self.warmup < 0:
+            raise ValueError(
+                f"BenchSpec.warmup must be an int >= 0, got {self.warmup!r}."
+            )
+
+    @property
+    def key(self) -> str:
+        """`backbone@HxW`, the name of this setup in `bench.py`'s JSON and table."""
+        return f"{self.backbone}@{self.input_size[0]}x{self.input_size[1]}"
+
+    @property
+    def model_args(self) -> tuple[str, tuple[int, int], int]:
+        """`(backbone, input_size, batch_size)`, the measurements' first arguments."""
+        return self.backbone, self.input_size, self.batch_size
+
+    @property
+    def timing(self) -> dict[str, int]:
+        """`{"steps", "rounds", "warmup"}`, the measurements' keyword arguments."""
+        return {"steps": self.steps, "rounds": self.rounds, "warmup": self.warmup}
+
+    def describe(self) -> str:
+        """One line, e.g. `tiny@96x128, batch 16: 4 rounds x 5 steps, 2 warm-up`."""
+        return (
+            f"{self.key}, batch {self.batch_size}: {self.rounds} rounds x "
+            f"{self.steps} steps, {self.warmup} warm-up"
+        )
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)
 
 
 def _ratio_summary(candidate: list[float], baseline: list[float]) -> dict[str, Any]:
@@ -886,16 +965,8 @@ def peak_rss(
     model build, tracing, `warmup + steps` steps) and `rss_after_import_mib`
     (the resident size right after importing TensorFlow and aesthal).
     """
-    result = _run_child(
-        {
-            "backbone": backbone,
-            "input_size": list(input_size),
-            "batch_size": batch_size,
-            "steps": steps,
-            "rounds": 1,
-            "warmup": warmup,
-        }
-    )
+    spec = BenchSpec(backbone, input_size, batch_size, steps, rounds=1, warmup=warmup)
+    result = _run_child(dataclasses.asdict(spec))
     result.pop("step_s")
     result.update(
         {"backbone": backbone, "input_size": list(input_size), "batch_size": batch_size}
@@ -918,6 +989,7 @@ def thread_settings(
     `rounds` blocks of `steps`; `None` is TF's default (0, 0). Returns each
     setting's median step time and its ratio to the default.
     """
+    spec = BenchSpec(backbone, input_size, batch_size, steps, rounds=rounds, warmup=2)
     times: dict[str, list[float]] = {}
     for _ in range(repeats):
         for setting in settings:
@@ -926,12 +998,7 @@ def thread_settings(
             )
             child = _run_child(
                 {
-                    "backbone": backbone,
-                    "input_size": list(input_size),
-                    "batch_size": batch_size,
-                    "steps": steps,
-                    "rounds": rounds,
-                    "warmup": 2,
+                    **dataclasses.asdict(spec),
                     "threads": None if setting is None else list(setting),
                 }
             )

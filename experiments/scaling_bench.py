@@ -37,6 +37,32 @@ _ROLE = flags.DEFINE_enum(
 )
 
 
+_WARMUP_STEPS = 3  # untimed `fit` steps (tracing) before the timed ones
+
+
+def _spec():
+    """The flags as one `benchmarks.BenchSpec` (one round; a bad value: flag error).
+
+    Imported here, not at the top: `benchmarks` imports TensorFlow, and a
+    worker must set its thread pools before that runtime starts.
+    """
+    from benchmarks import BenchSpec  # experiments/benchmarks.py, beside this file
+
+    try:
+        return BenchSpec(
+            _BACKBONE.value,
+            (_HEIGHT.value, _WIDTH.value),
+            _BATCH.value,
+            _STEPS.value,
+            rounds=1,
+            warmup=_WARMUP_STEPS,
+        )
+    except ValueError as error:  # "BenchSpec.<field> must be ...": name the flag
+        field = str(error).split("BenchSpec.", 1)[-1].split(" ", 1)[0]
+        flag = {"input_size": "input_height/--input_width"}.get(field, field)
+        raise app.UsageError(f"--{flag}: {error}") from error
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -59,8 +85,8 @@ def _measure(threads: int, multi_worker: bool) -> dict:
 
     import aesthal
 
-    size = (_HEIGHT.value, _WIDTH.value)
-    batch = _BATCH.value
+    spec = _spec()
+    size, batch = spec.input_size, spec.batch_size
     rng = np.random.default_rng(0)
     images = rng.uniform(0, 255, (batch, *size, 3)).astype("float32")
     targets = {
@@ -74,17 +100,18 @@ def _measure(threads: int, multi_worker: bool) -> dict:
     with strategy.scope():
         model = aesthal.Trainer(
             aesthal.build_model(
-                aesthal.ModelConfig(backbone=_BACKBONE.value, input_size=size)
+                aesthal.ModelConfig(backbone=spec.backbone, input_size=size)
             )
         )
         model.compile(jit_compile=False)
-    model.fit(dataset, epochs=1, steps_per_epoch=3, verbose=0)  # warm-up, trace
+    # warm-up, trace
+    model.fit(dataset, epochs=1, steps_per_epoch=spec.warmup, verbose=0)
     start = time.perf_counter()
-    model.fit(dataset, epochs=1, steps_per_epoch=_STEPS.value, verbose=0)
+    model.fit(dataset, epochs=1, steps_per_epoch=spec.steps, verbose=0)
     seconds = time.perf_counter() - start
     result = {
-        "images_per_s": batch * _STEPS.value / seconds,
-        "step_s": seconds / _STEPS.value,
+        "images_per_s": batch * spec.steps / seconds,
+        "step_s": seconds / spec.steps,
         "weights": int(sum(np.prod(v.shape) for v in model.trainable_variables)),
     }
     if multi_worker:
@@ -114,9 +141,9 @@ def _measure(threads: int, multi_worker: bool) -> dict:
         ):
             function()  # trace
             start = time.perf_counter()
-            for _ in range(_STEPS.value):
+            for _ in range(spec.steps):
                 function()
-            result[name] = (time.perf_counter() - start) / _STEPS.value
+            result[name] = (time.perf_counter() - start) / spec.steps
     return result
 
 
@@ -151,6 +178,7 @@ def main(argv: list[str]) -> None:
     if _ROLE.value == "worker":
         print("RESULT" + json.dumps(_measure(threads=1, multi_worker=True)))
         return
+    spec = _spec()  # checked before any worker starts
     single = _result(_child("single", None, 2))
     cluster = {"worker": [f"127.0.0.1:{_free_port()}" for _ in range(2)]}
     workers = [
@@ -168,9 +196,9 @@ def main(argv: list[str]) -> None:
     print(
         json.dumps(
             {
-                "backbone": _BACKBONE.value,
-                "input_size": [_HEIGHT.value, _WIDTH.value],
-                "global_batch": _BATCH.value,
+                "backbone": spec.backbone,
+                "input_size": list(spec.input_size),
+                "global_batch": spec.batch_size,
                 "weights": single["weights"],
                 "one_process_2_threads_images_per_s": round(single["images_per_s"], 1),
                 "two_workers_1_thread_images_per_s": round(two, 1),

@@ -5,8 +5,13 @@ hand-worked FLOP counts, the exponent fit, the loss equivalence of the plain
 Keras baseline, and that each measurement returns real, positive numbers.
 """
 
+import dataclasses
+import json
 import math
+import os
 import pathlib
+import re
+import subprocess
 import sys
 
 import keras
@@ -108,6 +113,61 @@ def test_random_batches_follow_the_data_contract():
     np.testing.assert_allclose(targets["saliency"].sum(axis=(1, 2, 3)), 1, rtol=1e-5)
     np.testing.assert_array_equal(weights["aesthetics"], [1, 1, 1, 0])
     assert targets["aesthetics"][-1].sum() == 0 and targets["aesthetics"][0].sum() > 0
+
+
+def test_bench_spec_describes_itself_and_feeds_the_measurements():
+    spec = bench.BenchSpec("tiny", [96, 128], 16, 5, rounds=4, warmup=2)
+    assert spec.input_size == (96, 128)  # a JSON list becomes a tuple
+    assert spec.key == "tiny@96x128"
+    assert spec.describe() == "tiny@96x128, batch 16: 4 rounds x 5 steps, 2 warm-up"
+    assert spec.model_args == ("tiny", (96, 128), 16)
+    assert spec.timing == {"steps": 5, "rounds": 4, "warmup": 2}
+    # benchmark_child.py rebuilds the spec from the JSON its parent sends.
+    sent = json.loads(json.dumps({**dataclasses.asdict(spec), "threads": None}))
+    sent.pop("threads")
+    assert bench.BenchSpec(**sent) == spec
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        spec.steps = 6
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("batch_size", 0, "BenchSpec.batch_size must be a positive int, got 0"),
+        ("steps", -1, "BenchSpec.steps must be a positive int, got -1"),
+        ("rounds", 2.0, "BenchSpec.rounds must be a positive int, got 2.0"),
+        ("warmup", -1, "BenchSpec.warmup must be an int >= 0, got -1"),
+        ("input_size", (96, 0), "BenchSpec.input_size must be"),
+        ("input_size", (96,), "BenchSpec.input_size must be"),
+        ("backbone", "", "BenchSpec.backbone must be"),
+    ],
+)
+def test_bench_spec_names_the_bad_field(field, value, message):
+    good = {
+        "backbone": "tiny",
+        "input_size": (32, 32),
+        "batch_size": 2,
+        "steps": 1,
+        "rounds": 1,
+        "warmup": 0,
+    }
+    bench.BenchSpec(**good)  # warm-up 0 is allowed
+    with pytest.raises(ValueError, match=re.escape(message)):
+        bench.BenchSpec(**{**good, field: value})
+
+
+@pytest.mark.slow
+def test_bench_script_reports_a_bad_spec_as_a_flag_error():
+    script = pathlib.Path(bench.__file__).with_name("bench.py")
+    proc = subprocess.run(
+        [sys.executable, str(script), "--steps=0", "--parts=memory"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES=""),
+    )
+    assert proc.returncode != 0
+    assert "--steps: BenchSpec.steps must be a positive int, got 0" in proc.stderr
 
 
 def test_configure_threads_checks_and_reports():
