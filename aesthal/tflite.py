@@ -37,6 +37,7 @@ from tensorflow.python.framework.convert_to_constants import (
 )
 
 from aesthal import export
+from aesthal.config import SCORES
 from aesthal.models.aesthal_model import AesthalModel
 
 
@@ -146,5 +147,7 @@ class TFLitePredictor:
         if "aesthetics" in outputs:
             aesthetics = np.asarray(outputs["aesthetics"][0], np.float32)
             result["aesthetics"] = aesthetics
-            result["aesthetics_mean"] = np.float32(aesthetics @ np.arange(1, 11))
+            result["aesthetics_mean"] = np.float32(
+                aesthetics @ np.asarray(SCORES, np.float32)
+            )
         return result
